@@ -515,6 +515,9 @@ static int worker_setup(worker *w) {
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   g_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  /* relay-style env as defaults: lets run.sh be smoke-tested with RELAY_BIN=upstream */
+  if (getenv("LISTEN_PORT")) g_port = atoi(getenv("LISTEN_PORT"));
+  if (getenv("WORKERS")) g_threads = atoi(getenv("WORKERS"));
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--port") && i + 1 < argc) g_port = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--threads") && i + 1 < argc) g_threads = atoi(argv[++i]);
