@@ -1,0 +1,25 @@
+#include "config.h"
+
+#include <string.h>
+
+/* Defaults suit LLM servers: a model may think for minutes before its first
+ * byte, so the idle timeout is generous while connect stays short. */
+void relay_config_defaults(relay_config_t *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  strcpy(cfg->listen_addr, "0.0.0.0");
+  cfg->listen_port = 8080;
+  cfg->connect_timeout_ms = 10 * 1000;
+  cfg->header_timeout_ms = 30 * 1000;
+  cfg->idle_timeout_ms = 600 * 1000;
+  cfg->keepalive_timeout_ms = 75 * 1000;
+  cfg->shutdown_timeout_ms = 30 * 1000;
+  cfg->max_header_size = 64 * 1024;
+  cfg->max_body_buffer = 16 * 1024 * 1024;
+  cfg->workers = 0;
+}
+
+int relay_config_find_upstream(const relay_config_t *cfg, const char *name) {
+  for (size_t i = 0; i < cfg->nupstreams; i++)
+    if (strcmp(cfg->upstreams[i].name, name) == 0) return (int)i;
+  return -1;
+}

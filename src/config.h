@@ -1,0 +1,38 @@
+/* The configuration a script produces: where to listen, the named upstreams,
+ * limits and timeouts. Filled by lua_api.c, read-only once serving starts. */
+#ifndef RELAY_CONFIG_H
+#define RELAY_CONFIG_H
+
+#include <stddef.h>
+
+#define RELAY_MAX_UPSTREAMS 32
+#define RELAY_NAME_MAX 64
+#define RELAY_HOST_MAX 256
+
+typedef struct relay_upstream_cfg_s {
+  char name[RELAY_NAME_MAX];
+  char host[RELAY_HOST_MAX];
+  int port;
+} relay_upstream_cfg_t;
+
+typedef struct relay_config_s {
+  char listen_addr[RELAY_HOST_MAX];
+  int listen_port;
+  relay_upstream_cfg_t upstreams[RELAY_MAX_UPSTREAMS];
+  size_t nupstreams;
+  /* Timeouts in milliseconds. */
+  unsigned long connect_timeout_ms;
+  unsigned long header_timeout_ms;
+  unsigned long idle_timeout_ms;
+  unsigned long keepalive_timeout_ms;
+  unsigned long shutdown_timeout_ms;
+  size_t max_header_size;
+  size_t max_body_buffer; /* request bodies a route asks to see, and JSON bodies rewritten */
+  int workers;            /* 0 = number of CPUs */
+} relay_config_t;
+
+void relay_config_defaults(relay_config_t *cfg);
+/* Index of the upstream called name, or -1. */
+int relay_config_find_upstream(const relay_config_t *cfg, const char *name);
+
+#endif

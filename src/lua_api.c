@@ -1,0 +1,313 @@
+/* The `relay` module that scripts see, and script loading. A script declares
+ * the listener, named upstreams, settings and routes; the C core reads the
+ * result from relay_script_t. Errors raised here name the caller's line. */
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embedded_lua.h"
+#include "log.h"
+#include "lua_api.h"
+#include "script.h"
+
+#define RELAY_SCRIPT_KEY "relay.script"
+
+relay_script_t *relay_lua_script(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, RELAY_SCRIPT_KEY);
+  relay_script_t *s = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return s;
+}
+
+/* Reads an optional integer field within [lo, hi]; raises a clear error. */
+static lua_Integer opt_int_field(lua_State *L, int t, const char *key, lua_Integer def,
+                                 lua_Integer lo, lua_Integer hi) {
+  lua_getfield(L, t, key);
+  lua_Integer v = def;
+  if (!lua_isnil(L, -1)) {
+    int ok;
+    v = lua_tointegerx(L, -1, &ok);
+    if (!ok || v < lo || v > hi)
+      luaL_error(L, "%s must be an integer from %I to %I", key, (LUAI_UACINT)lo, (LUAI_UACINT)hi);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static const char *opt_str_field(lua_State *L, int t, const char *key, const char *def) {
+  lua_getfield(L, t, key);
+  const char *v = def;
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s must be a string", key);
+    v = lua_tostring(L, -1);
+  }
+  lua_pop(L, 1);
+  return v; /* still referenced by the table */
+}
+
+/* Seconds (may be fractional) to milliseconds; negative is an error. */
+static unsigned long opt_seconds_field(lua_State *L, int t, const char *key, unsigned long def_ms) {
+  lua_getfield(L, t, key);
+  unsigned long v = def_ms;
+  if (!lua_isnil(L, -1)) {
+    int ok;
+    lua_Number n = lua_tonumberx(L, -1, &ok);
+    if (!ok || n < 0 || n > 86400.0 * 365) luaL_error(L, "%s must be a number of seconds >= 0", key);
+    v = (unsigned long)(n * 1000.0 + 0.5);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static void copy_bounded(lua_State *L, char *dst, size_t cap, const char *src, const char *what) {
+  size_t n = strlen(src);
+  if (n == 0 || n >= cap) luaL_error(L, "%s must be 1 to %d characters", what, (int)cap - 1);
+  memcpy(dst, src, n + 1);
+}
+
+/* relay.listen{addr = "0.0.0.0", port = 8080} */
+static int l_listen(lua_State *L) {
+  relay_script_t *s = relay_lua_script(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const char *addr = opt_str_field(L, 1, "addr", s->cfg.listen_addr);
+  char tmp[RELAY_HOST_MAX];
+  copy_bounded(L, tmp, sizeof tmp, addr, "listen addr");
+  struct sockaddr_in6 a6;
+  struct sockaddr_in a4;
+  if (uv_ip4_addr(tmp, 0, &a4) != 0 && uv_ip6_addr(tmp, 0, &a6) != 0)
+    return luaL_error(L, "listen addr '%s' is not an IPv4 or IPv6 address", tmp);
+  strcpy(s->cfg.listen_addr, tmp);
+  s->cfg.listen_port = (int)opt_int_field(L, 1, "port", s->cfg.listen_port, 1, 65535);
+  return 0;
+}
+
+/* relay.upstream{name = "default", host = "127.0.0.1", port = 1234}: returns the name. */
+static int l_upstream(lua_State *L) {
+  relay_script_t *s = relay_lua_script(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const char *name = opt_str_field(L, 1, "name", "default");
+  const char *host = opt_str_field(L, 1, "host", NULL);
+  if (!host) return luaL_error(L, "upstream '%s' needs a host", name);
+  lua_getfield(L, 1, "port");
+  if (lua_isnil(L, -1)) return luaL_error(L, "upstream '%s' needs a port", name);
+  lua_pop(L, 1);
+  int port = (int)opt_int_field(L, 1, "port", 0, 1, 65535);
+  int idx = relay_config_find_upstream(&s->cfg, name);
+  if (idx < 0) {
+    if (s->cfg.nupstreams == RELAY_MAX_UPSTREAMS)
+      return luaL_error(L, "too many upstreams (at most %d)", RELAY_MAX_UPSTREAMS);
+    idx = (int)s->cfg.nupstreams++;
+  }
+  relay_upstream_cfg_t *u = &s->cfg.upstreams[idx];
+  copy_bounded(L, u->name, sizeof u->name, name, "upstream name");
+  copy_bounded(L, u->host, sizeof u->host, host, "upstream host");
+  if (u->host[0] == '[') { /* accept "[::1]" as well as "::1" */
+    size_t n = strlen(u->host);
+    if (u->host[n - 1] != ']') return luaL_error(L, "upstream host '%s' is malformed", host);
+    memmove(u->host, u->host + 1, n - 2);
+    u->host[n - 2] = 0;
+  }
+  u->port = port;
+  lua_pushstring(L, u->name);
+  return 1;
+}
+
+/* relay.settings{connect_timeout = 10, ...}: timeouts in seconds. */
+static int l_settings(lua_State *L) {
+  relay_script_t *s = relay_lua_script(L);
+  relay_config_t *c = &s->cfg;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  static const char *const known[] = {"connect_timeout", "header_timeout", "idle_timeout",
+                                      "keepalive_timeout", "shutdown_timeout", "max_header_size",
+                                      "max_body_buffer", "workers", "log_level", NULL};
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    int ok = 0;
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (const char *const *k = known; *k; k++) ok |= strcmp(*k, lua_tostring(L, -1)) == 0;
+    if (!ok) return luaL_error(L, "unknown setting '%s'", luaL_tolstring(L, -1, NULL));
+  }
+  c->connect_timeout_ms = opt_seconds_field(L, 1, "connect_timeout", c->connect_timeout_ms);
+  c->header_timeout_ms = opt_seconds_field(L, 1, "header_timeout", c->header_timeout_ms);
+  c->idle_timeout_ms = opt_seconds_field(L, 1, "idle_timeout", c->idle_timeout_ms);
+  c->keepalive_timeout_ms = opt_seconds_field(L, 1, "keepalive_timeout", c->keepalive_timeout_ms);
+  c->shutdown_timeout_ms = opt_seconds_field(L, 1, "shutdown_timeout", c->shutdown_timeout_ms);
+  c->max_header_size = (size_t)opt_int_field(L, 1, "max_header_size", (lua_Integer)c->max_header_size,
+                                             1024, 16 * 1024 * 1024);
+  c->max_body_buffer = (size_t)opt_int_field(L, 1, "max_body_buffer", (lua_Integer)c->max_body_buffer,
+                                             1024, (lua_Integer)1 << 32);
+  c->workers = (int)opt_int_field(L, 1, "workers", c->workers, 0, 256);
+  const char *level = opt_str_field(L, 1, "log_level", NULL);
+  if (level) {
+    relay_log_level_t lv;
+    if (relay_log_parse_level(level, &lv))
+      return luaL_error(L, "log_level '%s' is not one of error, warn, info, debug", level);
+    s->log_level = (int)lv;
+  }
+  return 0;
+}
+
+/* relay.log(level, message) */
+static int l_log(lua_State *L) {
+  const char *level = luaL_checkstring(L, 1);
+  const char *msg = luaL_checkstring(L, 2);
+  relay_log_level_t lv;
+  if (relay_log_parse_level(level, &lv)) return luaL_error(L, "unknown log level '%s'", level);
+  relay_log(lv, "script: %s", msg);
+  return 0;
+}
+
+static int l_getenv(lua_State *L) {
+  const char *v = getenv(luaL_checkstring(L, 1));
+  if (v) lua_pushstring(L, v);
+  else lua_pushnil(L);
+  return 1;
+}
+
+static const luaL_Reg relay_funcs[] = {
+    {"listen", l_listen}, {"upstream", l_upstream}, {"settings", l_settings},
+    {"log", l_log},       {"getenv", l_getenv},     {NULL, NULL}};
+
+static int luaopen_relay(lua_State *L) {
+  luaL_newlib(L, relay_funcs);
+  lua_pushstring(L, RELAY_VERSION);
+  lua_setfield(L, -2, "version");
+  relay_lua_open_routes(L);
+  relay_lua_open_text(L);
+  relay_lua_open_hooks(L);
+  return 1;
+}
+
+/* package.preload entries for every module compiled into the binary. */
+static int embedded_loader(lua_State *L) {
+  const relay_embedded_module_t *m = lua_touserdata(L, lua_upvalueindex(1));
+  if (luaL_loadbufferx(L, m->source, m->len, m->chunkname, "t") != LUA_OK) return lua_error(L);
+  lua_pushstring(L, m->name);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+static void install_modules(lua_State *L) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "preload");
+  lua_pushcfunction(L, luaopen_relay);
+  lua_setfield(L, -2, "relay");
+  for (const relay_embedded_module_t *m = relay_embedded_modules; m->name; m++) {
+    lua_pushlightuserdata(L, (void *)m);
+    lua_pushcclosure(L, embedded_loader, 1);
+    lua_setfield(L, -2, m->name);
+  }
+  lua_pop(L, 2);
+}
+
+static const relay_embedded_module_t *find_embedded(const char *name) {
+  for (const relay_embedded_module_t *m = relay_embedded_modules; m->name; m++)
+    if (strcmp(m->name, name) == 0) return m;
+  return NULL;
+}
+
+static int traceback_handler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (!msg) msg = luaL_tolstring(L, 1, NULL);
+  lua_pushstring(L, msg);
+  return 1;
+}
+
+static lua_State *new_state(relay_script_t *s) {
+  lua_State *L = luaL_newstate();
+  if (!L) return NULL;
+  luaL_openlibs(L);
+  lua_pushlightuserdata(L, s);
+  lua_setfield(L, LUA_REGISTRYINDEX, RELAY_SCRIPT_KEY);
+  install_modules(L);
+  return L;
+}
+
+static void set_err(char *err, size_t errlen, lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  snprintf(err, errlen, "%s", msg ? msg : "unknown error");
+}
+
+int relay_script_load(relay_script_t *s, const char *path, char *err, size_t errlen) {
+  memset(s, 0, sizeof *s);
+  relay_config_defaults(&s->cfg);
+  s->on_request_ref = LUA_NOREF;
+  s->log_level = -1;
+  snprintf(s->path, sizeof s->path, "%s", path ? path : "");
+  lua_State *L = new_state(s);
+  if (!L) {
+    snprintf(err, errlen, "cannot create a Lua state");
+    return -1;
+  }
+  s->L = L;
+  lua_pushcfunction(L, traceback_handler);
+  int rc;
+  if (path) {
+    rc = luaL_loadfilex(L, path, "t");
+  } else {
+    const relay_embedded_module_t *m = find_embedded("relay.default");
+    rc = m ? luaL_loadbufferx(L, m->source, m->len, m->chunkname, "t") : LUA_ERRFILE;
+    if (!m) lua_pushstring(L, "stock script missing from the binary");
+  }
+  if (rc == LUA_OK) rc = lua_pcall(L, 0, 0, -2);
+  if (rc != LUA_OK) {
+    set_err(err, errlen, L);
+    relay_script_close(s);
+    return -1;
+  }
+  lua_settop(L, 0);
+  if (s->cfg.nupstreams == 0) {
+    snprintf(err, errlen, "%s: the script declares no upstream (relay.upstream{...})",
+             path ? path : "stock script");
+    relay_script_close(s);
+    return -1;
+  }
+  return 0;
+}
+
+void relay_script_close(relay_script_t *s) {
+  relay_lua_release_routes(s);
+  if (s->L) lua_close(s->L);
+  s->L = NULL;
+}
+
+int relay_script_run_file(const char *path, char *err, size_t errlen) {
+  relay_script_t *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  relay_config_defaults(&s->cfg);
+  s->on_request_ref = LUA_NOREF;
+  lua_State *L = new_state(s);
+  s->L = L;
+  lua_pushcfunction(L, traceback_handler);
+  int rc = luaL_loadfilex(L, path, "t");
+  if (rc == LUA_OK) rc = lua_pcall(L, 0, 0, -2);
+  if (rc != LUA_OK) set_err(err, errlen, L);
+  relay_script_close(s);
+  free(s);
+  return rc == LUA_OK ? 0 : -1;
+}
+
+relay_script_t *relay_script_new(const char *path, char *err, size_t errlen) {
+  relay_script_t *s = malloc(sizeof *s);
+  if (!s) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  if (relay_script_load(s, path, err, errlen) != 0) {
+    free(s);
+    return NULL;
+  }
+  s->refs = 1;
+  return s;
+}
+
+void relay_script_ref(relay_script_t *s) { s->refs++; }
+
+void relay_script_unref(relay_script_t *s) {
+  if (!s || --s->refs > 0) return;
+  relay_script_close(s);
+  free(s);
+}

@@ -1,0 +1,23 @@
+/* Pieces of the `relay` Lua module that live in their own files. */
+#ifndef RELAY_LUA_API_H
+#define RELAY_LUA_API_H
+
+#include <lua.h>
+#include <uv.h>
+
+struct relay_script_s;
+
+struct relay_script_s *relay_lua_script(lua_State *L);
+/* route.c: relay.route, relay.on_request, routing at request time. */
+void relay_lua_open_routes(lua_State *L);
+void relay_lua_release_routes(struct relay_script_s *s);
+/* lua_text.c: relay.rules, relay.replacer, relay.json (the C text core). */
+void relay_lua_open_text(lua_State *L);
+/* lua_hooks.c: relay.on_request. */
+void relay_lua_open_hooks(lua_State *L);
+struct relay_worker_s;
+struct relay_exchange_s;
+int relay_lua_call_on_request(struct relay_worker_s *w, struct relay_exchange_s *ex, int with_body,
+                              char *err, size_t errlen);
+
+#endif

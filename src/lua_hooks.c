@@ -1,0 +1,265 @@
+/* Per-request Lua routing: relay.on_request(fn [, {body = true}]). Only
+ * scripts that register a function pay for a Lua call per request; the
+ * function sees the request and returns the decision as a table. */
+#include <lauxlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "lua_api.h"
+#include "lua_text.h"
+#include "proxy.h"
+#include "relay/json_splice.h"
+#include "script.h"
+
+/* relay.on_request(fn [, {body = true}]) */
+static int l_on_request(lua_State *L) {
+  relay_script_t *s = relay_lua_script(L);
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  int wants_body = 0;
+  if (lua_istable(L, 2)) {
+    lua_getfield(L, 2, "body");
+    wants_body = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  if (s->on_request_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, s->on_request_ref);
+  lua_pushvalue(L, 1);
+  s->on_request_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  s->on_request_wants_body = wants_body;
+  return 0;
+}
+
+void relay_lua_open_hooks(lua_State *L) {
+  lua_pushcfunction(L, l_on_request);
+  lua_setfield(L, -2, "on_request");
+}
+
+/* Header names arrive in any case; scripts look them up in lower case.
+ * Repeated fields are joined with ", " as RFC 9110 allows. */
+static void push_headers(lua_State *L, const relay_head_t *h) {
+  lua_createtable(L, 0, (int)h->n);
+  char name[256];
+  for (size_t i = 0; i < h->n; i++) {
+    size_t n = h->hdrs[i].name_len < sizeof name - 1 ? h->hdrs[i].name_len : sizeof name - 1;
+    for (size_t k = 0; k < n; k++) {
+      char ch = relay_head_name(h, i)[k];
+      name[k] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    }
+    lua_pushlstring(L, name, n);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushlstring(L, relay_head_value(h, i), h->hdrs[i].value_len);
+    } else {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, relay_head_value(h, i), h->hdrs[i].value_len);
+      lua_concat(L, 3);
+    }
+    lua_rawset(L, -3);
+  }
+}
+
+static void push_request(lua_State *L, relay_exchange_t *ex, int with_body) {
+  relay_client_t *c = ex->client;
+  const char *t = relay_head_target(&c->req);
+  size_t n = c->req.target_len;
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, llhttp_method_name(ex->method));
+  lua_setfield(L, -2, "method");
+  lua_pushlstring(L, t, n);
+  lua_setfield(L, -2, "target");
+  size_t q = 0;
+  while (q < n && t[q] != '?') q++;
+  lua_pushlstring(L, t, q);
+  lua_setfield(L, -2, "path");
+  if (q < n) {
+    lua_pushlstring(L, t + q + 1, n - q - 1);
+    lua_setfield(L, -2, "query");
+  }
+  push_headers(L, &c->req);
+  lua_setfield(L, -2, "headers");
+  lua_pushstring(L, c->peer);
+  lua_setfield(L, -2, "client");
+  lua_pushstring(L, ex->route.chat ? "rewrite" : "proxy");
+  lua_setfield(L, -2, "treatment");
+  if (with_body) {
+    lua_pushlstring(L, ex->req_body.data ? ex->req_body.data : "", ex->req_body.len);
+    lua_setfield(L, -2, "body");
+  }
+}
+
+static int copy_string_field(lua_State *L, int t, const char *key, relay_buf_t *out) {
+  lua_getfield(L, t, key);
+  int present = !lua_isnil(L, -1);
+  if (present) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "on_request: '%s' must be a string", key);
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    relay_buf_reset(out);
+    relay_buf_append(out, s, n);
+  }
+  lua_pop(L, 1);
+  return present;
+}
+
+/* headers = {name = "value" | false}: set or remove request headers. */
+static void read_header_edits(lua_State *L, int t, relay_route_t *r) {
+  lua_getfield(L, t, "headers");
+  if (lua_istable(L, -1)) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+      if (!name || strpbrk(name, ":\r\n ") || !*name) luaL_error(L, "on_request: bad header name");
+      relay_buf_append(&r->header_edits, name, strlen(name) + 1);
+      if (lua_toboolean(L, -1) == 0) {
+        relay_buf_append(&r->header_edits, "\x01", 2);
+      } else {
+        const char *v = luaL_tolstring(L, -1, NULL);
+        if (strpbrk(v, "\r\n")) luaL_error(L, "on_request: header '%s' has a line break", name);
+        relay_buf_append(&r->header_edits, v, strlen(v) + 1);
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+/* respond = {status = 401, headers = {...}, body = "..." | json = {...}} */
+static void read_local_response(lua_State *L, int t, relay_route_t *r) {
+  lua_getfield(L, t, "status");
+  lua_Integer status = luaL_optinteger(L, -1, 200);
+  if (status < 200 || status > 599) luaL_error(L, "respond: status %d out of range 200..599", (int)status);
+  lua_pop(L, 1);
+  int json = 0;
+  lua_getfield(L, t, "json");
+  if (!lua_isnil(L, -1)) {
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "cjson");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "encode");
+    lua_pushvalue(L, -3);
+    lua_call(L, 1, 1);
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    relay_buf_append(&r->local_body, s, n);
+    lua_pop(L, 2);
+    json = 1;
+  } else {
+    copy_string_field(L, t, "body", &r->local_body);
+  }
+  lua_pop(L, 1);
+  int has_type = 0;
+  lua_getfield(L, t, "headers");
+  if (lua_istable(L, -1)) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+      const char *v = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : NULL;
+      if (!name || !v || strpbrk(name, ":\r\n ") || strpbrk(v, "\r\n"))
+        luaL_error(L, "respond: headers must map names to single-line strings");
+      if (strcasecmp(name, "content-length") == 0 || strcasecmp(name, "transfer-encoding") == 0 ||
+          strcasecmp(name, "connection") == 0) {
+        lua_pop(L, 1);
+        continue;
+      }
+      if (strcasecmp(name, "content-type") == 0) has_type = 1;
+      relay_buf_printf(&r->local_head, "%s: %s\r\n", name, v);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  if (!has_type && json) relay_buf_append_str(&r->local_head, "Content-Type: application/json\r\n");
+  r->local_status = (int)status;
+}
+
+/* Turns the function's result into the route. nil keeps the static route. */
+static void read_decision(lua_State *L, relay_worker_t *w, relay_exchange_t *ex, int t) {
+  relay_route_t *r = &ex->route;
+  relay_script_t *s = ex->script;
+  lua_getfield(L, t, "respond");
+  if (lua_istable(L, -1)) {
+    read_local_response(L, lua_gettop(L), r);
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, t, "upstream");
+  if (!lua_isnil(L, -1)) {
+    const char *name = luaL_checkstring(L, -1);
+    int idx = relay_config_find_upstream(&s->cfg, name);
+    if (idx < 0) luaL_error(L, "on_request: unknown upstream '%s'", name);
+    ex->upstream_index = r->upstream_index = idx;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, t, "rewrite");
+  if (lua_istable(L, -1)) {
+    relay_lua_read_chat_opts(L, lua_gettop(L), &r->chat_owned);
+    r->has_chat_owned = 1;
+    r->chat = &r->chat_owned;
+  } else if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+    r->chat = NULL;
+  } else if (!lua_isnil(L, -1)) {
+    luaL_error(L, "on_request: rewrite must be a table or false");
+  }
+  lua_pop(L, 1);
+  copy_string_field(L, t, "path", &r->new_target);
+  if (r->new_target.len && r->new_target.data[0] != '/') luaL_error(L, "on_request: path must start with '/'");
+  for (size_t i = 0; i < r->new_target.len; i++)
+    if ((unsigned char)r->new_target.data[i] <= ' ') luaL_error(L, "on_request: path has a space or control byte");
+  read_header_edits(L, t, r);
+  if (copy_string_field(L, t, "body", &r->new_body)) r->body_replaced = 1;
+}
+
+static int on_request_handler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
+  return 1;
+}
+
+/* Protected part: everything that may raise runs inside lua_pcall. */
+static int call_on_request(lua_State *L) {
+  relay_worker_t *w = lua_touserdata(L, 1);
+  relay_exchange_t *ex = lua_touserdata(L, 2);
+  int with_body = (int)lua_tointeger(L, 3);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ex->script->on_request_ref);
+  push_request(L, ex, with_body);
+  lua_call(L, 1, 1);
+  if (lua_istable(L, -1)) read_decision(L, w, ex, lua_gettop(L));
+  else if (!lua_isnil(L, -1)) luaL_error(L, "on_request must return a table or nil (got %s)", luaL_typename(L, -1));
+  return 0;
+}
+
+int relay_lua_call_on_request(relay_worker_t *w, relay_exchange_t *ex, int with_body, char *err,
+                              size_t errlen) {
+  relay_script_t *s = ex->script;
+  if (s->on_request_ref == LUA_NOREF) return 0;
+  if (s->on_request_wants_body && !with_body) return 1;
+  lua_State *L = s->L;
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, on_request_handler);
+  lua_pushcfunction(L, call_on_request);
+  lua_pushlightuserdata(L, w);
+  lua_pushlightuserdata(L, ex);
+  lua_pushinteger(L, with_body);
+  int rc = lua_pcall(L, 3, 0, top + 1);
+  if (rc != LUA_OK) {
+    snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+    lua_settop(L, top);
+    relay_route_release(ex->script, &ex->route);
+    relay_route_init(&ex->route);
+    return -1;
+  }
+  lua_settop(L, top);
+  if (ex->route.local_status) relay_exchange_respond_local(ex);
+  return 0;
+}
+
+int relay_lua_route_request(relay_worker_t *w, relay_exchange_t *ex, char *err, size_t errlen) {
+  return relay_lua_call_on_request(w, ex, 0, err, errlen);
+}
+
+int relay_route_with_body(relay_worker_t *w, relay_exchange_t *ex, char *err, size_t errlen) {
+  return relay_lua_call_on_request(w, ex, 1, err, errlen);
+}

@@ -1,0 +1,702 @@
+/* One exchange: a client request forwarded to an upstream and its response
+ * brought back, with hop-by-hop headers handled, bodies streamed under flow
+ * control, a response filter where the route asks for one, errors answered in
+ * the OpenAI error shape, and one access-log line at the end. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "proxy.h"
+#include "relay/json_splice.h"
+#include "script.h"
+
+static void exchange_finish(relay_exchange_t *ex);
+static void exchange_connect(relay_exchange_t *ex);
+
+static relay_worker_t *ex_worker(relay_exchange_t *ex) { return ex->client->w; }
+
+static const char *status_reason(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Error";
+  }
+}
+
+static int client_send_buf(relay_client_t *c, relay_buf_t *b) {
+  if (b->len == 0) return 0;
+  relay_write_t *wr = relay_write_new(&c->w->slabs, NULL, NULL);
+  if (!wr) return UV_ENOMEM;
+  size_t len;
+  char *data = relay_buf_steal(b, &len);
+  relay_write_add_heap(wr, data, len);
+  return relay_client_write(c, wr);
+}
+
+/* The OpenAI error shape, so SDKs show the message instead of a parse error. */
+void relay_send_error(relay_client_t *c, int status, const char *type, const char *code,
+                      const char *message) {
+  relay_buf_t body, out;
+  relay_buf_init(&body);
+  relay_buf_init(&out);
+  relay_buf_append_str(&body, "{\"error\":{\"message\":\"");
+  relay_json_escape(&body, message, strlen(message));
+  relay_buf_printf(&body, "\",\"type\":\"%s\",\"code\":\"%s\"}}\n", type, code);
+  relay_buf_printf(&out,
+                   "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                   "Connection: close\r\n\r\n",
+                   status, status_reason(status), body.len);
+  relay_exchange_t *ex = &c->ex;
+  int is_head = ex->state != RELAY_EX_IDLE && ex->method == HTTP_HEAD;
+  if (!is_head) relay_buf_append(&out, body.data, body.len);
+  ex->status = status;
+  ex->bytes_out = is_head ? 0 : body.len;
+  relay_buf_close(&body);
+  c->close_after = 1;
+  client_send_buf(c, &out);
+  relay_buf_close(&out);
+  if (ex->state == RELAY_EX_IDLE) {
+    /* No exchange yet (bad request line, header timeout): still log it. */
+    ex->t_start = uv_hrtime();
+    ex->client = c;
+    snprintf(ex->log_path, sizeof ex->log_path, "-");
+    ex->state = RELAY_EX_STREAMING;
+  }
+  ex->resp_head_sent = 1;
+  ex->resp_complete = 1;
+  exchange_finish(ex);
+  relay_client_exchange_done(c);
+}
+
+void relay_exchange_fail(relay_exchange_t *ex, int status, const char *type, const char *code,
+                         const char *message) {
+  if (ex->up) {
+    relay_upstream_close(ex->up);
+    ex->up = NULL;
+  }
+  if (ex->resp_head_sent) {
+    relay_log_warn("%s %s: %s after the response started; cutting it", llhttp_method_name(ex->method),
+                   ex->log_path, message);
+    exchange_finish(ex);
+    relay_client_abort(ex->client);
+    return;
+  }
+  relay_send_error(ex->client, status, type, code, message);
+}
+
+/* An absolute-form target (http://host/path) keeps only its path: the
+ * upstream is what the configuration says, never what the request says. */
+static void target_path(const char *t, size_t len, const char **out, size_t *out_len) {
+  *out = t;
+  *out_len = len;
+  size_t skip = 0;
+  if (len >= 7 && strncasecmp(t, "http://", 7) == 0) skip = 7;
+  else if (len >= 8 && strncasecmp(t, "https://", 8) == 0) skip = 8;
+  if (!skip) return;
+  size_t i = skip;
+  while (i < len && t[i] != '/' && t[i] != '?') i++;
+  if (i == len) {
+    *out = "/";
+    *out_len = 1;
+    return;
+  }
+  if (t[i] == '?') {
+    /* "http://h?x" has an empty path: "/?x". Rare enough to keep simple. */
+    *out = t + i;
+    *out_len = len - i;
+    return;
+  }
+  *out = t + i;
+  *out_len = len - i;
+}
+
+/* Header edits from the route: names set or removed by the script. */
+static int route_edits_header(const relay_route_t *r, const char *name, size_t len) {
+  const char *p = r->header_edits.data, *end = p + r->header_edits.len;
+  while (p && p < end) {
+    size_t nl = strlen(p);
+    if (relay_name_eq(name, len, p)) return 1;
+    p += nl + 1;
+    p += strlen(p) + 1;
+  }
+  return 0;
+}
+
+static void append_header_edits(relay_buf_t *out, const relay_route_t *r) {
+  const char *p = r->header_edits.data, *end = p + r->header_edits.len;
+  while (p && p < end) {
+    const char *name = p;
+    p += strlen(p) + 1;
+    const char *value = p;
+    p += strlen(p) + 1;
+    if (value[0] != '\x01') relay_buf_printf(out, "%s: %s\r\n", name, value);
+  }
+}
+
+/* The request head for the upstream: hop-by-hop fields dropped, Host and
+ * X-Forwarded-* set, everything else as the client sent it, in order. */
+static int build_upstream_head(relay_exchange_t *ex) {
+  relay_client_t *c = ex->client;
+  relay_head_t *h = &c->req;
+  const relay_upstream_cfg_t *up = &ex_worker(ex)->cfg->upstreams[ex->upstream_index];
+  relay_buf_t *b = &ex->up_head;
+  relay_buf_reset(b);
+  const char *path;
+  size_t path_len;
+  if (ex->route.new_target.len) {
+    path = ex->route.new_target.data;
+    path_len = ex->route.new_target.len;
+  } else {
+    target_path(relay_head_target(h), h->target_len, &path, &path_len);
+  }
+  relay_buf_printf(b, "%s %.*s HTTP/1.1\r\n", llhttp_method_name(ex->method), (int)path_len, path);
+  relay_buf_t xff;
+  relay_buf_init(&xff);
+  for (size_t i = 0; i < h->n; i++) {
+    const char *name = relay_head_name(h, i);
+    size_t nlen = h->hdrs[i].name_len;
+    const char *value = relay_head_value(h, i);
+    size_t vlen = h->hdrs[i].value_len;
+    if (relay_name_eq(name, nlen, "x-forwarded-for")) {
+      if (xff.len) relay_buf_append_str(&xff, ", ");
+      relay_buf_append(&xff, value, vlen);
+      continue;
+    }
+    if (relay_name_eq(name, nlen, "host") || relay_name_eq(name, nlen, "x-forwarded-proto")) continue;
+    if (ex->req_upgrade && relay_name_eq(name, nlen, "upgrade")) {
+      relay_buf_printf(b, "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, value);
+      continue;
+    }
+    if (relay_head_is_hop_by_hop(h, i)) continue;
+    if (ex->route.body_replaced && relay_name_eq(name, nlen, "content-length")) continue;
+    if (route_edits_header(&ex->route, name, nlen)) continue;
+    relay_buf_printf(b, "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, value);
+  }
+  append_header_edits(b, &ex->route);
+  if (up->port == 80) relay_buf_printf(b, "Host: %s\r\n", up->host);
+  else if (strchr(up->host, ':')) relay_buf_printf(b, "Host: [%s]:%d\r\n", up->host, up->port);
+  else relay_buf_printf(b, "Host: %s:%d\r\n", up->host, up->port);
+  if (xff.len) relay_buf_append_str(&xff, ", ");
+  relay_buf_append_str(&xff, c->peer);
+  relay_buf_printf(b, "X-Forwarded-For: %.*s\r\nX-Forwarded-Proto: http\r\n", (int)xff.len, xff.data);
+  relay_buf_close(&xff);
+  if (ex->route.body_replaced)
+    relay_buf_printf(b, "Content-Length: %zu\r\n", ex->route.new_body.len);
+  else if (ex->req_chunked)
+    relay_buf_append_str(b, "Transfer-Encoding: chunked\r\n");
+  if (ex->req_upgrade) relay_buf_append_str(b, "Connection: upgrade\r\n");
+  relay_buf_append_str(b, "\r\n");
+  return 0;
+}
+
+static void exchange_reset(relay_exchange_t *ex, relay_client_t *c) {
+  relay_head_t resp = ex->resp;
+  relay_buf_t up_head = ex->up_head, up_pending = ex->up_pending, req_body = ex->req_body,
+              filtered = ex->filtered;
+  memset(ex, 0, sizeof *ex);
+  ex->resp = resp;
+  relay_head_reset(&ex->resp);
+  ex->up_head = up_head;
+  ex->up_pending = up_pending;
+  ex->req_body = req_body;
+  ex->filtered = filtered;
+  relay_buf_reset(&ex->up_head);
+  relay_buf_reset(&ex->up_pending);
+  relay_buf_reset(&ex->req_body);
+  relay_buf_reset(&ex->filtered);
+  ex->client = c;
+  relay_route_init(&ex->route);
+}
+
+/* Request head complete: route it, then connect (or wait for the body). */
+void relay_exchange_begin(relay_client_t *c) {
+  relay_exchange_t *ex = &c->ex;
+  exchange_reset(ex, c);
+  llhttp_t *p = &c->parser;
+  ex->state = RELAY_EX_ROUTING;
+  ex->id = ++c->w->next_exchange_id;
+  ex->t_start = uv_hrtime();
+  ex->method = (llhttp_method_t)p->method;
+  ex->http_major = p->http_major;
+  ex->http_minor = p->http_minor;
+  ex->client_keep_alive = llhttp_should_keep_alive(p);
+  ex->req_upgrade = p->upgrade;
+  ex->req_chunked = (p->flags & F_CHUNKED) != 0;
+  ex->req_has_body = ex->req_chunked || p->content_length > 0;
+  snprintf(ex->log_path, sizeof ex->log_path, "%.*s", (int)c->req.target_len, relay_head_target(&c->req));
+  if (!ex->client_keep_alive) c->close_after = 1;
+  ex->script = c->w->script;
+  relay_script_ref(ex->script);
+  char err[256] = "";
+  int rc = relay_route_head(c->w, ex, err, sizeof err);
+  if (rc < 0) {
+    relay_log_error("%s %s: script error: %s", llhttp_method_name(ex->method), ex->log_path, err);
+    relay_send_error(c, 500, "server_error", "script_error", "the relay's script failed");
+    return;
+  }
+  if (ex->route.local_status) return; /* answered by relay_route_head */
+  if (rc == 1) {
+    ex->buffer_request = 1;
+    if (!ex->req_has_body) relay_exchange_on_request_complete(ex);
+    return;
+  }
+  exchange_connect(ex);
+}
+
+static void exchange_connect(relay_exchange_t *ex) {
+  ex->state = RELAY_EX_CONNECTING;
+  build_upstream_head(ex);
+  int rc = relay_upstream_acquire(ex_worker(ex), ex, ex->upstream_index);
+  if (rc < 0) {
+    relay_exchange_fail(ex, 502, "upstream_error", "upstream_unreachable", uv_strerror(rc));
+    return;
+  }
+  if (rc == 1) relay_exchange_on_connected(ex, ex->up);
+}
+
+/* Body bytes towards the upstream, framed as the upstream head announced. */
+static int send_body_up(relay_exchange_t *ex, relay_slab_t *slab, const char *data, size_t len) {
+  relay_upconn_t *u = ex->up;
+  relay_write_t *wr = relay_write_new(&ex_worker(ex)->slabs, NULL, NULL);
+  if (!wr) return UV_ENOMEM;
+  if (ex->req_chunked) relay_write_add_chunk_size(wr, len);
+  if (slab) {
+    relay_write_add_slab(wr, slab, data, len);
+  } else {
+    char *copy = malloc(len);
+    if (!copy) {
+      relay_write_free(wr);
+      return UV_ENOMEM;
+    }
+    memcpy(copy, data, len);
+    relay_write_add_heap(wr, copy, len);
+  }
+  if (ex->req_chunked) relay_write_add_static(wr, "\r\n", 2);
+  ex->retryable = 0;
+  int rc = relay_upstream_write(u, wr);
+  if (u->write_pending >= RELAY_HIGH_WATER) relay_client_read_pause(ex->client);
+  return rc;
+}
+
+static int slab_holds(relay_slab_t *s, const char *p) {
+  return s && p >= s->data && p < s->data + RELAY_SLAB_SIZE;
+}
+
+int relay_exchange_on_request_body(relay_exchange_t *ex, const char *data, size_t len) {
+  relay_client_t *c = ex->client;
+  ex->bytes_in += len;
+  if (ex->state == RELAY_EX_DONE) return 0; /* answered early; the rest is discarded */
+  if (ex->buffer_request) {
+    if (ex->req_body.len + len > ex_worker(ex)->cfg->max_body_buffer) {
+      relay_send_error(c, 413, "invalid_request_error", "request_too_large",
+                       "request body larger than the relay's body buffer limit");
+      return -1;
+    }
+    return relay_buf_append(&ex->req_body, data, len) ? -1 : 0;
+  }
+  if (ex->state == RELAY_EX_STREAMING && ex->up) {
+    return send_body_up(ex, slab_holds(c->cur_slab, data) ? c->cur_slab : NULL, data, len) ? -1 : 0;
+  }
+  if (relay_buf_append(&ex->up_pending, data, len)) return -1;
+  if (ex->up_pending.len >= RELAY_HIGH_WATER) relay_client_read_pause(c);
+  return 0;
+}
+
+void relay_exchange_on_request_complete(relay_exchange_t *ex) {
+  ex->req_complete = 1;
+  if (ex->state == RELAY_EX_DONE) return;
+  if (ex->buffer_request && ex->state == RELAY_EX_ROUTING) {
+    relay_client_t *c = ex->client;
+    char err[256] = "";
+    if (relay_route_with_body(c->w, ex, err, sizeof err) < 0) {
+      relay_log_error("%s %s: script error: %s", llhttp_method_name(ex->method), ex->log_path, err);
+      relay_send_error(c, 500, "server_error", "script_error", "the relay's script failed");
+      return;
+    }
+    if (ex->route.local_status) return;
+    if (!ex->route.body_replaced) {
+      /* Forward the body as received, now with a known length. */
+      relay_buf_t tmp = ex->route.new_body;
+      ex->route.new_body = ex->req_body;
+      ex->req_body = tmp;
+      ex->route.body_replaced = 1;
+    }
+    ex->req_chunked = 0;
+    exchange_connect(ex);
+    return;
+  }
+  if (ex->state == RELAY_EX_STREAMING && ex->up && ex->req_chunked) {
+    relay_write_t *wr = relay_write_new(&ex_worker(ex)->slabs, NULL, NULL);
+    if (wr) {
+      relay_write_add_static(wr, "0\r\n\r\n", 5);
+      relay_upstream_write(ex->up, wr);
+    }
+  }
+}
+
+/* The upstream connection is ready: send the head and whatever body waited. */
+void relay_exchange_on_connected(relay_exchange_t *ex, relay_upconn_t *u) {
+  ex->up = u;
+  ex->state = RELAY_EX_STREAMING;
+  ex->retryable = u->reused && !ex->req_has_body;
+  relay_write_t *wr = relay_write_new(&ex_worker(ex)->slabs, NULL, NULL);
+  char *head = malloc(ex->up_head.len);
+  if (!wr || !head) {
+    free(wr);
+    free(head);
+    relay_exchange_fail(ex, 502, "upstream_error", "upstream_unreachable", "out of memory");
+    return;
+  }
+  memcpy(head, ex->up_head.data, ex->up_head.len);
+  relay_write_add_heap(wr, head, ex->up_head.len);
+  relay_upstream_write(u, wr);
+  if (ex->route.body_replaced) {
+    if (ex->route.new_body.len) send_body_up(ex, NULL, ex->route.new_body.data, ex->route.new_body.len);
+    return;
+  }
+  if (ex->up_pending.len) {
+    send_body_up(ex, NULL, ex->up_pending.data, ex->up_pending.len);
+    relay_buf_reset(&ex->up_pending);
+    relay_client_read_resume(ex->client);
+  }
+  if (ex->req_complete && ex->req_chunked) {
+    wr = relay_write_new(&ex_worker(ex)->slabs, NULL, NULL);
+    if (wr) {
+      relay_write_add_static(wr, "0\r\n\r\n", 5);
+      relay_upstream_write(u, wr);
+    }
+  }
+}
+
+static const char *error_code_for(int err) {
+  switch (err) {
+    case UV_EOF:
+    case UV_EPROTO:
+    case UV_ECONNRESET:
+    case UV_EPIPE: return "upstream_bad_response";
+    default: return "upstream_unreachable";
+  }
+}
+
+void relay_exchange_on_upstream_error(relay_exchange_t *ex, int err, int timed_out) {
+  ex->up = NULL;
+  if (ex->state == RELAY_EX_DONE || ex->state == RELAY_EX_IDLE) return;
+  if (ex->state == RELAY_EX_TUNNEL) {
+    exchange_finish(ex);
+    relay_client_abort(ex->client);
+    return;
+  }
+  /* A pooled connection the upstream closed meanwhile: one more try on a
+   * fresh connection, when nothing of the request body has gone out. */
+  if (ex->retryable && !timed_out && ex->retries == 0 && ex->status == 0) {
+    ex->retries++;
+    relay_log_debug("%s: reused upstream connection failed (%s); retrying", ex->log_path, uv_strerror(err));
+    exchange_connect(ex);
+    return;
+  }
+  if (ex->resp_head_sent) {
+    relay_log_warn("%s %s: upstream failed mid-response (%s); cutting the response",
+                   llhttp_method_name(ex->method), ex->log_path, uv_strerror(err));
+    if (ex->filter) ex->filter->vt->on_end(ex->filter, 0);
+    exchange_finish(ex);
+    relay_client_abort(ex->client);
+    return;
+  }
+  char msg[256];
+  if (timed_out) {
+    snprintf(msg, sizeof msg, "upstream timed out");
+    relay_send_error(ex->client, 504, "upstream_error", "upstream_timeout", msg);
+    return;
+  }
+  const char *code = error_code_for(err);
+  if (strcmp(code, "upstream_bad_response") == 0)
+    snprintf(msg, sizeof msg, "upstream sent no valid response (%s)", uv_strerror(err));
+  else
+    snprintf(msg, sizeof msg, "upstream unreachable (%s)", uv_strerror(err));
+  relay_send_error(ex->client, 502, "upstream_error", code, msg);
+}
+
+/* Response head fields for the client: hop-by-hop dropped, framing ours. */
+static void build_client_head(relay_exchange_t *ex, relay_buf_t *b, int status, int drop_length) {
+  relay_head_t *h = &ex->resp;
+  relay_buf_printf(b, "HTTP/1.1 %d %.*s\r\n", status, (int)h->target_len, relay_head_target(h));
+  int tunnel = status == 101;
+  for (size_t i = 0; i < h->n; i++) {
+    const char *name = relay_head_name(h, i);
+    size_t nlen = h->hdrs[i].name_len;
+    if (tunnel && (relay_name_eq(name, nlen, "upgrade") || relay_name_eq(name, nlen, "connection"))) {
+      /* kept as sent: they define the tunnel */
+    } else if (relay_head_is_hop_by_hop(h, i)) {
+      continue;
+    }
+    if (drop_length && relay_name_eq(name, nlen, "content-length")) continue;
+    relay_buf_printf(b, "%.*s: %.*s\r\n", (int)nlen, name, (int)h->hdrs[i].value_len,
+                     relay_head_value(h, i));
+  }
+}
+
+static void finish_client_head(relay_exchange_t *ex, relay_buf_t *b) {
+  relay_client_t *c = ex->client;
+  if (ex->resp_out_chunked) relay_buf_append_str(b, "Transfer-Encoding: chunked\r\n");
+  if (c->close_after || c->w->shutting_down) relay_buf_append_str(b, "Connection: close\r\n");
+  else if (ex->http_major == 1 && ex->http_minor == 0) relay_buf_append_str(b, "Connection: keep-alive\r\n");
+  relay_buf_append_str(b, "\r\n");
+}
+
+int relay_chat_attach(relay_exchange_t *ex);
+
+int relay_exchange_on_response_head(relay_exchange_t *ex, llhttp_t *p) {
+  relay_client_t *c = ex->client;
+  int status = p->status_code;
+  ex->retryable = 0;
+  if (status >= 100 && status < 200 && status != 101) {
+    /* Interim responses (100 Continue, 103 Early Hints) go to 1.1 clients as they come. */
+    if (ex->http_major == 1 && ex->http_minor >= 1) {
+      relay_buf_t b;
+      relay_buf_init(&b);
+      build_client_head(ex, &b, status, 0);
+      relay_buf_append_str(&b, "\r\n");
+      client_send_buf(c, &b);
+      relay_buf_close(&b);
+    }
+    return 0;
+  }
+  ex->status = status;
+  ex->t_first_byte = uv_hrtime();
+  if (status == 101) {
+    if (!ex->req_upgrade) return -1;
+    relay_buf_t b;
+    relay_buf_init(&b);
+    build_client_head(ex, &b, status, 0);
+    relay_buf_append_str(&b, "\r\n");
+    client_send_buf(c, &b);
+    relay_buf_close(&b);
+    ex->resp_head_sent = 1;
+    ex->state = RELAY_EX_TUNNEL;
+    uv_timer_stop(&ex->up->timer);
+    return 0;
+  }
+  if (ex->req_upgrade) c->close_after = 1; /* the upgrade was refused; its bytes can't be parsed */
+  ex->resp_no_body = ex->method == HTTP_HEAD || status == 204 || status == 304;
+  int has_length = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
+  if (!ex->resp_no_body && ex->route.chat) relay_chat_attach(ex);
+  int buffered = ex->filter && ex->filter->buffers_body;
+  int keep_length = ex->resp_no_body || (has_length && !ex->filter);
+  if (!ex->resp_no_body && !keep_length && !buffered) {
+    if (ex->http_major == 1 && ex->http_minor >= 1) ex->resp_out_chunked = 1;
+    else {
+      ex->resp_out_close = 1;
+      c->close_after = 1;
+    }
+  }
+  if (!buffered) {
+    relay_buf_t b;
+    relay_buf_init(&b);
+    build_client_head(ex, &b, status, !keep_length);
+    finish_client_head(ex, &b);
+    client_send_buf(c, &b);
+    relay_buf_close(&b);
+    ex->resp_head_sent = 1;
+  }
+  return ex->method == HTTP_HEAD ? 1 : 0;
+}
+
+/* Body bytes to the client, chunk-framed where we chose chunked. */
+static int send_body_down(relay_exchange_t *ex, relay_slab_t *slab, const char *data, size_t len) {
+  relay_client_t *c = ex->client;
+  if (len == 0) return 0;
+  relay_write_t *wr = relay_write_new(&c->w->slabs, NULL, NULL);
+  if (!wr) return UV_ENOMEM;
+  if (ex->resp_out_chunked) relay_write_add_chunk_size(wr, len);
+  if (slab) {
+    relay_write_add_slab(wr, slab, data, len);
+  } else {
+    char *copy = malloc(len);
+    if (!copy) {
+      relay_write_free(wr);
+      return UV_ENOMEM;
+    }
+    memcpy(copy, data, len);
+    relay_write_add_heap(wr, copy, len);
+  }
+  if (ex->resp_out_chunked) relay_write_add_static(wr, "\r\n", 2);
+  ex->bytes_out += len;
+  int rc = relay_client_write(c, wr);
+  if (c->write_pending >= RELAY_HIGH_WATER && ex->up) relay_upstream_read_pause(ex->up);
+  return rc;
+}
+
+int relay_exchange_emit(relay_exchange_t *ex, const char *data, size_t len) {
+  if (ex->filter && ex->filter->buffers_body)
+    return relay_buf_append(&ex->filtered, data, len);
+  return send_body_down(ex, NULL, data, len);
+}
+
+int relay_exchange_on_response_body(relay_exchange_t *ex, relay_slab_t *s, const char *data,
+                                    size_t len) {
+  if (ex->filter) return ex->filter->vt->on_data(ex->filter, data, len);
+  return send_body_down(ex, slab_holds(s, data) ? s : NULL, data, len);
+}
+
+/* A buffering filter has the whole body: now the head with its length. */
+static void flush_buffered_response(relay_exchange_t *ex) {
+  relay_client_t *c = ex->client;
+  relay_buf_t b;
+  relay_buf_init(&b);
+  build_client_head(ex, &b, ex->status, 1);
+  relay_buf_printf(&b, "Content-Length: %zu\r\n", ex->filtered.len);
+  finish_client_head(ex, &b);
+  relay_buf_append(&b, ex->filtered.data, ex->filtered.len);
+  ex->bytes_out += ex->filtered.len;
+  relay_buf_reset(&ex->filtered);
+  client_send_buf(c, &b);
+  relay_buf_close(&b);
+  ex->resp_head_sent = 1;
+}
+
+int relay_exchange_on_response_complete(relay_exchange_t *ex, llhttp_t *p) {
+  int status = p->status_code;
+  if (status >= 100 && status < 200 && status != 101) return 0;
+  if (status == 101) return HPE_PAUSED;
+  if (ex->filter) {
+    ex->filter->vt->on_end(ex->filter, 1);
+    if (ex->filter->buffers_body) flush_buffered_response(ex);
+  }
+  if (ex->resp_out_chunked) {
+    relay_write_t *wr = relay_write_new(&ex_worker(ex)->slabs, NULL, NULL);
+    if (wr) {
+      relay_write_add_static(wr, "0\r\n\r\n", 5);
+      relay_client_write(ex->client, wr);
+    }
+  }
+  ex->resp_complete = 1;
+  return HPE_PAUSED;
+}
+
+void relay_exchange_on_response_done(relay_exchange_t *ex, int upstream_reusable) {
+  relay_client_t *c = ex->client;
+  if (ex->up) {
+    /* A request body still on its way makes the connection unusable. */
+    relay_upstream_release(ex->up, upstream_reusable && ex->req_complete);
+    ex->up = NULL;
+  }
+  if (!ex->req_complete) c->close_after = 1;
+  exchange_finish(ex);
+  if (ex->resp_out_close) relay_client_abort(c);
+  else if (!c->closing) relay_client_exchange_done(c);
+}
+
+void relay_exchange_on_client_gone(relay_exchange_t *ex) {
+  if (ex->up) {
+    /* Close at once: the model must stop generating for nobody. */
+    relay_upstream_close(ex->up);
+    ex->up = NULL;
+  }
+  if (ex->state != RELAY_EX_DONE && ex->state != RELAY_EX_IDLE) {
+    ex->status = ex->status ? ex->status : 499;
+    exchange_finish(ex);
+  }
+}
+
+void relay_exchange_on_client_drained(relay_exchange_t *ex) {
+  if (ex->up && ex->state != RELAY_EX_DONE) relay_upstream_read_resume(ex->up);
+}
+
+void relay_exchange_on_upstream_drained(relay_exchange_t *ex) {
+  if (ex->state == RELAY_EX_STREAMING || ex->state == RELAY_EX_TUNNEL)
+    relay_client_read_resume(ex->client);
+}
+
+void relay_exchange_on_tunnel_data(relay_exchange_t *ex, relay_slab_t *s, const char *data, size_t len) {
+  if (!ex->up) return;
+  relay_write_t *wr = relay_write_new(&ex_worker(ex)->slabs, NULL, NULL);
+  if (!wr) return;
+  if (slab_holds(s, data)) relay_write_add_slab(wr, s, data, len);
+  else {
+    char *copy = malloc(len);
+    if (!copy) {
+      relay_write_free(wr);
+      return;
+    }
+    memcpy(copy, data, len);
+    relay_write_add_heap(wr, copy, len);
+  }
+  ex->bytes_in += len;
+  relay_upstream_write(ex->up, wr);
+  if (ex->up && ex->up->write_pending >= RELAY_HIGH_WATER) relay_client_read_pause(ex->client);
+}
+
+void relay_exchange_on_tunnel_upstream_data(relay_exchange_t *ex, relay_slab_t *s, const char *data,
+                                            size_t len) {
+  send_body_down(ex, slab_holds(s, data) ? s : NULL, data, len);
+}
+
+void relay_exchange_on_upstream_eof_tunnel(relay_exchange_t *ex) {
+  ex->up = NULL;
+  exchange_finish(ex);
+  relay_client_abort(ex->client);
+}
+
+/* One access-log line per exchange; then the exchange's resources go. */
+static void exchange_finish(relay_exchange_t *ex) {
+  if (ex->state == RELAY_EX_DONE || ex->state == RELAY_EX_IDLE) return;
+  relay_client_t *c = ex->client;
+  relay_worker_t *w = c->w;
+  uint64_t now = uv_hrtime();
+  char ttfb[32] = "-";
+  if (ex->t_first_byte) snprintf(ttfb, sizeof ttfb, "%.3f", (double)(ex->t_first_byte - ex->t_start) / 1e6);
+  if (relay_log_enabled(RELAY_LOG_INFO)) {
+    const relay_upstream_cfg_t *up = w->cfg->nupstreams ? &w->cfg->upstreams[ex->upstream_index] : NULL;
+    relay_log_info("access client=%s method=%s path=%s status=%d bytes_in=%llu bytes_out=%llu "
+                   "duration_ms=%.3f ttfb_ms=%s upstream=%s:%d",
+                   c->peer, ex->method || ex->log_path[0] != '-' ? llhttp_method_name(ex->method) : "-",
+                   ex->log_path, ex->status, (unsigned long long)ex->bytes_in,
+                   (unsigned long long)ex->bytes_out, (double)(now - ex->t_start) / 1e6, ttfb,
+                   up && !ex->route.local_status ? up->host : "-", up && !ex->route.local_status ? up->port : 0);
+  }
+  if (ex->filter) {
+    ex->filter->vt->destroy(ex->filter);
+    ex->filter = NULL;
+  }
+  relay_route_release(ex->script ? ex->script : w->script, &ex->route);
+  if (ex->script) relay_script_unref(ex->script);
+  ex->script = NULL;
+  ex->state = RELAY_EX_DONE;
+}
+
+/* The script answered the request itself. The connection stays usable: the
+ * client parser finishes reading this request and resumes as usual. */
+void relay_exchange_respond_local(relay_exchange_t *ex) {
+  relay_client_t *c = ex->client;
+  relay_route_t *r = &ex->route;
+  relay_buf_t b;
+  relay_buf_init(&b);
+  relay_buf_printf(&b, "HTTP/1.1 %d %s\r\n", r->local_status, status_reason(r->local_status));
+  relay_buf_append(&b, r->local_head.data, r->local_head.len);
+  relay_buf_printf(&b, "Content-Length: %zu\r\n", r->local_body.len);
+  ex->status = r->local_status;
+  ex->resp_head_sent = 1;
+  ex->resp_complete = 1;
+  finish_client_head(ex, &b);
+  if (ex->method != HTTP_HEAD) {
+    relay_buf_append(&b, r->local_body.data, r->local_body.len);
+    ex->bytes_out = r->local_body.len;
+  }
+  client_send_buf(c, &b);
+  relay_buf_close(&b);
+  exchange_finish(ex);
+}

@@ -1,0 +1,157 @@
+/* Routes: the declarative ones a script lists with relay.route{...}, matched
+ * in C with no Lua call per request, and the per-request decision. */
+#include <lauxlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lua_api.h"
+#include "lua_text.h"
+#include "proxy.h"
+#include "script.h"
+
+void relay_route_init(relay_route_t *r) {
+  memset(r, 0, sizeof *r);
+  r->upstream_index = 0;
+  r->ctx_ref = LUA_NOREF;
+}
+
+void relay_route_release(relay_script_t *s, relay_route_t *r) {
+  relay_buf_close(&r->local_head);
+  relay_buf_close(&r->local_body);
+  relay_buf_close(&r->new_target);
+  relay_buf_close(&r->header_edits);
+  relay_buf_close(&r->new_body);
+  if (r->has_chat_owned) relay_ruleset_unref(r->chat_owned.rules);
+  r->has_chat_owned = 0;
+  r->chat = NULL;
+  if (r->ctx_ref != LUA_NOREF && s && s->L) luaL_unref(s->L, LUA_REGISTRYINDEX, r->ctx_ref);
+  r->ctx_ref = LUA_NOREF;
+}
+
+/* Reads rewrite = {rules = ..., mode = ..., field = ...} into opts. */
+int relay_lua_read_chat_opts(lua_State *L, int t, relay_chat_opts_t *opts) {
+  memset(opts, 0, sizeof *opts);
+  lua_getfield(L, t, "rules");
+  opts->rules = relay_lua_check_ruleset(L, -1);
+  relay_ruleset_ref(opts->rules);
+  lua_pop(L, 1);
+  lua_getfield(L, t, "mode");
+  const char *mode = lua_isnil(L, -1) ? "tags" : luaL_checkstring(L, -1);
+  if (strcmp(mode, "tags") == 0) opts->mode = RELAY_MODE_TAGS;
+  else if (strcmp(mode, "field") == 0) opts->mode = RELAY_MODE_FIELD;
+  else if (strcmp(mode, "strip") == 0) opts->mode = RELAY_MODE_STRIP;
+  else {
+    relay_ruleset_unref(opts->rules);
+    return luaL_error(L, "rewrite mode '%s' is not one of tags, field, strip", mode);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, t, "field");
+  const char *field = lua_isnil(L, -1) ? "reasoning_content" : luaL_checkstring(L, -1);
+  if (strcmp(field, "both") == 0) {
+    strcpy(opts->field[0], "reasoning_content");
+    strcpy(opts->field[1], "reasoning");
+  } else {
+    if (strlen(field) == 0 || strlen(field) >= sizeof opts->field[0] || strchr(field, '"') ||
+        strchr(field, '\\')) {
+      relay_ruleset_unref(opts->rules);
+      return luaL_error(L, "field '%s' is not a usable JSON key", field);
+    }
+    strcpy(opts->field[0], field);
+  }
+  lua_pop(L, 1);
+  opts->reasoning_states = relay_lua_reasoning_states(L, t, opts->rules);
+  return 0;
+}
+
+/* relay.route{method = "POST", path = "/v1/chat/completions", upstream = "default", rewrite = {...}} */
+static int l_route(lua_State *L) {
+  relay_script_t *s = relay_lua_script(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (s->nroutes == RELAY_MAX_ROUTES) return luaL_error(L, "too many routes (at most %d)", RELAY_MAX_ROUTES);
+  relay_static_route_t r;
+  memset(&r, 0, sizeof r);
+  r.upstream_index = -1;
+  lua_getfield(L, 1, "method");
+  if (!lua_isnil(L, -1)) {
+    const char *m = luaL_checkstring(L, -1);
+    if (strlen(m) >= sizeof r.method) return luaL_error(L, "method '%s' is too long", m);
+    strcpy(r.method, m);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "path");
+  const char *path = luaL_checkstring(L, -1);
+  if (path[0] != '/' || strlen(path) >= sizeof r.path) return luaL_error(L, "path must start with '/' (got '%s')", path);
+  strcpy(r.path, path);
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "upstream");
+  if (!lua_isnil(L, -1)) {
+    const char *name = luaL_checkstring(L, -1);
+    r.upstream_index = relay_config_find_upstream(&s->cfg, name);
+    if (r.upstream_index < 0) return luaL_error(L, "unknown upstream '%s' (declare it first)", name);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "rewrite");
+  if (!lua_isnil(L, -1)) {
+    luaL_checktype(L, -1, LUA_TTABLE);
+    relay_lua_read_chat_opts(L, lua_gettop(L), &r.chat);
+    r.has_chat = 1;
+  }
+  lua_pop(L, 1);
+  s->routes[s->nroutes++] = r;
+  return 0;
+}
+
+void relay_lua_release_routes(relay_script_t *s) {
+  for (size_t i = 0; i < s->nroutes; i++)
+    if (s->routes[i].has_chat) relay_ruleset_unref(s->routes[i].chat.rules);
+  s->nroutes = 0;
+}
+
+void relay_lua_open_routes(lua_State *L) {
+  lua_pushcfunction(L, l_route);
+  lua_setfield(L, -2, "route");
+}
+
+static int path_matches(const char *pattern, const char *path, size_t len) {
+  size_t plen = strlen(pattern);
+  if (plen && pattern[plen - 1] == '*') return len >= plen - 1 && memcmp(pattern, path, plen - 1) == 0;
+  return len == plen && memcmp(pattern, path, len) == 0;
+}
+
+/* The path part of the target: no scheme/authority, no query. */
+static void request_path(const relay_exchange_t *ex, const char **p, size_t *len) {
+  const relay_head_t *h = &ex->client->req;
+  const char *t = relay_head_target(h);
+  size_t n = h->target_len;
+  size_t i = 0;
+  if (n >= 7 && strncasecmp(t, "http://", 7) == 0) i = 7;
+  else if (n >= 8 && strncasecmp(t, "https://", 8) == 0) i = 8;
+  if (i) {
+    while (i < n && t[i] != '/') i++;
+    t += i;
+    n -= i;
+  }
+  size_t q = 0;
+  while (q < n && t[q] != '?' && t[q] != '#') q++;
+  *p = t;
+  *len = q;
+}
+
+int relay_route_head(relay_worker_t *w, relay_exchange_t *ex, char *err, size_t errlen) {
+  relay_script_t *s = ex->script;
+  const char *path;
+  size_t len;
+  request_path(ex, &path, &len);
+  const char *method = llhttp_method_name(ex->method);
+  ex->upstream_index = 0;
+  for (size_t i = 0; i < s->nroutes; i++) {
+    const relay_static_route_t *r = &s->routes[i];
+    if (r->method[0] && strcmp(r->method, method) != 0) continue;
+    if (!path_matches(r->path, path, len)) continue;
+    if (r->upstream_index >= 0) ex->upstream_index = r->upstream_index;
+    ex->route.chat = r->has_chat ? &r->chat : NULL;
+    break;
+  }
+  ex->route.upstream_index = ex->upstream_index;
+  return relay_lua_route_request(w, ex, err, errlen);
+}
