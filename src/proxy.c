@@ -10,6 +10,7 @@
 #include "proxy.h"
 #include "relay/json_splice.h"
 #include "script.h"
+#include "chat.h"
 
 static void exchange_finish(relay_exchange_t *ex);
 static void exchange_connect(relay_exchange_t *ex);
@@ -184,9 +185,12 @@ static int build_upstream_head(relay_exchange_t *ex) {
     if (relay_head_is_hop_by_hop(h, i)) continue;
     if (ex->route.body_replaced && relay_name_eq(name, nlen, "content-length")) continue;
     if (route_edits_header(&ex->route, name, nlen)) continue;
+    if (ex->route.chat && relay_name_eq(name, nlen, "accept-encoding")) continue;
     relay_buf_printf(b, "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, value);
   }
   append_header_edits(b, &ex->route);
+  /* The rewrite reads the body: ask for it unencoded. */
+  if (ex->route.chat) relay_buf_append_str(b, "Accept-Encoding: identity\r\n");
   if (up->port == 80) relay_buf_printf(b, "Host: %s\r\n", up->host);
   else if (strchr(up->host, ':')) relay_buf_printf(b, "Host: [%s]:%d\r\n", up->host, up->port);
   else relay_buf_printf(b, "Host: %s:%d\r\n", up->host, up->port);
@@ -457,7 +461,6 @@ static void finish_client_head(relay_exchange_t *ex, relay_buf_t *b) {
   relay_buf_append_str(b, "\r\n");
 }
 
-int relay_chat_attach(relay_exchange_t *ex);
 
 int relay_exchange_on_response_head(relay_exchange_t *ex, llhttp_t *p) {
   relay_client_t *c = ex->client;
@@ -699,4 +702,25 @@ void relay_exchange_respond_local(relay_exchange_t *ex) {
   client_send_buf(c, &b);
   relay_buf_close(&b);
   exchange_finish(ex);
+}
+
+/* A buffering filter gave up (body over the limit): send the head now and
+ * stream the rest chunked (or close-delimited to an HTTP/1.0 client). */
+void relay_exchange_unbuffer(relay_exchange_t *ex) {
+  relay_client_t *c = ex->client;
+  if (!ex->filter || !ex->filter->buffers_body) return;
+  ex->filter->buffers_body = 0;
+  if (ex->http_major == 1 && ex->http_minor >= 1) {
+    ex->resp_out_chunked = 1;
+  } else {
+    ex->resp_out_close = 1;
+    c->close_after = 1;
+  }
+  relay_buf_t b;
+  relay_buf_init(&b);
+  build_client_head(ex, &b, ex->status, 1);
+  finish_client_head(ex, &b);
+  client_send_buf(c, &b);
+  relay_buf_close(&b);
+  ex->resp_head_sent = 1;
 }

@@ -51,6 +51,8 @@ struct relay_filter_s {
 
 /* Filter output: append to the exchange's response. */
 int relay_exchange_emit(relay_exchange_t *ex, const char *data, size_t len);
+/* A buffering filter changes its mind: send the head, stream from now on. */
+void relay_exchange_unbuffer(relay_exchange_t *ex);
 
 typedef struct relay_list_s {
   struct relay_list_s *prev, *next;

@@ -25,3 +25,30 @@ relay.settings({
   max_body_buffer = env.integer("RELAY_MAX_BODY_BUFFER", 16777216, 1024, 1073741824),
   workers = env.integer("WORKERS", 0, 0, 256),
 })
+
+-- The rewrite of POST /v1/chat/completions responses. OPEN_PATTERN and
+-- CLOSE_PATTERN replace the harmony rules with the single pair they name.
+local open_tag = env.string("OPEN_TAG", "<think>")
+local close_tag = env.string("CLOSE_TAG", "</think>")
+local open_pattern = env.string("OPEN_PATTERN", nil)
+local close_pattern = env.string("CLOSE_PATTERN", nil)
+local rules
+if open_pattern or close_pattern then
+  if not (open_pattern and close_pattern) then
+    error("OPEN_PATTERN and CLOSE_PATTERN must be set together", 0)
+  end
+  rules = require("relay.formats.pair").rules(open_pattern, close_pattern, open_tag, close_tag)
+else
+  rules = require("relay.formats.harmony").rules(open_tag, close_tag)
+end
+
+relay.route({
+  method = "POST",
+  path = "/v1/chat/completions",
+  upstream = "default",
+  rewrite = {
+    rules = rules,
+    mode = env.choice("RELAY_MODE", "tags", { "tags", "field", "strip" }),
+    field = env.choice("RELAY_REASONING_FIELD", "reasoning_content", { "reasoning_content", "reasoning", "both" }),
+  },
+})

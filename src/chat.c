@@ -1,0 +1,432 @@
+/* The chat-completions rewrite: a response filter that runs each choice's
+ * text through its own streaming replacer and splices the result back into
+ * the upstream's JSON, leaving every other byte as it came.
+ *
+ * SSE: one event out per event in, in order; text held back by a replacer is
+ * released by a later event, the choice's finish event, [DONE] or the end of
+ * the stream. JSON: the whole body is collected, rewritten once, and sent with
+ * its new Content-Length. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "chat.h"
+#include "log.h"
+#include "lua_text.h"
+#include "proxy.h"
+#include "relay/json_splice.h"
+#include "relay/sse.h"
+
+#define CHAT_MAX_EVENT (8 * 1024 * 1024)
+#define CHAT_MAX_EDITS (RELAY_JSON_MAX_CHOICES * 2)
+
+typedef struct chat_choice_s {
+  long index;
+  relay_replacer_t r;
+  int finished;
+} chat_choice_t;
+
+typedef struct chat_edit_s {
+  size_t start, end;   /* bytes of the original replaced by the edit */
+  size_t off, len;     /* the new bytes, in chat->edits_buf */
+} chat_edit_t;
+
+typedef struct relay_chat_s {
+  relay_filter_t base;
+  const relay_chat_opts_t *opts;
+  int sse;
+  int passthrough;     /* the body turned out not to be rewritable: bytes go as they came */
+  relay_sse_t framer;
+  relay_buf_t body;    /* JSON mode: the whole body */
+  chat_choice_t *choices;
+  size_t nchoices, cap;
+  /* Scratch, reused for every event so the steady state does not allocate. */
+  relay_buf_t decoded, content, reasoning, out, edits_buf;
+  chat_edit_t edits[CHAT_MAX_EDITS];
+  size_t nedits;
+  relay_buf_t last_chunk; /* the last data payload, a template for flush events */
+  relay_json_choice_t found[RELAY_JSON_MAX_CHOICES];
+  int oom;
+} relay_chat_t;
+
+static chat_choice_t *chat_choice(relay_chat_t *chat, long index) {
+  for (size_t i = 0; i < chat->nchoices; i++)
+    if (chat->choices[i].index == index) return &chat->choices[i];
+  if (chat->nchoices == chat->cap) {
+    size_t cap = chat->cap ? chat->cap * 2 : 2;
+    chat_choice_t *p = realloc(chat->choices, cap * sizeof *p);
+    if (!p) return NULL;
+    chat->choices = p;
+    chat->cap = cap;
+  }
+  chat_choice_t *c = &chat->choices[chat->nchoices];
+  if (relay_replacer_init(&c->r, chat->opts->rules) != 0) return NULL;
+  c->index = index;
+  c->finished = 0;
+  chat->nchoices++;
+  return c;
+}
+
+/* Replacer output lands in content or reasoning by the output mode. */
+static void chat_emit(void *ud, relay_out_kind_t kind, unsigned state, const char *data, size_t len) {
+  relay_chat_t *chat = ud;
+  switch (relay_output_sink(chat->opts->mode, chat->opts->reasoning_states, kind, state)) {
+    case RELAY_SINK_CONTENT: chat->oom |= relay_buf_append(&chat->content, data, len); break;
+    case RELAY_SINK_REASONING: chat->oom |= relay_buf_append(&chat->reasoning, data, len); break;
+    case RELAY_SINK_DROP: break;
+  }
+}
+
+static void edit_begin(relay_chat_t *chat) {
+  chat->nedits = 0;
+  relay_buf_reset(&chat->edits_buf);
+}
+
+/* Record that [start, end) becomes the bytes appended to edits_buf since off. */
+static void edit_add(relay_chat_t *chat, size_t start, size_t end, size_t off) {
+  if (chat->nedits == CHAT_MAX_EDITS) {
+    chat->oom = 1;
+    return;
+  }
+  chat_edit_t *e = &chat->edits[chat->nedits++];
+  e->start = start;
+  e->end = end;
+  e->off = off;
+  e->len = chat->edits_buf.len - off;
+}
+
+static void append_json_string(relay_buf_t *b, const char *s, size_t len) {
+  relay_buf_append(b, "\"", 1);
+  relay_json_escape(b, s, len);
+  relay_buf_append(b, "\"", 1);
+}
+
+/* The reasoning fields of field mode as members, comma-separated. */
+static void append_reasoning_members(relay_chat_t *chat, relay_buf_t *b) {
+  const relay_chat_opts_t *o = chat->opts;
+  for (int f = 0; f < 2; f++) {
+    if (!o->field[f][0]) continue;
+    if (f > 0) relay_buf_append(b, ",", 1);
+    relay_buf_printf(b, "\"%s\":", o->field[f]);
+    append_json_string(b, chat->reasoning.data ? chat->reasoning.data : "", chat->reasoning.len);
+  }
+}
+
+/* Apply the edits (sorted by position; they never overlap) to doc into out. */
+static int cmp_edit(const void *a, const void *b) {
+  const chat_edit_t *x = a, *y = b;
+  return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static void apply_edits(relay_chat_t *chat, const char *doc, size_t len, relay_buf_t *out) {
+  qsort(chat->edits, chat->nedits, sizeof chat->edits[0], cmp_edit);
+  size_t pos = 0;
+  for (size_t i = 0; i < chat->nedits; i++) {
+    const chat_edit_t *e = &chat->edits[i];
+    relay_buf_append(out, doc + pos, e->start - pos);
+    relay_buf_append(out, chat->edits_buf.data + e->off, e->len);
+    pos = e->end;
+  }
+  relay_buf_append(out, doc + pos, len - pos);
+}
+
+/* After a choice's text went through its replacer (chat->content and
+ * chat->reasoning hold the output), record the edits for that choice: the
+ * content value replaced in place, and members the object lacks inserted
+ * right after its '{' (content on a finish event; reasoning in field mode). */
+static void edit_choice(relay_chat_t *chat, const relay_json_choice_t *f, const char *json) {
+  if (!f->has_container) return;
+  int have_reasoning = chat->opts->mode == RELAY_MODE_FIELD && chat->reasoning.len > 0;
+  size_t off = chat->edits_buf.len;
+  if (f->has_content && (f->content_is_string || chat->content.len > 0)) {
+    append_json_string(&chat->edits_buf, chat->content.data ? chat->content.data : "", chat->content.len);
+    edit_add(chat, f->content_start, f->content_end, off);
+  }
+  if (have_reasoning && f->has_reasoning && f->reasoning_is_string) {
+    /* The upstream already split some reasoning out: ours follows its text. */
+    off = chat->edits_buf.len;
+    relay_buf_t prev;
+    relay_buf_init(&prev);
+    relay_json_unescape(json + f->reasoning_start + 1, f->reasoning_end - f->reasoning_start - 2, &prev);
+    relay_buf_append(&prev, chat->reasoning.data, chat->reasoning.len);
+    append_json_string(&chat->edits_buf, prev.data, prev.len);
+    relay_buf_close(&prev);
+    edit_add(chat, f->reasoning_start, f->reasoning_end, off);
+    have_reasoning = 0;
+  }
+  int insert_content = !f->has_content && chat->content.len > 0;
+  if (!insert_content && !have_reasoning) return;
+  off = chat->edits_buf.len;
+  if (have_reasoning) append_reasoning_members(chat, &chat->edits_buf);
+  if (insert_content) {
+    if (have_reasoning) relay_buf_append(&chat->edits_buf, ",", 1);
+    relay_buf_append_str(&chat->edits_buf, "\"content\":");
+    append_json_string(&chat->edits_buf, chat->content.data, chat->content.len);
+  }
+  if (!f->container_empty) relay_buf_append(&chat->edits_buf, ",", 1);
+  edit_add(chat, f->container_open + 1, f->container_open + 1, off);
+}
+
+/* Feed one choice's decoded text (and its end, when finished). */
+static int run_choice(relay_chat_t *chat, chat_choice_t *c, const char *json,
+                      const relay_json_choice_t *f) {
+  relay_buf_reset(&chat->content);
+  relay_buf_reset(&chat->reasoning);
+  if (f->has_content && f->content_is_string) {
+    relay_buf_reset(&chat->decoded);
+    if (relay_json_unescape(json + f->content_start + 1, f->content_end - f->content_start - 2,
+                            &chat->decoded) != 0)
+      return -1;
+    if (relay_replacer_feed(&c->r, chat->decoded.data, chat->decoded.len, chat_emit, chat)) return -1;
+  }
+  if (f->finished && !c->finished) {
+    relay_replacer_finish(&c->r, chat_emit, chat);
+    c->finished = 1;
+  }
+  return 0;
+}
+
+static int chat_send(relay_chat_t *chat, const char *data, size_t len) {
+  return relay_exchange_emit(chat->base.ex, data, len);
+}
+
+/* Text still held when the stream ends without a finish_reason for it goes
+ * out in one more event, built from the last chunk so ids and model match. */
+static void flush_all(relay_chat_t *chat) {
+  for (size_t i = 0; i < chat->nchoices; i++) {
+    chat_choice_t *c = &chat->choices[i];
+    if (c->finished) continue;
+    c->finished = 1;
+    relay_buf_reset(&chat->content);
+    relay_buf_reset(&chat->reasoning);
+    relay_replacer_finish(&c->r, chat_emit, chat);
+    if (chat->content.len == 0 && chat->reasoning.len == 0) continue;
+    relay_buf_t choices;
+    relay_buf_init(&choices);
+    relay_buf_printf(&choices, "[{\"index\":%ld,\"delta\":{", c->index);
+    int reasoning = chat->reasoning.len && chat->opts->mode == RELAY_MODE_FIELD;
+    if (reasoning) append_reasoning_members(chat, &choices);
+    if (chat->content.len) {
+      if (reasoning) relay_buf_append(&choices, ",", 1);
+      relay_buf_append_str(&choices, "\"content\":");
+      append_json_string(&choices, chat->content.data, chat->content.len);
+    }
+    relay_buf_append_str(&choices, "},\"finish_reason\":null}]");
+    relay_buf_t doc;
+    relay_buf_init(&doc);
+    relay_json_path_seg_t path = {"choices", 7, 0};
+    if (!chat->last_chunk.len ||
+        relay_json_edit(chat->last_chunk.data, chat->last_chunk.len, &path, 1, choices.data, choices.len, &doc)) {
+      relay_buf_reset(&doc);
+      relay_buf_append_str(&doc, "{\"object\":\"chat.completion.chunk\",\"choices\":");
+      relay_buf_append(&doc, choices.data, choices.len);
+      relay_buf_append_str(&doc, "}");
+    }
+    if (chat->sse) {
+      relay_buf_t ev;
+      relay_buf_init(&ev);
+      relay_buf_append_str(&ev, "data: ");
+      relay_buf_append(&ev, doc.data, doc.len);
+      relay_buf_append_str(&ev, "\n\n");
+      chat_send(chat, ev.data, ev.len);
+      relay_buf_close(&ev);
+    }
+    relay_buf_close(&doc);
+    relay_buf_close(&choices);
+  }
+}
+
+/* Rebuild an event with new data: a single data line is replaced in place,
+ * keeping every other line and the line ends as they were. */
+static void send_event_with_data(relay_chat_t *chat, const relay_sse_event_t *ev, const char *data, size_t len) {
+  relay_buf_reset(&chat->out);
+  if (ev->single_data_line) {
+    relay_buf_append(&chat->out, ev->raw, ev->data_offset);
+    relay_buf_append(&chat->out, data, len);
+    size_t after = ev->data_offset + ev->data_len;
+    relay_buf_append(&chat->out, ev->raw + after, ev->raw_len - after);
+  } else {
+    relay_buf_append_str(&chat->out, "data: ");
+    for (size_t i = 0; i < len; i++) {
+      if (data[i] == '\n') relay_buf_append_str(&chat->out, "\ndata: ");
+      else relay_buf_append(&chat->out, data + i, 1);
+    }
+    relay_buf_append_str(&chat->out, "\n\n");
+  }
+  chat_send(chat, chat->out.data, chat->out.len);
+}
+
+static void on_event(void *ud, const relay_sse_event_t *ev) {
+  relay_chat_t *chat = ud;
+  if (!ev->data) {
+    chat_send(chat, ev->raw, ev->raw_len);
+    return;
+  }
+  if (ev->is_done) {
+    flush_all(chat);
+    chat_send(chat, ev->raw, ev->raw_len);
+    return;
+  }
+  const char *reasoning_key = chat->opts->mode == RELAY_MODE_FIELD ? chat->opts->field[0] : NULL;
+  int n = relay_json_find_choices(ev->data, ev->data_len, "delta", reasoning_key, chat->found,
+                                  RELAY_JSON_MAX_CHOICES);
+  if (n <= 0) {
+    /* Not a chunk we understand (or no choices, like the usage chunk): as is. */
+    chat_send(chat, ev->raw, ev->raw_len);
+    return;
+  }
+  relay_buf_reset(&chat->last_chunk);
+  relay_buf_append(&chat->last_chunk, ev->data, ev->data_len);
+  edit_begin(chat);
+  for (int k = 0; k < n; k++) {
+    const relay_json_choice_t *f = &chat->found[k];
+    chat_choice_t *c = chat_choice(chat, f->index);
+    if (!c || run_choice(chat, c, ev->data, f) != 0) {
+      chat_send(chat, ev->raw, ev->raw_len);
+      return;
+    }
+    edit_choice(chat, f, ev->data);
+  }
+  if (chat->oom) {
+    chat_send(chat, ev->raw, ev->raw_len);
+    return;
+  }
+  relay_buf_t *data = &chat->decoded; /* free again: reuse for the new payload */
+  relay_buf_reset(data);
+  apply_edits(chat, ev->data, ev->data_len, data);
+  send_event_with_data(chat, ev, data->data, data->len);
+}
+
+static int chat_on_data(relay_filter_t *f, const char *data, size_t len) {
+  relay_chat_t *chat = (relay_chat_t *)f;
+  if (chat->passthrough) return chat_send(chat, data, len);
+  if (!chat->sse) {
+    if (chat->body.len + len > f->ex->client->w->cfg->max_body_buffer) {
+      /* Too big to hold: stop rewriting and stream what we have and the rest. */
+      relay_log_warn("%s: JSON body over the buffer limit; passing it through", f->ex->log_path);
+      chat->passthrough = 1;
+      relay_exchange_unbuffer(f->ex);
+      chat_send(chat, chat->body.data, chat->body.len);
+      relay_buf_close(&chat->body);
+      return chat_send(chat, data, len);
+    }
+    return relay_buf_append(&chat->body, data, len);
+  }
+  int rc = relay_sse_feed(&chat->framer, data, len, on_event, chat);
+  if (rc) {
+    /* An event over the limit: give up on rewriting, lose nothing. */
+    relay_log_warn("%s: SSE stream not rewritable (%s); passing it through", f->ex->log_path,
+                   relay_sse_strerror(rc));
+    chat->passthrough = 1;
+    const char *rest;
+    size_t rest_len;
+    relay_sse_finish(&chat->framer, &rest, &rest_len);
+    chat_send(chat, rest, rest_len);
+    size_t used = chat->framer.consumed;
+    return chat_send(chat, data + used, len - used);
+  }
+  return 0;
+}
+
+/* JSON body: rewrite choices[i].message.content of the whole document. */
+static void rewrite_body(relay_chat_t *chat) {
+  const char *doc = chat->body.data ? chat->body.data : "";
+  size_t len = chat->body.len;
+  const char *reasoning_key = chat->opts->mode == RELAY_MODE_FIELD ? chat->opts->field[0] : NULL;
+  int n = relay_json_find_choices(doc, len, "message", reasoning_key, chat->found, RELAY_JSON_MAX_CHOICES);
+  if (n <= 0) {
+    chat_send(chat, doc, len);
+    return;
+  }
+  edit_begin(chat);
+  for (int k = 0; k < n; k++) {
+    relay_json_choice_t f = chat->found[k];
+    chat_choice_t *c = chat_choice(chat, f.index);
+    f.finished = 1; /* a whole body: every choice ends here */
+    if (!c || run_choice(chat, c, doc, &f) != 0) {
+      chat_send(chat, doc, len);
+      return;
+    }
+    edit_choice(chat, &f, doc);
+  }
+  if (chat->oom) {
+    chat_send(chat, doc, len);
+    return;
+  }
+  relay_buf_reset(&chat->out);
+  apply_edits(chat, doc, len, &chat->out);
+  chat_send(chat, chat->out.data, chat->out.len);
+}
+
+static int chat_on_end(relay_filter_t *f, int complete) {
+  relay_chat_t *chat = (relay_chat_t *)f;
+  if (chat->passthrough) return 0;
+  if (!chat->sse) {
+    if (complete) rewrite_body(chat);
+    return 0;
+  }
+  const char *rest;
+  size_t rest_len;
+  relay_sse_finish(&chat->framer, &rest, &rest_len);
+  /* Nothing held back is lost: an unterminated last event goes out as it came,
+   * after any text the replacers still hold. */
+  flush_all(chat);
+  if (rest_len) chat_send(chat, rest, rest_len);
+  return 0;
+}
+
+static void chat_destroy(relay_filter_t *f) {
+  relay_chat_t *chat = (relay_chat_t *)f;
+  for (size_t i = 0; i < chat->nchoices; i++) relay_replacer_close(&chat->choices[i].r);
+  free(chat->choices);
+  relay_sse_close(&chat->framer);
+  relay_buf_close(&chat->body);
+  relay_buf_close(&chat->decoded);
+  relay_buf_close(&chat->content);
+  relay_buf_close(&chat->reasoning);
+  relay_buf_close(&chat->out);
+  relay_buf_close(&chat->edits_buf);
+  relay_buf_close(&chat->last_chunk);
+  free(chat);
+}
+
+static const relay_filter_vtable_t chat_vt = {chat_on_data, chat_on_end, chat_destroy};
+
+/* Media type of a Content-Type value, without parameters. */
+static int media_type_is(const char *v, size_t len, const char *type) {
+  size_t tl = strlen(type);
+  while (len && (*v == ' ' || *v == '\t')) v++, len--;
+  if (len < tl || strncasecmp(v, type, tl) != 0) return 0;
+  return len == tl || v[tl] == ';' || v[tl] == ' ' || v[tl] == '\t';
+}
+
+/* Only a successful, unencoded JSON or SSE response is rewritten; everything
+ * else passes through byte for byte. */
+int relay_chat_attach(relay_exchange_t *ex) {
+  const relay_chat_opts_t *opts = ex->route.chat;
+  if (!opts || ex->status < 200 || ex->status > 299) return 0;
+  const relay_head_t *h = &ex->resp;
+  int enc = relay_head_find(h, "content-encoding", 0);
+  if (enc >= 0 && !relay_head_value_has_token(relay_head_value(h, (size_t)enc), h->hdrs[enc].value_len, "identity"))
+    return 0;
+  int ct = relay_head_find(h, "content-type", 0);
+  if (ct < 0) return 0;
+  const char *v = relay_head_value(h, (size_t)ct);
+  size_t vl = h->hdrs[ct].value_len;
+  int sse = media_type_is(v, vl, "text/event-stream");
+  if (!sse && !media_type_is(v, vl, "application/json")) return 0;
+  relay_chat_t *chat = calloc(1, sizeof *chat);
+  if (!chat) return 0;
+  chat->base.vt = &chat_vt;
+  chat->base.ex = ex;
+  chat->base.buffers_body = !sse;
+  chat->opts = opts;
+  chat->sse = sse;
+  if (sse && relay_sse_init(&chat->framer, CHAT_MAX_EVENT) != 0) {
+    free(chat);
+    return 0;
+  }
+  if (!sse) relay_sse_init(&chat->framer, 1);
+  ex->filter = &chat->base;
+  return 1;
+}
