@@ -8,9 +8,14 @@
  * callback as soon as it is settled: only the longest tail that is still a
  * prefix of a pattern active in the current state is held back. Among matches
  * the leftmost wins, then the longest; after a match the replacer moves to the
- * rule's to_state and keeps scanning there. Feeding a text one byte at a time
- * gives exactly the output of feeding it whole. Work per input byte is bounded
- * by a constant (the longest pattern), never by the length of the text.
+ * rule's to_state and keeps scanning there (the replacement itself is output,
+ * never scanned). Feeding a text one byte at a time gives exactly the same
+ * output as feeding it whole (the split into callback calls may differ).
+ * Work per input byte is bounded by a constant (the longest pattern), never by
+ * the length of the text, and feeding never allocates.
+ *
+ * Patterns are plain bytes: UTF-8 patterns work, and a multi-byte character may
+ * be cut anywhere between pieces.
  */
 #ifndef RELAY_REPLACER_H
 #define RELAY_REPLACER_H
@@ -27,6 +32,11 @@
 #define RELAY_REPLACER_ENOMEM -2
 #define RELAY_REPLACER_ETOOMANY -3 /* more rules than RELAY_REPLACER_MAX_RULES */
 
+/* One rule. pattern: 1..RELAY_REPLACER_MAX_PATTERN bytes; replacement: any
+ * length, may be empty (replacement may be NULL when replacement_len is 0);
+ * from_state and to_state < RELAY_REPLACER_MAX_STATES. The strings are copied,
+ * so they need not outlive relay_ruleset_new(). If the same pattern appears in
+ * two rules of one state, the first of them wins and the later is ignored. */
 typedef struct relay_rule_s {
   unsigned from_state;
   const char *pattern;
@@ -36,7 +46,8 @@ typedef struct relay_rule_s {
   unsigned to_state;
 } relay_rule_t;
 
-/* Compiled, immutable rule set; opaque. */
+/* Compiled, immutable rule set; opaque. Its reference count is atomic, so one
+ * rule set may be shared by replacers on several threads. */
 typedef struct relay_ruleset_s relay_ruleset_t;
 
 /* What a piece of output is: plain text seen while in `state`, or the
@@ -44,41 +55,62 @@ typedef struct relay_ruleset_s relay_ruleset_t;
  * Output modes (tags / field / strip) are decided by the receiver from this. */
 typedef enum { RELAY_OUT_TEXT = 0, RELAY_OUT_REPLACEMENT = 1 } relay_out_kind_t;
 
+/* Called in output order. RELAY_OUT_TEXT: len > 0 always; data points into
+ * the caller's fed buffer or the replacer's hold buffer, valid only during the
+ * call. A settled run of text comes in one call where it is contiguous (at most
+ * one call for the held bytes plus one for the new piece, and usually one).
+ * RELAY_OUT_REPLACEMENT: exactly once per fired rule, even when the
+ * replacement is empty (len 0, data non-NULL), so every state change is seen;
+ * data points into the rule set. The callback must not feed, finish or close
+ * the replacer that called it. */
 typedef void (*relay_replacer_emit_cb)(void *ud, relay_out_kind_t kind, unsigned state,
                                        const char *data, size_t len);
 
+/* Compile nrules rules (0 is allowed: a pass-through set). *out gets a rule set
+ * with reference count 1. Returns 0, RELAY_REPLACER_EINVAL,
+ * RELAY_REPLACER_ETOOMANY or RELAY_REPLACER_ENOMEM. */
 int relay_ruleset_new(relay_ruleset_t **out, const relay_rule_t *rules, size_t nrules);
+/* Same as relay_ruleset_unref(). NULL is ignored. */
 void relay_ruleset_free(relay_ruleset_t *rs);
 /* Reference counting so a rule set can outlive the script reload that made it. */
 void relay_ruleset_ref(relay_ruleset_t *rs);
 void relay_ruleset_unref(relay_ruleset_t *rs);
 size_t relay_ruleset_max_pattern(const relay_ruleset_t *rs);
-/* Number of states used by the rules (highest state index + 1). */
+/* Number of states used by the rules (highest state index + 1; 1 with no rules). */
 unsigned relay_ruleset_nstates(const relay_ruleset_t *rs);
 
+/* One text stream. Fields are private; read them only through the functions
+ * below (state and matches may be read directly for logs). */
 typedef struct relay_replacer_s {
-  const relay_ruleset_t *rs;
-  unsigned state;      /* current state */
-  uint32_t node;       /* automaton node in the current state's trie */
-  /* Held-back bytes (never longer than the longest pattern). */
+  const relay_ruleset_t *rs; /* referenced by init, released by close */
+  unsigned state;            /* current state; starts at 0 */
+  uint32_t node;             /* automaton node in the current state's table, as
+                                a row offset (node index * 256) */
+  /* Held-back bytes: the live pattern prefix (shorter than the longest
+   * pattern); the buffer has some spare room to join small runs of text. */
   char *held;
   size_t held_len;
   size_t held_cap;
-  /* Best complete match among the held bytes, if any (-1 = none). */
+  /* Best complete match among the held bytes, if any (-1 = none); cand_start
+   * is an offset into held. */
   int cand_rule;
   size_t cand_start;
   uint64_t matches; /* rules fired so far, for logs and tests */
 } relay_replacer_t;
 
+/* Start in state 0 with nothing held. Takes a reference on rs (the caller may
+ * drop its own). Returns 0, RELAY_REPLACER_EINVAL or RELAY_REPLACER_ENOMEM. */
 int relay_replacer_init(relay_replacer_t *r, const relay_ruleset_t *rs);
-/* Feed len bytes; settled output goes to emit. Returns 0 or a negative code. */
+/* Feed len bytes; settled output goes to emit before this returns. Returns 0,
+ * or RELAY_REPLACER_EINVAL for a closed replacer or NULL data with len > 0. */
 int relay_replacer_feed(relay_replacer_t *r, const char *data, size_t len,
                         relay_replacer_emit_cb emit, void *ud);
 /* End of text: resolve and release everything held. The replacer can be fed
- * again afterwards (it keeps its state). */
+ * again afterwards (it keeps its state). Returns 0 or RELAY_REPLACER_EINVAL. */
 int relay_replacer_finish(relay_replacer_t *r, relay_replacer_emit_cb emit, void *ud);
-/* Bytes currently held back. */
+/* Bytes currently held back (always less than the longest pattern). */
 size_t relay_replacer_pending(const relay_replacer_t *r);
+/* Free the hold buffer and drop the rule set reference; safe to call twice. */
 void relay_replacer_close(relay_replacer_t *r);
 const char *relay_replacer_strerror(int err);
 
