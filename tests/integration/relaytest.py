@@ -876,7 +876,8 @@ class Relay:
                 pass
 
 
-ACCESS_RX = re.compile(r"\baccess\s+method=")
+# tolerant: finds the line even if fields are added; test_proxy_logging checks the exact form
+ACCESS_RX = re.compile(r"\baccess\s+(?:\S+=\S*\s+)*?method=")
 
 
 def parse_access(line):

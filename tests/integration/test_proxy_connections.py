@@ -291,32 +291,45 @@ class SpecialExchanges(RelayTestCase):
             self.assertEqual(r.json()["target"], "/after-head")
             self.assertEqual(c.read_some(0.2) if not c.buf else bytes(c.buf), b"")
 
-    def test_204_and_304_have_no_body(self):
-        def handler(conn, req):
-            if req.target == "/204":
-                conn.send(b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n")
-            elif req.target == "/304":
-                conn.send(b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 500\r\n\r\n")
-            else:
-                echo_handler(conn, req)
-        self.upstream.handler = handler
+    def _no_body_handler(self, conn, req):
+        if req.target == "/204":
+            conn.send(b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n")
+        elif req.target == "/304":
+            conn.send(b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n")
+        elif req.target == "/304-cl":
+            # RFC 9110 8.6: a 304 may carry the Content-Length the 200 would have had
+            conn.send(b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 500\r\n\r\n")
+        else:
+            echo_handler(conn, req)
+
+    def _check_no_body(self, method, target, status, headers=()):
+        self.upstream.handler = self._no_body_handler
         relay = self.start_relay()
-        with Client(relay.port) as c:
-            c.request("DELETE", "/204")
-            r = c.read_response("DELETE")
-            self.assertEqual((r.status, r.header("x-a")), (204, "1"))
+        with Client(relay.port, timeout=3) as c:
+            c.request(method, target, list(headers))
+            r = c.read_response(method)
+            self.assertEqual(r.status, status, r)
             self.assertIsNone(r.header("transfer-encoding"), r.headers)
-            cl = r.header("content-length")
-            self.assertIn(cl, (None, "0"), r.headers)
-            c.request("GET", "/304", [("If-None-Match", '"v1"')])
-            r = c.read_response()
-            self.assertEqual((r.status, r.header("etag")), (304, '"v1"'))
-            self.assertIsNone(r.header("transfer-encoding"), r.headers)
+            # the connection is ready for the next exchange at once: no body expected or sent
             c.request("GET", "/after")
-            r = c.read_response()
-            self.assertEqual(r.json()["target"], "/after")
+            r2 = c.read_response()
+            self.assertEqual(r2.json()["target"], "/after")
+        return r
+
+    def test_204_has_no_body(self):
+        r = self._check_no_body("DELETE", "/204", 204)
+        self.assertEqual(r.header("x-a"), "1")
+        self.assertIn(r.header("content-length"), (None, "0"), r.headers)
+
+    def test_304_has_no_body(self):
+        r = self._check_no_body("GET", "/304", 304, [("If-None-Match", '"v1"')])
+        self.assertEqual(r.header("etag"), '"v1"')
         q = [x for x in self.upstream.requests if x.target == "/304"][0]
         self.assertEqual(q.header("if-none-match"), '"v1"')
+
+    def test_304_with_content_length_has_no_body(self):
+        r = self._check_no_body("GET", "/304-cl", 304, [("If-None-Match", '"v1"')])
+        self.assertEqual(r.header("etag"), '"v1"')
 
     def test_1xx_early_hints_relayed_before_final(self):
         def handler(conn, req):
@@ -335,6 +348,19 @@ class SpecialExchanges(RelayTestCase):
             self.assertEqual(r.interim[1].header("link"), "</app.js>; rel=preload")
             c.request("GET", "/hints")
             self.assertEqual(c.read_response().body, b"final")
+
+    def test_1xx_not_sent_to_http10_client(self):
+        # RFC 9110 15.2: a server must not send a 1xx response to an HTTP/1.0 client
+        def handler(conn, req):
+            conn.send(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+            conn.respond(200, [("Content-Type", "text/plain")], b"final")
+        self.upstream.handler = handler
+        relay = self.start_relay()
+        with Client(relay.port) as c:
+            c.send(b"GET /hints HTTP/1.0\r\n\r\n")
+            r = c.read_response()
+        self.assertEqual(r.interim, [], "1xx relayed to an HTTP/1.0 client")
+        self.assertEqual((r.status, r.body), (200, b"final"))
 
     def test_expect_100_continue(self):
         body = random.Random(7).randbytes(300000)

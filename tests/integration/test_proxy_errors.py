@@ -6,8 +6,7 @@ import socket
 import time
 import unittest
 
-from relaytest import (RelayTestCase, Client, http_exchange, free_port, MockUpstream,
-                       ConnectionClosed, wait_for)
+from relaytest import (RelayTestCase, Client, http_exchange, free_port, connection_tokens)
 
 
 class ClientErrors(RelayTestCase):
@@ -60,6 +59,32 @@ class ClientErrors(RelayTestCase):
     def test_header_without_colon(self):
         self._bad(b"GET / HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n")
 
+    def test_transfer_encoding_not_chunked(self):
+        # RFC 9112 6.3: a request whose final transfer coding is not chunked has no
+        # determinable length: 400
+        self._bad(b"POST /te HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc")
+        time.sleep(0.2)
+        self.assertEqual(self.upstream.requests, [])
+
+    def test_whitespace_before_colon(self):
+        # RFC 9112 5.1: must be rejected with 400 (a smuggling vector through lax proxies)
+        self._bad(b"POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc")
+        time.sleep(0.2)
+        self.assertEqual(self.upstream.requests, [])
+
+    def test_pipelined_good_then_bad(self):
+        relay = self.start_relay()
+        with Client(relay.port) as c:
+            c.send(b"GET /good1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                   b"GET /good2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                   b"BAD REQUEST LINE\r\n\r\n"
+                   b"GET /never HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(c.read_response().json()["target"], "/good1")
+            self.assertEqual(c.read_response().json()["target"], "/good2")
+            self.assertErrorResponse(c.read_response(), 400, "invalid_request_error", "bad_request")
+            self.assertClosedSoon(c, 2.0)
+        self.assertEqual([q.target for q in self.upstream.requests], ["/good1", "/good2"])
+
     def test_huge_header_default_limit(self):
         relay = self.start_relay()
         # just under the default 64 KiB head: served
@@ -106,12 +131,16 @@ class UpstreamErrors(RelayTestCase):
         r = http_exchange(relay.port, "POST", "/v1/chat/completions", body=b'{"model":"m"}')
         self.assertErrorResponse(r, 502, "upstream_error", "upstream_unreachable")
         self.assertLess(time.monotonic() - t0, 3.0)
-        # the client connection stays usable for the next (also failing) request
+        # a 502 is a complete response: the connection either stays usable or says it closes
         with Client(relay.port) as c:
             c.request("GET", "/a")
-            self.assertErrorResponse(c.read_response(), 502, "upstream_error", "upstream_unreachable")
-            c.request("GET", "/b")
-            self.assertErrorResponse(c.read_response(), 502, "upstream_error", "upstream_unreachable")
+            r = c.read_response()
+            self.assertErrorResponse(r, 502, "upstream_error", "upstream_unreachable")
+            if "close" in connection_tokens(r.headers):
+                self.assertClosedSoon(c, 2.0)
+            else:
+                c.request("GET", "/b")
+                self.assertErrorResponse(c.read_response(), 502, "upstream_error", "upstream_unreachable")
 
     def test_502_dns_failure(self):
         relay = self.start_relay(UPSTREAM_HOST="no-such-host.invalid")

@@ -206,6 +206,18 @@ class Headers(RelayTestCase):
         self.assertEqual(order, ["content-type", "set-cookie", "x-normal", "set-cookie",
                                  "x-normal", "x-request-id"])
 
+    def test_large_response_header_passed(self):
+        big = "b" * 30000
+
+        def handler(conn, req):
+            conn.respond(200, [("X-Big", big), ("X-After", "1")], b"ok")
+        self.upstream.handler = handler
+        relay = self.start_relay()
+        r = http_exchange(relay.port, "GET", "/big-response-header")
+        self.assertEqual((r.status, r.body), (200, b"ok"))
+        self.assertEqual(r.header("x-big"), big)
+        self.assertEqual(r.header("x-after"), "1")
+
     def test_response_status_and_reason_passed(self):
         def handler(conn, req):
             conn.respond(418, [("Content-Type", "text/plain")], b"teapot", reason="I'm a teapot")

@@ -3,6 +3,8 @@ that goes away closes the upstream connection at once, an upstream that dies lea
 a visibly cut response."""
 
 import http.client
+import os
+import sys
 import struct
 import threading
 import time
@@ -17,6 +19,11 @@ GIB = 1 << 30
 RSS_LIMIT_KB = 64 * 1024
 PAUSE = 1.5                 # seconds the slow side stops reading
 PUSHED_LIMIT = 48 * MIB     # bytes the fast side may get ahead during the pause (kernel buffers + relay)
+
+
+def note(msg):
+    if os.environ.get("RELAYTEST_VERBOSE"):
+        sys.stderr.write("\n  [%s] " % msg)
 
 
 def numbered_block(block, i):
@@ -90,6 +97,8 @@ class Backpressure(RelayTestCase):
         self.assertTrue(wait_for(lambda: state["done"], 5))
         self.assertEqual(crc, state["crc"], "response bytes differ")
         self.assertLess(max_rss, RSS_LIMIT_KB, "max RSS %d kB over the transfer (start %s kB)" % (max_rss, base_rss))
+        note("download: start RSS %s kB, max %d kB; upstream ahead by %d KiB during the pause"
+             % (base_rss, max_rss, pushed // 1024))
 
     def test_1gib_upload_to_slow_upstream_bounded_memory(self):
         block, nblocks = self.block, GIB // MIB
@@ -158,6 +167,8 @@ class Backpressure(RelayTestCase):
         self.assertEqual(doc["len"], GIB)
         self.assertEqual(doc["crc"], sender["crc"], "uploaded bytes differ")
         self.assertLess(max_rss, RSS_LIMIT_KB, "max RSS %d kB over the upload" % max_rss)
+        note("upload: max RSS %d kB; client ahead by %d KiB during the pause"
+             % (max_rss, state["client_sent_at_resume"] // 1024))
 
 
 class ClientGoesAway(RelayTestCase):
