@@ -12,6 +12,8 @@
 
 #include "chat.h"
 #include "log.h"
+#include "lua_api.h"
+#include <lauxlib.h>
 #include "lua_text.h"
 #include "proxy.h"
 #include "relay/json_splice.h"
@@ -45,6 +47,7 @@ typedef struct relay_chat_s {
   chat_edit_t edits[CHAT_MAX_EDITS];
   size_t nedits;
   relay_buf_t last_chunk; /* the last data payload, a template for flush events */
+  relay_buf_t hook_buf;
   relay_json_choice_t found[RELAY_JSON_MAX_CHOICES];
   int oom;
 } relay_chat_t;
@@ -60,7 +63,7 @@ static chat_choice_t *chat_choice(relay_chat_t *chat, long index) {
     chat->cap = cap;
   }
   chat_choice_t *c = &chat->choices[chat->nchoices];
-  if (relay_replacer_init(&c->r, chat->opts->rules) != 0) return NULL;
+  if (chat->opts->rules && relay_replacer_init(&c->r, chat->opts->rules) != 0) return NULL;
   c->index = index;
   c->finished = 0;
   chat->nchoices++;
@@ -167,6 +170,14 @@ static void edit_choice(relay_chat_t *chat, const relay_json_choice_t *f, const 
   edit_add(chat, f->container_open + 1, f->container_open + 1, off);
 }
 
+/* The script's on_text hook sees each rewritten piece, content and reasoning. */
+static void run_text_hook(relay_chat_t *chat, chat_choice_t *c) {
+  int ref = chat->opts->on_text_ref;
+  if (ref == LUA_NOREF) return;
+  if (chat->content.len) relay_lua_hook_text(chat->base.ex, ref, c->index, "content", &chat->content);
+  if (chat->reasoning.len) relay_lua_hook_text(chat->base.ex, ref, c->index, "reasoning", &chat->reasoning);
+}
+
 /* Feed one choice's decoded text (and its end, when finished). */
 static int run_choice(relay_chat_t *chat, chat_choice_t *c, const char *json,
                       const relay_json_choice_t *f) {
@@ -177,12 +188,14 @@ static int run_choice(relay_chat_t *chat, chat_choice_t *c, const char *json,
     if (relay_json_unescape(json + f->content_start + 1, f->content_end - f->content_start - 2,
                             &chat->decoded) != 0)
       return -1;
-    if (relay_replacer_feed(&c->r, chat->decoded.data, chat->decoded.len, chat_emit, chat)) return -1;
+    if (!chat->opts->rules) relay_buf_append(&chat->content, chat->decoded.data, chat->decoded.len);
+    else if (relay_replacer_feed(&c->r, chat->decoded.data, chat->decoded.len, chat_emit, chat)) return -1;
   }
   if (f->finished && !c->finished) {
-    relay_replacer_finish(&c->r, chat_emit, chat);
+    if (chat->opts->rules) relay_replacer_finish(&c->r, chat_emit, chat);
     c->finished = 1;
   }
+  run_text_hook(chat, c);
   return 0;
 }
 
@@ -199,7 +212,9 @@ static void flush_all(relay_chat_t *chat) {
     c->finished = 1;
     relay_buf_reset(&chat->content);
     relay_buf_reset(&chat->reasoning);
+    if (!chat->opts->rules) continue;
     relay_replacer_finish(&c->r, chat_emit, chat);
+    run_text_hook(chat, c);
     if (chat->content.len == 0 && chat->reasoning.len == 0) continue;
     relay_buf_t choices;
     relay_buf_init(&choices);
@@ -256,6 +271,27 @@ static void send_event_with_data(relay_chat_t *chat, const relay_sse_event_t *ev
   chat_send(chat, chat->out.data, chat->out.len);
 }
 
+/* An event whose data is final: through the script's on_event hook if any. */
+static void send_data_event(relay_chat_t *chat, const relay_sse_event_t *ev, const char *data, size_t len,
+                            int changed) {
+  int ref = chat->opts->on_event_ref;
+  if (ref != LUA_NOREF) {
+    relay_buf_t *b = &chat->hook_buf;
+    relay_buf_reset(b);
+    relay_buf_append(b, data, len);
+    int drop = 0;
+    if (relay_lua_hook_event(chat->base.ex, ref, b, ev->event, ev->event_len, &drop) == 0) {
+      if (drop) return;
+      if (b->len != len || memcmp(b->data, data, len) != 0) {
+        send_event_with_data(chat, ev, b->data, b->len);
+        return;
+      }
+    }
+  }
+  if (changed) send_event_with_data(chat, ev, data, len);
+  else chat_send(chat, ev->raw, ev->raw_len);
+}
+
 static void on_event(void *ud, const relay_sse_event_t *ev) {
   relay_chat_t *chat = ud;
   if (!ev->data) {
@@ -272,7 +308,7 @@ static void on_event(void *ud, const relay_sse_event_t *ev) {
                                   RELAY_JSON_MAX_CHOICES);
   if (n <= 0) {
     /* Not a chunk we understand (or no choices, like the usage chunk): as is. */
-    chat_send(chat, ev->raw, ev->raw_len);
+    send_data_event(chat, ev, ev->data, ev->data_len, 0);
     return;
   }
   relay_buf_reset(&chat->last_chunk);
@@ -282,19 +318,19 @@ static void on_event(void *ud, const relay_sse_event_t *ev) {
     const relay_json_choice_t *f = &chat->found[k];
     chat_choice_t *c = chat_choice(chat, f->index);
     if (!c || run_choice(chat, c, ev->data, f) != 0) {
-      chat_send(chat, ev->raw, ev->raw_len);
+      send_data_event(chat, ev, ev->data, ev->data_len, 0);
       return;
     }
     edit_choice(chat, f, ev->data);
   }
   if (chat->oom) {
-    chat_send(chat, ev->raw, ev->raw_len);
+    send_data_event(chat, ev, ev->data, ev->data_len, 0);
     return;
   }
   relay_buf_t *data = &chat->decoded; /* free again: reuse for the new payload */
   relay_buf_reset(data);
   apply_edits(chat, ev->data, ev->data_len, data);
-  send_event_with_data(chat, ev, data->data, data->len);
+  send_data_event(chat, ev, data->data, data->len, 1);
 }
 
 static int chat_on_data(relay_filter_t *f, const char *data, size_t len) {
@@ -328,6 +364,17 @@ static int chat_on_data(relay_filter_t *f, const char *data, size_t len) {
   return 0;
 }
 
+/* The whole body, through the script's on_body hook if any. A failing hook
+ * fails the exchange (500): the response has not started yet. */
+static void send_body(relay_chat_t *chat, relay_buf_t *body) {
+  int ref = chat->opts->on_body_ref;
+  if (ref != LUA_NOREF && relay_lua_hook_body(chat->base.ex, ref, body) != 0) {
+    chat->base.failed = 1;
+    return;
+  }
+  chat_send(chat, body->data ? body->data : "", body->len);
+}
+
 /* JSON body: rewrite choices[i].message.content of the whole document. */
 static void rewrite_body(relay_chat_t *chat) {
   const char *doc = chat->body.data ? chat->body.data : "";
@@ -335,7 +382,7 @@ static void rewrite_body(relay_chat_t *chat) {
   const char *reasoning_key = chat->opts->mode == RELAY_MODE_FIELD ? chat->opts->field[0] : NULL;
   int n = relay_json_find_choices(doc, len, "message", reasoning_key, chat->found, RELAY_JSON_MAX_CHOICES);
   if (n <= 0) {
-    chat_send(chat, doc, len);
+    send_body(chat, &chat->body);
     return;
   }
   edit_begin(chat);
@@ -344,18 +391,18 @@ static void rewrite_body(relay_chat_t *chat) {
     chat_choice_t *c = chat_choice(chat, f.index);
     f.finished = 1; /* a whole body: every choice ends here */
     if (!c || run_choice(chat, c, doc, &f) != 0) {
-      chat_send(chat, doc, len);
+      send_body(chat, &chat->body);
       return;
     }
     edit_choice(chat, &f, doc);
   }
   if (chat->oom) {
-    chat_send(chat, doc, len);
+    send_body(chat, &chat->body);
     return;
   }
   relay_buf_reset(&chat->out);
   apply_edits(chat, doc, len, &chat->out);
-  chat_send(chat, chat->out.data, chat->out.len);
+  send_body(chat, &chat->out);
 }
 
 static int chat_on_end(relay_filter_t *f, int complete) {
@@ -377,7 +424,8 @@ static int chat_on_end(relay_filter_t *f, int complete) {
 
 static void chat_destroy(relay_filter_t *f) {
   relay_chat_t *chat = (relay_chat_t *)f;
-  for (size_t i = 0; i < chat->nchoices; i++) relay_replacer_close(&chat->choices[i].r);
+  if (chat->opts->rules)
+    for (size_t i = 0; i < chat->nchoices; i++) relay_replacer_close(&chat->choices[i].r);
   free(chat->choices);
   relay_sse_close(&chat->framer);
   relay_buf_close(&chat->body);
@@ -387,6 +435,7 @@ static void chat_destroy(relay_filter_t *f) {
   relay_buf_close(&chat->out);
   relay_buf_close(&chat->edits_buf);
   relay_buf_close(&chat->last_chunk);
+  relay_buf_close(&chat->hook_buf);
   free(chat);
 }
 

@@ -17,6 +17,14 @@ void relay_lua_open_text(lua_State *L);
 void relay_lua_open_hooks(lua_State *L);
 struct relay_worker_s;
 struct relay_exchange_s;
+/* Response hooks of a rewrite route (see lua/API.md). Return -1 when the hook
+ * failed (logged once per exchange); the caller keeps its own bytes. */
+struct relay_buf_s;
+int relay_lua_hook_text(struct relay_exchange_s *ex, int ref, long index, const char *kind, struct relay_buf_s *text);
+int relay_lua_hook_event(struct relay_exchange_s *ex, int ref, struct relay_buf_s *data, const char *event_name,
+                         size_t event_len, int *drop);
+int relay_lua_hook_body(struct relay_exchange_s *ex, int ref, struct relay_buf_s *body);
+void relay_lua_hook_end(struct relay_exchange_s *ex, int ref);
 int relay_lua_call_on_request(struct relay_worker_s *w, struct relay_exchange_s *ex, int with_body,
                               char *err, size_t errlen);
 

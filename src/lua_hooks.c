@@ -29,9 +29,44 @@ static int l_on_request(lua_State *L) {
   return 0;
 }
 
+/* Requests and events get a json() method that decodes lazily with
+ * lua-cjson: a script that never asks pays nothing. */
+static const char relay_lazy_json_src[] =
+    "local field = ...\n"
+    "local cjson = require('cjson')\n"
+    "local cache = setmetatable({}, {__mode = 'k'})\n"
+    "return {__index = {json = function(self)\n"
+    "  local v = cache[self]\n"
+    "  if v == nil then\n"
+    "    local ok, r = pcall(cjson.decode, self[field] or '')\n"
+    "    if not ok then error(field .. ' is not valid JSON: ' .. tostring(r), 2) end\n"
+    "    v = r; cache[self] = v\n"
+    "  end\n"
+    "  return v\n"
+    "end}}\n";
+
+static void make_lazy_json_mt(lua_State *L, const char *field, const char *key) {
+  if (luaL_loadbuffer(L, relay_lazy_json_src, sizeof relay_lazy_json_src - 1, "=relay.lazy_json") != LUA_OK)
+    lua_error(L);
+  lua_pushstring(L, field);
+  lua_call(L, 1, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, key);
+}
+
 void relay_lua_open_hooks(lua_State *L) {
   lua_pushcfunction(L, l_on_request);
   lua_setfield(L, -2, "on_request");
+  make_lazy_json_mt(L, "body", "relay.request_mt");
+  make_lazy_json_mt(L, "data", "relay.event_mt");
+}
+
+/* The per-request context table shared by the request and response hooks. */
+static void push_ctx(lua_State *L, relay_exchange_t *ex) {
+  if (ex->route.ctx_ref == LUA_NOREF) {
+    lua_newtable(L);
+    ex->route.ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ex->route.ctx_ref);
 }
 
 /* Header names arrive in any case; scripts look them up in lower case.
@@ -87,6 +122,10 @@ static void push_request(lua_State *L, relay_exchange_t *ex, int with_body) {
     lua_pushlstring(L, ex->req_body.data ? ex->req_body.data : "", ex->req_body.len);
     lua_setfield(L, -2, "body");
   }
+  push_ctx(L, ex);
+  lua_setfield(L, -2, "ctx");
+  lua_getfield(L, LUA_REGISTRYINDEX, "relay.request_mt");
+  lua_setmetatable(L, -2);
 }
 
 static int copy_string_field(lua_State *L, int t, const char *key, relay_buf_t *out) {
@@ -223,7 +262,7 @@ static int call_on_request(lua_State *L) {
   relay_worker_t *w = lua_touserdata(L, 1);
   relay_exchange_t *ex = lua_touserdata(L, 2);
   int with_body = (int)lua_tointeger(L, 3);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, ex->script->on_request_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ex->route.on_request_ref);
   push_request(L, ex, with_body);
   lua_call(L, 1, 1);
   if (lua_istable(L, -1)) read_decision(L, w, ex, lua_gettop(L));
@@ -234,8 +273,8 @@ static int call_on_request(lua_State *L) {
 int relay_lua_call_on_request(relay_worker_t *w, relay_exchange_t *ex, int with_body, char *err,
                               size_t errlen) {
   relay_script_t *s = ex->script;
-  if (s->on_request_ref == LUA_NOREF) return 0;
-  if (s->on_request_wants_body && !with_body) return 1;
+  if (ex->route.on_request_ref == LUA_NOREF) return 0;
+  if (ex->route.on_request_wants_body && !with_body) return 1;
   lua_State *L = s->L;
   int top = lua_gettop(L);
   lua_pushcfunction(L, on_request_handler);
@@ -262,4 +301,109 @@ int relay_lua_route_request(relay_worker_t *w, relay_exchange_t *ex, char *err, 
 
 int relay_route_with_body(relay_worker_t *w, relay_exchange_t *ex, char *err, size_t errlen) {
   return relay_lua_call_on_request(w, ex, 1, err, errlen);
+}
+
+/* Response hooks. A failing hook is logged once per exchange and skipped from
+ * then on: the event goes out as the core produced it. */
+static int hook_failed(relay_exchange_t *ex, lua_State *L, const char *hook, int top) {
+  if (!ex->route.hook_error_logged) {
+    relay_log_error("%s %s: script error in %s: %s", llhttp_method_name(ex->method), ex->log_path, hook,
+                    lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+    ex->route.hook_error_logged = 1;
+  }
+  lua_settop(L, top);
+  return -1;
+}
+
+/* Calls the hook with (ctx, args...) already pushed after it; leaves one result. */
+static int call_hook(relay_exchange_t *ex, lua_State *L, const char *hook, int nargs, int top) {
+  if (ex->route.hook_error_logged) {
+    lua_settop(L, top);
+    return -1;
+  }
+  if (lua_pcall(L, nargs, 1, top + 1) != LUA_OK) return hook_failed(ex, L, hook, top);
+  return 0;
+}
+
+static lua_State *hook_begin(relay_exchange_t *ex, int ref, int *top) {
+  lua_State *L = ex->script->L;
+  *top = lua_gettop(L);
+  lua_pushcfunction(L, on_request_handler);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  push_ctx(L, ex);
+  return L;
+}
+
+/* A string result replaces buf; nil keeps it. */
+static int take_string_result(relay_exchange_t *ex, lua_State *L, const char *hook, relay_buf_t *buf, int top) {
+  if (lua_isnil(L, -1)) {
+    lua_settop(L, top);
+    return 0;
+  }
+  if (lua_type(L, -1) != LUA_TSTRING) {
+    lua_pushfstring(L, "%s must return a string or nil (got %s)", hook, luaL_typename(L, -1));
+    return hook_failed(ex, L, hook, top);
+  }
+  size_t n;
+  const char *s = lua_tolstring(L, -1, &n);
+  relay_buf_reset(buf);
+  relay_buf_append(buf, s, n);
+  lua_settop(L, top);
+  return 0;
+}
+
+int relay_lua_hook_text(relay_exchange_t *ex, int ref, long index, const char *kind, relay_buf_t *text) {
+  int top;
+  lua_State *L = hook_begin(ex, ref, &top);
+  lua_pushinteger(L, index);
+  lua_pushlstring(L, text->data ? text->data : "", text->len);
+  lua_pushstring(L, kind);
+  if (call_hook(ex, L, "on_text", 4, top)) return -1;
+  return take_string_result(ex, L, "on_text", text, top);
+}
+
+int relay_lua_hook_event(relay_exchange_t *ex, int ref, relay_buf_t *data, const char *event_name,
+                         size_t event_len, int *drop) {
+  int top;
+  lua_State *L = hook_begin(ex, ref, &top);
+  lua_createtable(L, 0, 2);
+  lua_pushlstring(L, data->data ? data->data : "", data->len);
+  lua_setfield(L, -2, "data");
+  if (event_name) {
+    lua_pushlstring(L, event_name, event_len);
+    lua_setfield(L, -2, "event");
+  }
+  lua_getfield(L, LUA_REGISTRYINDEX, "relay.event_mt");
+  lua_setmetatable(L, -2);
+  if (call_hook(ex, L, "on_event", 2, top)) return -1;
+  *drop = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+  if (*drop) {
+    lua_settop(L, top);
+    return 0;
+  }
+  return take_string_result(ex, L, "on_event", data, top);
+}
+
+int relay_lua_hook_body(relay_exchange_t *ex, int ref, relay_buf_t *body) {
+  int top;
+  lua_State *L = hook_begin(ex, ref, &top);
+  lua_pushlstring(L, body->data ? body->data : "", body->len);
+  if (call_hook(ex, L, "on_body", 2, top)) return -1;
+  return take_string_result(ex, L, "on_body", body, top);
+}
+
+void relay_lua_hook_end(relay_exchange_t *ex, int ref) {
+  int top;
+  lua_State *L = hook_begin(ex, ref, &top);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, ex->status);
+  lua_setfield(L, -2, "status");
+  lua_pushinteger(L, (lua_Integer)ex->bytes_out);
+  lua_setfield(L, -2, "bytes_out");
+  lua_pushinteger(L, (lua_Integer)ex->bytes_in);
+  lua_setfield(L, -2, "bytes_in");
+  lua_pushboolean(L, ex->resp_complete);
+  lua_setfield(L, -2, "complete");
+  if (call_hook(ex, L, "on_end", 2, top)) return;
+  lua_settop(L, top);
 }

@@ -11,6 +11,8 @@
 #include "relay/json_splice.h"
 #include "script.h"
 #include "chat.h"
+#include "lua_api.h"
+#include <lauxlib.h>
 
 static void exchange_finish(relay_exchange_t *ex);
 static void exchange_connect(relay_exchange_t *ex);
@@ -577,6 +579,11 @@ int relay_exchange_on_response_complete(relay_exchange_t *ex, llhttp_t *p) {
   if (status == 101) return HPE_PAUSED;
   if (ex->filter) {
     ex->filter->vt->on_end(ex->filter, 1);
+    if (ex->filter->buffers_body && ex->filter->failed) {
+      ex->resp_complete = 1;
+      ex->resp_failed = 1;
+      return HPE_PAUSED;
+    }
     if (ex->filter->buffers_body) flush_buffered_response(ex);
   }
   if (ex->resp_out_chunked) {
@@ -596,6 +603,10 @@ void relay_exchange_on_response_done(relay_exchange_t *ex, int upstream_reusable
     /* A request body still on its way makes the connection unusable. */
     relay_upstream_release(ex->up, upstream_reusable && ex->req_complete);
     ex->up = NULL;
+  }
+  if (ex->resp_failed) {
+    relay_send_error(c, 500, "server_error", "script_error", "the relay's script failed on the response");
+    return;
   }
   if (!ex->req_complete) c->close_after = 1;
   exchange_finish(ex);
@@ -663,14 +674,21 @@ static void exchange_finish(relay_exchange_t *ex) {
   char ttfb[32] = "-";
   if (ex->t_first_byte) snprintf(ttfb, sizeof ttfb, "%.3f", (double)(ex->t_first_byte - ex->t_start) / 1e6);
   if (relay_log_enabled(RELAY_LOG_INFO)) {
-    const relay_upstream_cfg_t *up = w->cfg->nupstreams ? &w->cfg->upstreams[ex->upstream_index] : NULL;
+    char upstream[RELAY_HOST_MAX + 16] = "-";
+    if (ex->t_first_byte || ex->up || ex->state == RELAY_EX_STREAMING || ex->state == RELAY_EX_TUNNEL) {
+      if (!ex->route.local_status && ex->upstream_index < (int)w->cfg->nupstreams) {
+        const relay_upstream_cfg_t *up = &w->cfg->upstreams[ex->upstream_index];
+        snprintf(upstream, sizeof upstream, strchr(up->host, ':') ? "[%s]:%d" : "%s:%d", up->host, up->port);
+      }
+    }
     relay_log_info("access client=%s method=%s path=%s status=%d bytes_in=%llu bytes_out=%llu "
-                   "duration_ms=%.3f ttfb_ms=%s upstream=%s:%d",
-                   c->peer, ex->method || ex->log_path[0] != '-' ? llhttp_method_name(ex->method) : "-",
+                   "duration_ms=%.3f ttfb_ms=%s upstream=%s",
+                   c->peer, ex->log_path[0] == '-' && !ex->log_path[1] ? "-" : llhttp_method_name(ex->method),
                    ex->log_path, ex->status, (unsigned long long)ex->bytes_in,
-                   (unsigned long long)ex->bytes_out, (double)(now - ex->t_start) / 1e6, ttfb,
-                   up && !ex->route.local_status ? up->host : "-", up && !ex->route.local_status ? up->port : 0);
+                   (unsigned long long)ex->bytes_out, (double)(now - ex->t_start) / 1e6, ttfb, upstream);
   }
+  if (ex->route.chat && ex->route.chat->on_end_ref != LUA_NOREF && ex->script)
+    relay_lua_hook_end(ex, ex->route.chat->on_end_ref);
   if (ex->filter) {
     ex->filter->vt->destroy(ex->filter);
     ex->filter = NULL;

@@ -47,6 +47,9 @@ struct relay_filter_s {
   /* Set by the filter: 1 = it needs the whole body before the head can go out
    * (the body will get a new Content-Length), 0 = it streams. */
   int buffers_body;
+  /* Set by the filter: the body could not be produced (a script hook failed
+   * before the response started); the client gets a 500. */
+  int failed;
 };
 
 /* Filter output: append to the exchange's response. */
@@ -113,6 +116,7 @@ struct relay_exchange_s {
   int resp_out_close;      /* the body ends by closing the client connection */
   int resp_no_body;        /* HEAD, 204, 304 */
   int resp_complete;
+  int resp_failed;         /* a filter failed before the head went out: 500 */
   uint64_t bytes_out;
   relay_filter_t *filter;
   relay_buf_t filtered;    /* a buffering filter's output */

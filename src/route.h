@@ -27,7 +27,10 @@ typedef struct relay_route_s {
   int body_replaced;
   /* Per-request Lua context (registry reference), or LUA_NOREF. */
   int ctx_ref;
-  int hooks; /* bit set of RELAY_HOOK_* the route asked for */
+  /* The request hook that applies (the route's, else the global one). */
+  int on_request_ref;
+  int on_request_wants_body;
+  int hook_error_logged; /* a response hook failed: logged once, then skipped */
 } relay_route_t;
 
 /* Decide at head time. Returns 0, 1 if the route wants the request body

@@ -20,6 +20,8 @@ typedef struct relay_chat_opts_s {
   /* States whose text is reasoning (field/strip modes); bit i = state i. */
   unsigned reasoning_states;
   char field[2][32]; /* reasoning field names for field mode ("" = unused) */
+  /* Lua hooks (registry references in the script's state, or LUA_NOREF). */
+  int on_text_ref, on_event_ref, on_body_ref, on_end_ref;
 } relay_chat_opts_t;
 
 typedef struct relay_static_route_s {
@@ -28,6 +30,8 @@ typedef struct relay_static_route_s {
   int upstream_index;  /* -1 = default */
   relay_chat_opts_t chat;
   int has_chat;
+  int on_request_ref;  /* this route's request hook, or LUA_NOREF */
+  int wants_body;
 } relay_static_route_t;
 
 typedef struct relay_script_s {
