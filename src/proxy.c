@@ -478,7 +478,7 @@ int relay_exchange_on_response_head(relay_exchange_t *ex, llhttp_t *p) {
       client_send_buf(c, &b);
       relay_buf_close(&b);
     }
-    return 0;
+    return 1;
   }
   ex->status = status;
   ex->t_first_byte = uv_hrtime();
@@ -517,7 +517,8 @@ int relay_exchange_on_response_head(relay_exchange_t *ex, llhttp_t *p) {
     relay_buf_close(&b);
     ex->resp_head_sent = 1;
   }
-  return ex->method == HTTP_HEAD ? 1 : 0;
+  /* llhttp would read a body announced by Content-Length on a HEAD/204/304. */
+  return ex->resp_no_body ? 1 : 0;
 }
 
 /* Body bytes to the client, chunk-framed where we chose chunked. */
@@ -681,11 +682,11 @@ static void exchange_finish(relay_exchange_t *ex) {
         snprintf(upstream, sizeof upstream, strchr(up->host, ':') ? "[%s]:%d" : "%s:%d", up->host, up->port);
       }
     }
-    relay_log_info("access client=%s method=%s path=%s status=%d bytes_in=%llu bytes_out=%llu "
-                   "duration_ms=%.3f ttfb_ms=%s upstream=%s",
-                   c->peer, ex->log_path[0] == '-' && !ex->log_path[1] ? "-" : llhttp_method_name(ex->method),
+    relay_log_info("access method=%s path=%s status=%d bytes_in=%llu bytes_out=%llu "
+                   "duration_ms=%.3f ttfb_ms=%s upstream=%s client=%s",
+                   ex->log_path[0] == '-' && !ex->log_path[1] ? "-" : llhttp_method_name(ex->method),
                    ex->log_path, ex->status, (unsigned long long)ex->bytes_in,
-                   (unsigned long long)ex->bytes_out, (double)(now - ex->t_start) / 1e6, ttfb, upstream);
+                   (unsigned long long)ex->bytes_out, (double)(now - ex->t_start) / 1e6, ttfb, upstream, c->peer);
   }
   if (ex->route.chat && ex->route.chat->on_end_ref != LUA_NOREF && ex->script)
     relay_lua_hook_end(ex, ex->route.chat->on_end_ref);

@@ -151,6 +151,7 @@ struct relay_client_s {
   int close_after;         /* close once the current response is written */
   int read_eof;
   int head_too_big;
+  int in_request;       /* bytes of a request arrived since the last exchange */
 };
 
 typedef enum {

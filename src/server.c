@@ -17,6 +17,7 @@ static relay_client_t *client_of_parser(llhttp_t *p) { return p->data; }
 static int on_req_message_begin(llhttp_t *p) {
   relay_client_t *c = client_of_parser(p);
   relay_head_reset(&c->req);
+  c->in_request = 1;
   /* A new request is coming: the keep-alive idle timer becomes a header timer. */
   uv_timer_start(&c->timer, NULL, 0, 0);
   return 0;
@@ -139,7 +140,7 @@ static void client_close_gracefully(relay_client_t *c) {
 static void client_timer_cb(uv_timer_t *t) {
   relay_client_t *c = t->data;
   if (c->ex.state != RELAY_EX_IDLE) return;
-  if (c->req.bytes.len > 0 || c->req.n > 0) {
+  if (c->in_request) {
     relay_log_info("client %s: request head not received in time", c->peer);
     relay_send_error(c, 408, "invalid_request_error", "request_timeout",
                      "request head not received in time");
@@ -282,6 +283,7 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 void relay_client_exchange_done(relay_client_t *c) {
   if (c->closing) return;
   c->ex.state = RELAY_EX_IDLE;
+  c->in_request = 0;
   if (c->close_after || c->w->shutting_down || c->read_eof) {
     client_close_gracefully(c);
     return;
@@ -367,7 +369,7 @@ void relay_server_close_idle(relay_worker_t *w) {
   while (l != &w->clients) {
     relay_client_t *c = relay_container_of(l, relay_client_t, link);
     l = l->next;
-    if (c->ex.state == RELAY_EX_IDLE && c->req.n == 0 && c->req.bytes.len == 0)
+    if (c->ex.state == RELAY_EX_IDLE && !c->in_request)
       client_close_gracefully(c);
     else
       c->close_after = 1;
