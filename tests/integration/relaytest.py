@@ -921,6 +921,9 @@ class RssSampler:
 # --------------------------------------------------------------------------- test case base
 
 
+SANITIZER_RX = re.compile(r"ERROR: (?:Address|Leak|Thread|Memory)Sanitizer|runtime error: ")
+
+
 class RelayTestCase(unittest.TestCase):
     """Base class: self.upstream is a fresh MockUpstream, self.start_relay() runs the
     binary pointed at it. Everything is stopped in cleanups; on failure the relay's
@@ -941,6 +944,14 @@ class RelayTestCase(unittest.TestCase):
         try:
             return super().run(result)
         finally:
+            for r in self.relays:
+                m = SANITIZER_RX.search(r.stderr_text())
+                if m and result is not None:
+                    try:
+                        raise AssertionError("sanitizer report in the relay's stderr: %s"
+                                             % r.stderr_text()[m.start():m.start() + 3000])
+                    except AssertionError:
+                        result.addFailure(self, sys.exc_info())
             if result is not None and before != (len(result.failures), len(result.errors)):
                 for r in self.relays:
                     sys.stderr.write("\n----- relay stderr (%s, pid %d, exit %s) -----\n%s\n"
