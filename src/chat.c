@@ -20,7 +20,7 @@
 #include "relay/sse.h"
 
 #define CHAT_MAX_EVENT (8 * 1024 * 1024)
-#define CHAT_MAX_EDITS (RELAY_JSON_MAX_CHOICES * 2)
+#define CHAT_FOUND_INITIAL 2
 
 typedef struct chat_choice_s {
   long index;
@@ -44,11 +44,14 @@ typedef struct relay_chat_s {
   size_t nchoices, cap;
   /* Scratch, reused for every event so the steady state does not allocate. */
   relay_buf_t decoded, content, reasoning, out, edits_buf;
-  chat_edit_t edits[CHAT_MAX_EDITS];
+  chat_edit_t *edits;   /* two per choice slot */
   size_t nedits;
   relay_buf_t last_chunk; /* the last data payload, a template for flush events */
   relay_buf_t hook_buf;
-  relay_json_choice_t found[RELAY_JSON_MAX_CHOICES];
+  /* Choices of the current document; grown on demand (n is nearly always 1)
+   * so that an idle stream stays small. */
+  relay_json_choice_t *found;
+  size_t found_cap;
   int oom;
 } relay_chat_t;
 
@@ -87,7 +90,7 @@ static void edit_begin(relay_chat_t *chat) {
 
 /* Record that [start, end) becomes the bytes appended to edits_buf since off. */
 static void edit_add(relay_chat_t *chat, size_t start, size_t end, size_t off) {
-  if (chat->nedits == CHAT_MAX_EDITS) {
+  if (chat->nedits == 2 * chat->found_cap) {
     chat->oom = 1;
     return;
   }
@@ -199,6 +202,23 @@ static int run_choice(relay_chat_t *chat, chat_choice_t *c, const char *json,
   return 0;
 }
 
+/* relay_json_find_choices with room that grows up to RELAY_JSON_MAX_CHOICES. */
+static int find_choices(relay_chat_t *chat, const char *doc, size_t len, const char *container,
+                        const char *reasoning_key) {
+  for (;;) {
+    int n = relay_json_find_choices(doc, len, container, reasoning_key, chat->found, chat->found_cap);
+    if (n != RELAY_JSON_ETOOMANY || chat->found_cap >= RELAY_JSON_MAX_CHOICES) return n;
+    size_t cap = chat->found_cap * 4 > RELAY_JSON_MAX_CHOICES ? RELAY_JSON_MAX_CHOICES : chat->found_cap * 4;
+    relay_json_choice_t *f = realloc(chat->found, cap * sizeof *f);
+    if (!f) return RELAY_JSON_ENOMEM;
+    chat->found = f;
+    chat_edit_t *e = realloc(chat->edits, 2 * cap * sizeof *e);
+    if (!e) return RELAY_JSON_ENOMEM;
+    chat->edits = e;
+    chat->found_cap = cap;
+  }
+}
+
 static int chat_send(relay_chat_t *chat, const char *data, size_t len) {
   return relay_exchange_emit(chat->base.ex, data, len);
 }
@@ -304,8 +324,7 @@ static void on_event(void *ud, const relay_sse_event_t *ev) {
     return;
   }
   const char *reasoning_key = chat->opts->mode == RELAY_MODE_FIELD ? chat->opts->field[0] : NULL;
-  int n = relay_json_find_choices(ev->data, ev->data_len, "delta", reasoning_key, chat->found,
-                                  RELAY_JSON_MAX_CHOICES);
+  int n = find_choices(chat, ev->data, ev->data_len, "delta", reasoning_key);
   if (n <= 0) {
     /* Not a chunk we understand (or no choices, like the usage chunk): as is. */
     send_data_event(chat, ev, ev->data, ev->data_len, 0);
@@ -380,7 +399,7 @@ static void rewrite_body(relay_chat_t *chat) {
   const char *doc = chat->body.data ? chat->body.data : "";
   size_t len = chat->body.len;
   const char *reasoning_key = chat->opts->mode == RELAY_MODE_FIELD ? chat->opts->field[0] : NULL;
-  int n = relay_json_find_choices(doc, len, "message", reasoning_key, chat->found, RELAY_JSON_MAX_CHOICES);
+  int n = find_choices(chat, doc, len, "message", reasoning_key);
   if (n <= 0) {
     send_body(chat, &chat->body);
     return;
@@ -436,6 +455,8 @@ static void chat_destroy(relay_filter_t *f) {
   relay_buf_close(&chat->edits_buf);
   relay_buf_close(&chat->last_chunk);
   relay_buf_close(&chat->hook_buf);
+  free(chat->found);
+  free(chat->edits);
   free(chat);
 }
 
@@ -471,6 +492,15 @@ int relay_chat_attach(relay_exchange_t *ex) {
   chat->base.buffers_body = !sse;
   chat->opts = opts;
   chat->sse = sse;
+  chat->found_cap = CHAT_FOUND_INITIAL;
+  chat->found = malloc(CHAT_FOUND_INITIAL * sizeof *chat->found);
+  chat->edits = malloc(2 * CHAT_FOUND_INITIAL * sizeof *chat->edits);
+  if (!chat->found || !chat->edits) {
+    free(chat->found);
+    free(chat->edits);
+    free(chat);
+    return 0;
+  }
   if (sse && relay_sse_init(&chat->framer, CHAT_MAX_EVENT) != 0) {
     free(chat);
     return 0;
