@@ -5,7 +5,13 @@
 -- <|return|> or <|end|>. See DESIGN.md "What real servers emit for gpt-oss".
 local relay = require("relay")
 
-local M = { name = "harmony", open_tag = "<think>", close_tag = "</think>" }
+local M = {
+  name = "harmony",
+  description = "gpt-oss harmony channels (<|channel|>analysis<|message|>...)",
+  open_tag = "<think>",
+  close_tag = "</think>",
+  models = { "gpt%-oss" },
+}
 
 local START = "<|start|>assistant"
 local ANALYSIS = "<|channel|>analysis<|message|>"

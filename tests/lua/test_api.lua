@@ -1,0 +1,174 @@
+local dir = os.getenv("RELAY_LUA_TESTS") or (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".")
+local T = dofile(dir .. "/testlib.lua")
+-- The relay module as implemented in C: every function, its results and its
+-- errors (see lua/API.md). Runs in the --run state, where declarations go to
+-- a scratch configuration that is thrown away.
+local relay = require("relay")
+
+-- relay.version / relay.getenv / relay.log
+T.ok(type(relay.version) == "string" and relay.version:match("^%d+%.%d+%.%d+"), "version")
+T.eq(relay.getenv("RELAY_SURELY_UNSET_VARIABLE_42"), nil, "unset variable")
+T.eq(type(relay.getenv("PATH")), "string", "PATH is set")
+T.raises("bad argument #1", relay.getenv)
+relay.log("debug", "test_api: a debug line")
+T.raises("unknown log level 'loud'", relay.log, "loud", "x")
+T.raises("bad argument #2", relay.log, "info")
+
+-- relay.listen
+relay.listen({ addr = "127.0.0.1", port = 18080 })
+relay.listen({ addr = "::1" })
+relay.listen({})
+T.raises("is not an IPv4 or IPv6 address", relay.listen, { addr = "localhost" })
+T.raises("port must be an integer from 1 to 65535", relay.listen, { port = 0 })
+T.raises("port must be an integer from 1 to 65535", relay.listen, { port = 1.5 })
+T.raises("addr must be a string", relay.listen, { addr = 1 })
+T.raises("table expected", relay.listen, 8080)
+
+-- relay.upstream returns the name
+T.eq(relay.upstream({ host = "127.0.0.1", port = 1234 }), "default", "default name")
+T.eq(relay.upstream({ name = "gpu", host = "gpu.internal", port = 8000 }), "gpu", "named")
+T.eq(relay.upstream({ name = "v6", host = "[::1]", port = 8001 }), "v6", "bracketed IPv6")
+T.eq(relay.upstream({ name = "gpu", host = "10.0.0.2", port = 8000 }), "gpu", "redeclared")
+T.raises("upstream 'x' needs a host", relay.upstream, { name = "x", port = 1 })
+T.raises("upstream 'x' needs a port", relay.upstream, { name = "x", host = "h" })
+T.raises("port must be an integer from 1 to 65535", relay.upstream, { name = "x", host = "h", port = 65536 })
+T.raises("upstream name must be 1 to 63 characters", relay.upstream, { name = string.rep("n", 64), host = "h", port = 1 })
+T.raises("is malformed", relay.upstream, { name = "x", host = "[::1", port = 1 })
+
+-- relay.settings
+relay.settings({ connect_timeout = 2.5, idle_timeout = 0, workers = 0, max_header_size = 8192, log_level = "info" })
+T.raises("unknown setting 'conect_timeout'", relay.settings, { conect_timeout = 1 })
+T.raises("connect_timeout must be a number of seconds >= 0", relay.settings, { connect_timeout = -1 })
+T.raises("workers must be an integer from 0 to 256", relay.settings, { workers = 257 })
+T.raises("max_header_size must be an integer from 1024", relay.settings, { max_header_size = 10 })
+T.raises("log_level 'loud' is not one of error, warn, info, debug", relay.settings, { log_level = "loud" })
+
+-- relay.rules
+local rs = relay.rules({
+  states = { "outside", "inside" },
+  reasoning = { "inside" },
+  { from = "outside", pattern = "<t>", replace = "[", to = "inside" },
+  { from = "inside", pattern = "</t>", replace = "]", to = "outside" },
+})
+T.eq(tostring(rs):match("^relay.ruleset"), "relay.ruleset", "a ruleset userdata")
+-- states by number, `to` defaults to `from`, `replace` defaults to ""
+local byn = relay.rules({ { from = 0, pattern = "a", to = 1 }, { from = 1, pattern = "b" } })
+T.eq(T.run(byn, { "xaybb" }), "xy", "numbered states, default replace")
+T.raises("table expected", relay.rules, "x")
+T.raises("a rule set needs at least one rule", relay.rules, {})
+T.raises("rule 1 must be a table", relay.rules, { "x" })
+T.raises("rule 1: pattern must be a string", relay.rules, { { replace = "x" } })
+T.raises("rule 2: replace must be a string", relay.rules, { { pattern = "a" }, { pattern = "b", replace = {} } })
+T.raises("rule 1: from must be a state name from 'states' or a number", relay.rules, { { pattern = "a", from = "outside" } })
+T.raises("rule 1: unknown state 'nowhere'", relay.rules, { states = { "a" }, { pattern = "a", to = "nowhere" } })
+T.raises("rule 1: to state 16 out of range 0..15", relay.rules, { { pattern = "a", to = 16 } })
+T.raises("invalid rule set", relay.rules, { { pattern = "" } })
+T.raises("invalid rule set", relay.rules, { { pattern = string.rep("x", 1025) } })
+local many = {}
+for i = 1, 65 do many[i] = { pattern = "p" .. i } end
+T.raises("too many rules (at most 64)", relay.rules, many)
+T.raises("rule 1: unknown state 'x'", relay.rules, { states = { "a", "b" }, reasoning = { "x" }, { pattern = "q", to = "b" } })
+
+-- relay.replacer
+local r = relay.replacer.new(rs)
+T.eq(r:state(), 0, "starts in state 0")
+T.eq(r:feed("a<t"), "a", "prefix held")
+T.eq(r:pending(), 2, "pending")
+T.eq(r:feed(">x"), "[x", "match")
+T.eq(r:state(), 1, "moved to inside")
+T.eq(r:feed("</"), "", "held")
+T.eq(r:finish(), "</", "finish releases what is held")
+T.eq(r:state(), 1, "finish keeps the state")
+T.eq(r:feed("</t>y"), "]y", "feedable after finish")
+local rf = relay.replacer.new(rs, { mode = "field" })
+local c, z = rf:feed("a<t>b</t>c")
+T.eq(c, "ac", "field content")
+T.eq(z, "b", "field reasoning")
+c, z = rf:finish()
+T.eq(c .. z, "", "field finish gives two empty strings")
+T.eq(select("#", relay.replacer.new(rs):feed("x")), 1, "tags mode returns one value")
+T.eq(relay.replacer.new(rs, { mode = "strip" }):feed("a<t>b</t>c"), "ac", "strip")
+-- reasoning defaults to every state but the first
+local dflt = relay.rules({ { from = 0, pattern = "<", to = 1 }, { from = 1, pattern = ">", to = 0 } })
+local d1, d2 = relay.replacer.new(dflt, { mode = "field" }):feed("a<b>c")
+T.eq(d1 .. "|" .. d2, "ac|b", "default reasoning states")
+T.raises("relay.ruleset expected", relay.replacer.new, {})
+T.raises("mode 'x' is not one of tags, field, strip", relay.replacer.new, rs, { mode = "x" })
+T.raises("string expected", r.feed, r, nil)
+T.eq(r:feed(5), "5", "numbers are fed as strings")
+
+-- relay.json.get
+local doc = '{"id":"c1","choices":[{"index":0,"message":{"role":"assistant","content":"A\\/B"}}],"usage":{"n":1.50}}'
+T.eq(relay.json.get(doc, { "choices", 1, "message", "content" }), '"A\\/B"', "get string (raw JSON)")
+T.eq(relay.json.get(doc, { "usage", "n" }), "1.50", "get number as written")
+T.eq(relay.json.get(doc, { "choices" }), '[{"index":0,"message":{"role":"assistant","content":"A\\/B"}}]', "get array")
+T.eq(relay.json.get(doc, { "nope" }), nil, "missing key")
+T.eq(relay.json.get(doc, { "choices", 2 }), nil, "missing index")
+T.eq(relay.json.get('{"a":1,"a":2}', { "a" }), "2", "last duplicate key wins")
+T.eq(relay.json.get('{"\\u0061":1}', { "a" }), "1", "keys matched decoded")
+T.raises("relay.json.get: invalid JSON", relay.json.get, "{", { "a" })
+T.raises("path must have 1 to 32 elements", relay.json.get, "{}", {})
+T.raises("path element 1: array positions start at 1", relay.json.get, "[1]", { 0 })
+T.raises("path element 1 must be a string or a number", relay.json.get, "{}", { true })
+T.raises("table expected", relay.json.get, "{}", "a")
+
+-- relay.json.set / set_raw / remove: lossless edits
+T.eq(relay.json.set(doc, { "choices", 1, "message", "content" }, "x/\"y\"\n"),
+  '{"id":"c1","choices":[{"index":0,"message":{"role":"assistant","content":"x/\\"y\\"\\n"}}],"usage":{"n":1.50}}', "set string")
+T.eq(relay.json.set('{"a": 1, "b": 2}', { "c" }, true), '{"a": 1, "b": 2, "c": true}', "insert copies separators")
+T.eq(relay.json.set('{}', { "n" }, 42), '{"n":42}', "set integer into an empty object")
+T.eq(relay.json.set('{}', { "f" }, 0.5), '{"f":0.5}', "set float")
+T.eq(relay.json.set('{"a":[1,2]}', { "a", 2 }, "two"), '{"a":[1,"two"]}', "set array element")
+T.eq(relay.json.set('{}', { "t" }, { 1, 2 }), '{"t":[1,2]}', "set table via cjson")
+T.raises("path must have 1 to 32 elements", relay.json.set, "{}", {}, 1)
+local nd, err = relay.json.set('{"a":[1,2]}', { "a", 3 }, 1)
+T.eq(nd, nil, "set past the end of an array")
+T.eq(err, "path not found", "its error")
+nd, err = relay.json.set("{", { "a" }, 1)
+T.eq(nd, nil, "set on invalid JSON")
+T.ok(err:find("invalid JSON", 1, true), "its error")
+nd, err = relay.json.set('{"a":1}', { "a", "b" }, 1)
+T.eq(nd, nil, "missing intermediate step")
+T.raises("relay.json.set: cannot encode a function", relay.json.set, "{}", { "a" }, print)
+T.raises("relay.json.set: cannot encode a nil", relay.json.set, "{}", { "a" }, nil)
+T.eq(relay.json.set_raw('{"a":1,"b":2}', { "a" }, '{"deep": [ ]}'), '{"a":{"deep": [ ]},"b":2}', "set_raw")
+T.raises("string expected", relay.json.set_raw, "{}", { "a" })
+T.eq(relay.json.remove('{"a":1, "b":2}', { "a" }), '{"b":2}', "remove first member")
+T.eq(relay.json.remove('{"a":1, "b":2}', { "b" }), '{"a":1}', "remove last member")
+T.eq(relay.json.remove('[1,2,3]', { 2 }), '[1,3]', "remove element")
+nd, err = relay.json.remove('{"a":1}', { "z" })
+T.eq(nd, nil, "remove missing key")
+T.eq(err, "path not found", "its error")
+
+-- relay.json.string
+T.eq(relay.json.string('a"b\\c\n/é\1'), '"a\\"b\\\\c\\n/é\\u0001"', "string escapes")
+T.eq(relay.json.string(""), '""', "empty string")
+T.raises("string expected", relay.json.string, {})
+
+-- relay.route and relay.on_request (declarations only here)
+local up = relay.upstream({ name = "r", host = "127.0.0.1", port = 9 })
+relay.route({ method = "POST", path = "/v1/chat/completions", upstream = up, rewrite = { rules = rs, mode = "field", field = "both" } })
+relay.route({ path = "/v1/*", upstream = "r" })
+relay.route({ path = "/health" })
+T.raises("path must start with '/'", relay.route, { path = "v1" })
+T.raises("unknown upstream 'nope' (declare it first)", relay.route, { path = "/x", upstream = "nope" })
+T.raises("rewrite mode 'q' is not one of tags, field, strip", relay.route, { path = "/x", rewrite = { rules = rs, mode = "q" } })
+T.raises("is not a usable JSON key", relay.route, { path = "/x", rewrite = { rules = rs, mode = "field", field = 'a"b' } })
+T.raises("relay.ruleset expected", relay.route, { path = "/x", rewrite = { rules = "think" } })
+T.raises("table expected", relay.route, "/x")
+relay.on_request(function(req) return nil end)
+relay.on_request(function(req) return nil end, { body = true })
+T.raises("function expected", relay.on_request, {})
+
+-- per-route hooks (lead's API): accepted when the build has them
+local hooks_ok = pcall(relay.route, { path = "/hooks", rewrite = { rules = rs, on_text = function() end, on_end = function() end },
+  on_request = function() end, body = true })
+if hooks_ok then
+  T.raises("rewrite.on_text must be a function", relay.route, { path = "/x", rewrite = { rules = rs, on_text = 1 } })
+  T.raises("function expected", relay.route, { path = "/x", on_request = "f" })
+  relay.route({ path = "/nohooks", rewrite = { on_event = function() end } }) -- hooks without rules
+else
+  io.write("test_api: per-route hooks not in this build; skipped\n")
+end
+
+T.done("test_api")
