@@ -144,7 +144,10 @@ static void edit_choice(relay_chat_t *chat, const relay_json_choice_t *f, const 
   if (!f->has_container) return;
   int have_reasoning = chat->opts->mode == RELAY_MODE_FIELD && chat->reasoning.len > 0;
   size_t off = chat->edits_buf.len;
-  if (f->has_content && (f->content_is_string || chat->content.len > 0)) {
+  /* Text the rewrite left as it was keeps its original encoding (\u003c stays). */
+  int unchanged = f->has_content && f->content_is_string && chat->content.len == chat->decoded.len &&
+                  (chat->content.len == 0 || memcmp(chat->content.data, chat->decoded.data, chat->content.len) == 0);
+  if (f->has_content && !unchanged && (f->content_is_string || chat->content.len > 0)) {
     append_json_string(&chat->edits_buf, chat->content.data ? chat->content.data : "", chat->content.len);
     edit_add(chat, f->content_start, f->content_end, off);
   }

@@ -671,6 +671,11 @@ static void exchange_finish(relay_exchange_t *ex) {
   if (ex->state == RELAY_EX_DONE || ex->state == RELAY_EX_IDLE) return;
   relay_client_t *c = ex->client;
   relay_worker_t *w = c->w;
+  if (ex->up) {
+    /* Still attached (an error while connecting or sending): never reused. */
+    relay_upstream_close(ex->up);
+    ex->up = NULL;
+  }
   uint64_t now = uv_hrtime();
   char ttfb[32] = "-";
   if (ex->t_first_byte) snprintf(ttfb, sizeof ttfb, "%.3f", (double)(ex->t_first_byte - ex->t_start) / 1e6);
