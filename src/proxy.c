@@ -180,6 +180,7 @@ static int build_upstream_head(relay_exchange_t *ex) {
       continue;
     }
     if (relay_name_eq(name, nlen, "host") || relay_name_eq(name, nlen, "x-forwarded-proto")) continue;
+    if (ex->expect_answered && relay_name_eq(name, nlen, "expect")) continue;
     if (ex->req_upgrade && relay_name_eq(name, nlen, "upgrade")) {
       relay_buf_printf(b, "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, value);
       continue;
@@ -257,6 +258,18 @@ void relay_exchange_begin(relay_client_t *c) {
   if (ex->route.local_status) return; /* answered by relay_route_head */
   if (rc == 1) {
     ex->buffer_request = 1;
+    /* The script reads the body before any upstream is asked, so the relay
+     * itself tells an Expect: 100-continue client to go on. */
+    int e = relay_head_find(&c->req, "expect", 0);
+    if (e >= 0 && ex->http_minor >= 1 &&
+        relay_head_value_has_token(relay_head_value(&c->req, (size_t)e), c->req.hdrs[e].value_len, "100-continue")) {
+      relay_write_t *wr = relay_write_new(&c->w->slabs, NULL, NULL);
+      if (wr) {
+        relay_write_add_static(wr, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        relay_client_write(c, wr);
+      }
+      ex->expect_answered = 1;
+    }
     if (!ex->req_has_body) relay_exchange_on_request_complete(ex);
     return;
   }

@@ -102,6 +102,7 @@ struct relay_exchange_s {
   int req_upgrade;         /* Upgrade requested */
   int retryable;           /* nothing of the body went to a (reused) upstream yet */
   int buffer_request;      /* the route wants the whole body before routing */
+  int expect_answered;     /* we sent 100 Continue ourselves */
   relay_buf_t up_head;     /* request head for the upstream, kept for a retry */
   relay_buf_t up_pending;  /* body bytes read before the upstream was ready */
   relay_buf_t req_body;    /* whole body when buffer_request */

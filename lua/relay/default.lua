@@ -42,13 +42,31 @@ else
   rules = require("relay.formats.harmony").rules(open_tag, close_tag)
 end
 
+local mode = env.choice("RELAY_MODE", "tags", { "tags", "field", "strip" })
+
+-- History hygiene: chat clients send earlier assistant turns back with the
+-- <think>…</think> this relay wrote; the model never wrote those tags and the
+-- harmony guidance is to drop earlier reasoning. Remove them from the request
+-- (a lossless edit: every other byte of the body stays) unless
+-- RELAY_STRIP_HISTORY=0.
+local on_request = nil
+if env.flag("RELAY_STRIP_HISTORY", true) then
+  local history = require("relay.history")
+  on_request = function(req)
+    local body = history.strip(req.body, open_tag, close_tag)
+    if body ~= req.body then return { body = body } end
+  end
+end
+
 relay.route({
   method = "POST",
   path = "/v1/chat/completions",
   upstream = "default",
+  on_request = on_request,
+  body = on_request ~= nil,
   rewrite = {
     rules = rules,
-    mode = env.choice("RELAY_MODE", "tags", { "tags", "field", "strip" }),
+    mode = mode,
     field = env.choice("RELAY_REASONING_FIELD", "reasoning_content", { "reasoning_content", "reasoning", "both" }),
   },
 })
