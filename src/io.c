@@ -2,11 +2,14 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void relay_slab_pool_init(relay_slab_pool_t *p) {
   p->free = NULL;
   p->nfree = 0;
   p->live = 0;
+  p->free_writes = NULL;
+  p->nfree_writes = 0;
 }
 
 void relay_slab_pool_close(relay_slab_pool_t *p) {
@@ -16,6 +19,12 @@ void relay_slab_pool_close(relay_slab_pool_t *p) {
     free(s);
   }
   p->nfree = 0;
+  while (p->free_writes) {
+    relay_write_t *w = p->free_writes;
+    p->free_writes = w->next_free;
+    free(w);
+  }
+  p->nfree_writes = 0;
 }
 
 relay_slab_t *relay_slab_get(relay_slab_pool_t *p) {
@@ -47,8 +56,15 @@ void relay_slab_unref(relay_slab_pool_t *p, relay_slab_t *s) {
 }
 
 relay_write_t *relay_write_new(relay_slab_pool_t *pool, relay_write_cb cb, void *owner) {
-  relay_write_t *w = malloc(sizeof *w);
-  if (!w) return NULL;
+  relay_write_t *w = pool->free_writes;
+  if (w) {
+    pool->free_writes = w->next_free;
+    pool->nfree_writes--;
+  } else {
+    w = malloc(sizeof *w);
+    if (!w) return NULL;
+  }
+  w->inline_used = 0;
   w->pool = pool;
   w->slab = NULL;
   w->heap = NULL;
@@ -88,14 +104,39 @@ void relay_write_add_heap(relay_write_t *w, char *data, size_t len) {
 }
 
 void relay_write_add_chunk_size(relay_write_t *w, size_t len) {
-  int n = snprintf(w->inline_buf, sizeof w->inline_buf, "%zx\r\n", len);
-  relay_write_push(w, w->inline_buf, (size_t)n);
+  char *p = w->inline_buf + w->inline_used;
+  int n = snprintf(p, 24, "%zx\r\n", len);
+  w->inline_used += (size_t)n;
+  relay_write_push(w, p, (size_t)n);
+}
+
+int relay_write_add_copy(relay_write_t *w, const char *data, size_t len) {
+  if (len == 0) return 0;
+  if (len <= RELAY_WRITE_INLINE - w->inline_used - 24) {
+    char *p = w->inline_buf + w->inline_used;
+    memcpy(p, data, len);
+    w->inline_used += len;
+    relay_write_push(w, p, len);
+    return 0;
+  }
+  char *copy = malloc(len);
+  if (!copy) return UV_ENOMEM;
+  memcpy(copy, data, len);
+  relay_write_add_heap(w, copy, len);
+  return 0;
 }
 
 void relay_write_free(relay_write_t *w) {
   if (w->slab) relay_slab_unref(w->pool, w->slab);
   free(w->heap);
-  free(w);
+  relay_slab_pool_t *p = w->pool;
+  if (p->nfree_writes < RELAY_WRITE_POOL_MAX) {
+    w->next_free = p->free_writes;
+    p->free_writes = w;
+    p->nfree_writes++;
+  } else {
+    free(w);
+  }
 }
 
 static void relay_write_done(uv_write_t *req, int status) {

@@ -19,10 +19,16 @@ typedef struct relay_slab_s {
   char data[RELAY_SLAB_SIZE];
 } relay_slab_t;
 
+struct relay_write_s;
+
 typedef struct relay_slab_pool_s {
   relay_slab_t *free;
   size_t nfree;
   size_t live; /* slabs handed out and not yet returned */
+  /* Write requests are recycled too: a stream of small events costs no
+   * malloc per event once the pool is warm. */
+  struct relay_write_s *free_writes;
+  size_t nfree_writes;
 } relay_slab_pool_t;
 
 void relay_slab_pool_init(relay_slab_pool_t *p);
@@ -35,6 +41,8 @@ struct relay_write_s;
 typedef void (*relay_write_cb)(struct relay_write_s *w, int status);
 
 #define RELAY_WRITE_MAX_BUFS 4
+#define RELAY_WRITE_INLINE 1024 /* small payloads (one SSE event) are copied here */
+#define RELAY_WRITE_POOL_MAX 256
 
 /* One uv_write with everything it keeps alive: slab references, an owned heap
  * block and a small inline area for chunk-size lines. */
@@ -48,7 +56,9 @@ typedef struct relay_write_s {
   void *owner;
   uv_buf_t bufs[RELAY_WRITE_MAX_BUFS];
   unsigned nbufs;
-  char inline_buf[32];
+  struct relay_write_s *next_free;
+  size_t inline_used;
+  char inline_buf[RELAY_WRITE_INLINE];
 } relay_write_t;
 
 relay_write_t *relay_write_new(relay_slab_pool_t *pool, relay_write_cb cb, void *owner);
@@ -60,6 +70,9 @@ void relay_write_add_static(relay_write_t *w, const char *data, size_t len);
 void relay_write_add_heap(relay_write_t *w, char *data, size_t len);
 /* Format "%zx\r\n" into the inline area. */
 void relay_write_add_chunk_size(relay_write_t *w, size_t len);
+/* Copy data into the write: inline when it fits, else one heap block.
+ * Returns 0 or UV_ENOMEM. */
+int relay_write_add_copy(relay_write_t *w, const char *data, size_t len);
 /* Submit; on an immediate error the write is released and the error returned
  * (the callback is not called). */
 int relay_write_submit(relay_write_t *w, uv_stream_t *stream);

@@ -295,14 +295,9 @@ static int send_body_up(relay_exchange_t *ex, relay_slab_t *slab, const char *da
   if (ex->req_chunked) relay_write_add_chunk_size(wr, len);
   if (slab) {
     relay_write_add_slab(wr, slab, data, len);
-  } else {
-    char *copy = malloc(len);
-    if (!copy) {
-      relay_write_free(wr);
-      return UV_ENOMEM;
-    }
-    memcpy(copy, data, len);
-    relay_write_add_heap(wr, copy, len);
+  } else if (relay_write_add_copy(wr, data, len)) {
+    relay_write_free(wr);
+    return UV_ENOMEM;
   }
   if (ex->req_chunked) relay_write_add_static(wr, "\r\n", 2);
   ex->retryable = 0;
@@ -543,14 +538,9 @@ static int send_body_down(relay_exchange_t *ex, relay_slab_t *slab, const char *
   if (ex->resp_out_chunked) relay_write_add_chunk_size(wr, len);
   if (slab) {
     relay_write_add_slab(wr, slab, data, len);
-  } else {
-    char *copy = malloc(len);
-    if (!copy) {
-      relay_write_free(wr);
-      return UV_ENOMEM;
-    }
-    memcpy(copy, data, len);
-    relay_write_add_heap(wr, copy, len);
+  } else if (relay_write_add_copy(wr, data, len)) {
+    relay_write_free(wr);
+    return UV_ENOMEM;
   }
   if (ex->resp_out_chunked) relay_write_add_static(wr, "\r\n", 2);
   ex->bytes_out += len;
@@ -654,14 +644,9 @@ void relay_exchange_on_tunnel_data(relay_exchange_t *ex, relay_slab_t *s, const 
   relay_write_t *wr = relay_write_new(&ex_worker(ex)->slabs, NULL, NULL);
   if (!wr) return;
   if (slab_holds(s, data)) relay_write_add_slab(wr, s, data, len);
-  else {
-    char *copy = malloc(len);
-    if (!copy) {
-      relay_write_free(wr);
-      return;
-    }
-    memcpy(copy, data, len);
-    relay_write_add_heap(wr, copy, len);
+  else if (relay_write_add_copy(wr, data, len)) {
+    relay_write_free(wr);
+    return;
   }
   ex->bytes_in += len;
   relay_upstream_write(ex->up, wr);
