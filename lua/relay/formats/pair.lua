@@ -17,7 +17,10 @@ end
 -- opts.start_inside = true starts in the reasoning state (for chat templates
 -- that open the block themselves, so the output carries only the close
 -- pattern): the rule set then asks for open_tag as its `prefix`, and an
--- explicit open pattern at the very start is swallowed.
+-- explicit open pattern inside the reasoning (an older template that did not
+-- open the block, so the model wrote it) is swallowed. That rule is not
+-- anchored: a state's rules are all anchored or none, and "inside" also needs
+-- the close pattern anywhere.
 function M.rule_list(open_pattern, close_pattern, open_tag, close_tag, opts)
   check_pattern(open_pattern, "open", 2)
   check_pattern(close_pattern, "close", 2)
@@ -31,7 +34,7 @@ function M.rule_list(open_pattern, close_pattern, open_tag, close_tag, opts)
       states = { "inside", "outside" },
       reasoning = { "inside" },
       prefix = open_tag,
-      { from = "inside", pattern = open_pattern, replace = "", to = "inside", anchored = true },
+      { from = "inside", pattern = open_pattern, replace = "", to = "inside" },
       { from = "inside", pattern = close_pattern, replace = close_tag, to = "outside" },
       { from = "outside", pattern = open_pattern, replace = open_tag, to = "inside" },
     }

@@ -1,8 +1,9 @@
 -- <think>...</think> where the chat template writes the opening <think> into
 -- the prompt, so the completion starts inside the reasoning and carries only
 -- </think>: DeepSeek-R1-0528 and the R1 distills, QwQ, Qwen3 *-Thinking-2507.
--- The stream starts in the reasoning state; an explicit <think> at the very
--- start (older templates) is swallowed, so both spellings give one block.
+-- The stream starts in the reasoning state; an explicit <think> inside the
+-- reasoning (older templates, where the model writes it) is swallowed, so both
+-- spellings give one block.
 -- In tags mode the opening tag comes from the rule set's `prefix` (see
 -- lua/API.md); in field and strip modes nothing else is needed.
 -- Caution: a completion with no </think> at all is treated as reasoning from
