@@ -75,6 +75,9 @@ static int l_rules(lua_State *L) {
     lua_getfield(L, r, "to");
     rule->to_state = lua_isnil(L, -1) ? rule->from_state : state_index(L, states, lua_gettop(L), "to", (int)i);
     lua_pop(L, 2);
+    lua_getfield(L, r, "anchored");
+    rule->anchored = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     lua_getfield(L, r, "pattern");
     if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "rule %d: pattern must be a string", (int)i);
     rule->pattern = lua_tolstring(L, -1, &rule->pattern_len);

@@ -49,6 +49,7 @@ typedef struct {
   uint32_t nnodes;
   unsigned npatterns;
   int first; /* the byte every pattern starts with, or -1: lets us memchr() */
+  int anchored; /* every pattern of the state is anchored at its entry */
 } relay_automaton_t;
 
 typedef struct {
@@ -202,9 +203,16 @@ static int relay_automaton__build(relay_automaton_t *ac, const relay_rule_t *rul
   t.depth[0] = 0;
   ac->first = -1;
   ac->npatterns = 0;
+  ac->anchored = 0;
   for (size_t i = 0; i < nrules; i++) {
     const relay_rule_t *rule = &rules[i];
     if (rule->from_state != state) continue;
+    /* Mixed anchored and floating rules in one state are refused. */
+    if (ac->npatterns > 0 && ac->anchored != (rule->anchored != 0)) {
+      err = RELAY_REPLACER_EINVAL;
+      goto done;
+    }
+    ac->anchored = rule->anchored != 0;
     const unsigned char *pat = (const unsigned char *)rule->pattern;
     if (ac->npatterns == 0) ac->first = pat[0];
     else if (ac->first != pat[0]) ac->first = -1;
@@ -371,7 +379,42 @@ static size_t relay_pass__resolve(relay_pass_t *ps) {
   r->matches++;
   ps->rel = r->cand_start + rule->pattern_len;
   r->cand_rule = -1;
+  r->entry = ps->rel;
+  r->anchor_dead = 0;
   return ps->rel;
+}
+
+static int relay_pass__check(relay_pass_t *ps, const relay_node_t *nd, size_t pos);
+
+/* An anchored state: the bytes since its entry are held while they can still
+ * start one of its patterns there; the first byte that rules them all out
+ * kills the state's patterns and lets the bytes go as plain text. */
+static size_t relay_pass__scan_anchored(relay_pass_t *ps, const unsigned char *seg, size_t off,
+                                        size_t p, size_t end) {
+  relay_replacer_t *r = ps->r;
+  const relay_automaton_t *ac = &r->rs->ac[r->state];
+  if (r->anchor_dead) return end;
+  uint32_t cur = r->node;
+  for (size_t i = p - off, n = end - off; i < n;) {
+    uint32_t x = ac->next[cur + seg[i++]];
+    cur = x & RELAY_REPLACER__ROW;
+    const relay_node_t *nd = &ac->nodes[cur / 256];
+    size_t pos = off + i;
+    if ((x & RELAY_REPLACER__OUT) || r->cand_rule >= 0) {
+      if (nd->out && pos - r->rs->rules[nd->out - 1].pattern_len != r->entry) {
+        /* a match that does not start at the entry does not count */
+      } else if (relay_pass__check(ps, nd, pos)) {
+        return relay_pass__resolve(ps);
+      }
+    }
+    if (r->cand_rule < 0 && nd->live < pos - r->entry) {
+      r->anchor_dead = 1;
+      r->node = 0;
+      return end;
+    }
+  }
+  r->node = cur;
+  return end;
 }
 
 /* Slow path of the scan, taken only where a pattern ends or a candidate is
@@ -399,6 +442,7 @@ static size_t relay_pass__scan(relay_pass_t *ps, const unsigned char *seg, size_
   relay_replacer_t *r = ps->r;
   const relay_automaton_t *ac = &r->rs->ac[r->state];
   if (ac->npatterns == 0) return end;
+  if (ac->anchored) return relay_pass__scan_anchored(ps, seg, off, p, end);
   const uint32_t *next = ac->next;
   const relay_node_t *nodes = ac->nodes;
   uint32_t cur = r->node, x;
@@ -460,6 +504,7 @@ static void relay_pass__settle(relay_pass_t *ps) {
   }
   r->held_len = live;
   if (r->cand_rule >= 0) r->cand_start -= keep;
+  r->entry = r->entry > keep ? r->entry - keep : 0;
 }
 
 /* The held bytes were already scanned, so scanning resumes at the new piece. */
@@ -482,6 +527,7 @@ int relay_replacer_finish(relay_replacer_t *r, relay_replacer_emit_cb emit, void
   relay_pass__text(&ps, ps.rel, ps.held);
   r->held_len = 0;
   r->node = 0;
+  r->entry = 0;
   return 0;
 }
 

@@ -44,6 +44,12 @@ typedef struct relay_rule_s {
   const char *replacement;
   size_t replacement_len;
   unsigned to_state;
+  /* Anchored: the pattern only matches where the replacer entered from_state
+   * (the start of the text, or right after the match that led there). A
+   * state's rules are either all anchored or none; once no anchored pattern
+   * can match any more, the state passes text through unchanged until it is
+   * left and entered again. */
+  int anchored;
 } relay_rule_t;
 
 /* Compiled, immutable rule set; opaque. Its reference count is atomic, so one
@@ -96,6 +102,10 @@ typedef struct relay_replacer_s {
   int cand_rule;
   size_t cand_start;
   uint64_t matches; /* rules fired so far, for logs and tests */
+  /* Anchored states: where the state was entered (an offset into held), and
+   * whether its patterns were ruled out there. */
+  size_t entry;
+  int anchor_dead;
 } relay_replacer_t;
 
 /* Start in state 0 with nothing held. Takes a reference on rs (the caller may

@@ -25,6 +25,7 @@ static const relay_rule_t harmony_rules[] = {
     HARMONY_RULE(1, "<|end|><|start|>assistant<|channel|>final<|message|>", "</think>", 0),
     HARMONY_RULE(1, "<|start|>assistant<|channel|>final<|message|>", "</think>", 0),
     HARMONY_RULE(1, "<|channel|>final<|message|>", "</think>", 0),
+    HARMONY_RULE(1, "<|end|><|channel|>final<|message|>", "</think>", 0),
     /* a second analysis message joins the same think block */
     HARMONY_RULE(1, "<|end|><|start|>assistant<|channel|>analysis<|message|>", "", 1),
     HARMONY_RULE(1, "<|start|>assistant<|channel|>analysis<|message|>", "", 1),

@@ -760,7 +760,50 @@ static void test_huge(void) {
   relay_buf_close(&got);
 }
 
+/* Anchored rules fire only where their state was entered: at the start of
+ * the text here, never in the middle of prose; cut anywhere, same output. */
+static void test_anchored(void) {
+  relay_rule_t rules[] = {RULE(0, "analysis", "<think>", 1), RULE(1, "assistantfinal", "</think>", 2)};
+  rules[0].anchored = 1;
+  relay_ruleset_t *rs;
+  CHECK(relay_ruleset_new(&rs, rules, 2) == 0);
+  static const char *const cases[][2] = {
+      {"analysisUser asks.assistantfinalHello!", "<think>User asks.</think>Hello!"},
+      {"The analysis shows assistantfinal x", "The analysis shows assistantfinal x"},
+      {"aanalysis then assistantfinal", "aanalysis then assistantfinal"},
+      {"anal", "anal"},
+      {"analysis", "<think>"},
+      {"", ""},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    const char *t = cases[k][0];
+    size_t len = strlen(t);
+    for (size_t cut = 0; cut <= len; cut++) {
+      for (size_t step = 1; step <= 2; step++) {
+        size_t cuts[64];
+        size_t n = 0;
+        if (step == 1) {
+          cuts[n++] = cut;
+        } else {
+          for (size_t c = 1; c < len && n < 64; c++) cuts[n++] = c; /* one byte at a time */
+        }
+        sink_t s;
+        sink_init(&s);
+        CHECK(run_cuts(rs, t, len, cuts, n, &s) == 0);
+        CHECK_STR(s.flat.data, s.flat.len, cases[k][1]);
+        sink_close(&s);
+      }
+    }
+  }
+  relay_ruleset_unref(rs);
+  /* Anchored and floating rules may not share a state. */
+  relay_rule_t mixed[] = {RULE(0, "a", "", 1), RULE(0, "b", "", 1)};
+  mixed[0].anchored = 1;
+  CHECK(relay_ruleset_new(&rs, mixed, 2) == RELAY_REPLACER_EINVAL);
+}
+
 int main(void) {
+  test_anchored();
   test_design_table();
   test_false_starts();
   test_semantics();

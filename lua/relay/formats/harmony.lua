@@ -35,6 +35,7 @@ function M.rule_list(open_tag, close_tag)
     { from = "analysis", pattern = END .. START .. FINAL, replace = close_tag, to = "final" },
     { from = "analysis", pattern = START .. FINAL, replace = close_tag, to = "final" },
     { from = "analysis", pattern = FINAL, replace = close_tag, to = "final" },
+    { from = "analysis", pattern = END .. FINAL, replace = close_tag, to = "final" },
     { from = "analysis", pattern = END .. START .. ANALYSIS, replace = "", to = "analysis" },
     { from = "analysis", pattern = START .. ANALYSIS, replace = "", to = "analysis" },
     { from = "analysis", pattern = END .. START .. COMMENTARY, replace = close_tag .. START .. COMMENTARY, to = "final" },
