@@ -51,6 +51,7 @@ typedef struct relay_chat_s {
   /* Choices of the current document; grown on demand (n is nearly always 1)
    * so that an idle stream stays small. */
   relay_json_choice_t *found;
+  relay_json_choice_t *found2; /* the second reasoning field ("both") */
   size_t found_cap;
   int oom;
 } relay_chat_t;
@@ -90,7 +91,7 @@ static void edit_begin(relay_chat_t *chat) {
 
 /* Record that [start, end) becomes the bytes appended to edits_buf since off. */
 static void edit_add(relay_chat_t *chat, size_t start, size_t end, size_t off) {
-  if (chat->nedits == 2 * chat->found_cap) {
+  if (chat->nedits == 4 * chat->found_cap) {
     chat->oom = 1;
     return;
   }
@@ -107,7 +108,7 @@ static void append_json_string(relay_buf_t *b, const char *s, size_t len) {
   relay_buf_append(b, "\"", 1);
 }
 
-/* The reasoning fields of field mode as members, comma-separated. */
+/* A reasoning member of field mode, for the flush event built from scratch. */
 static void append_reasoning_members(relay_chat_t *chat, relay_buf_t *b) {
   const relay_chat_opts_t *o = chat->opts;
   for (int f = 0; f < 2; f++) {
@@ -138,11 +139,15 @@ static void apply_edits(relay_chat_t *chat, const char *doc, size_t len, relay_b
 
 /* After a choice's text went through its replacer (chat->content and
  * chat->reasoning hold the output), record the edits for that choice: the
- * content value replaced in place, and members the object lacks inserted
- * right after its '{' (content on a finish event; reasoning in field mode). */
-static void edit_choice(relay_chat_t *chat, const relay_json_choice_t *f, const char *json) {
+ * content value replaced in place; in field mode each reasoning member set
+ * (appended to a string the upstream already put there, replacing a null);
+ * members the object lacks inserted right after its '{'. f2 locates the
+ * second reasoning field ("both"), or is NULL. */
+static void edit_choice(relay_chat_t *chat, const relay_json_choice_t *f, const relay_json_choice_t *f2,
+                        const char *json) {
   if (!f->has_container) return;
-  int have_reasoning = chat->opts->mode == RELAY_MODE_FIELD && chat->reasoning.len > 0;
+  const relay_chat_opts_t *o = chat->opts;
+  int have_reasoning = o->mode == RELAY_MODE_FIELD && chat->reasoning.len > 0;
   size_t off = chat->edits_buf.len;
   /* Text the rewrite left as it was keeps its original encoding (\u003c stays). */
   int unchanged = f->has_content && f->content_is_string && chat->content.len == chat->decoded.len &&
@@ -151,24 +156,36 @@ static void edit_choice(relay_chat_t *chat, const relay_json_choice_t *f, const 
     append_json_string(&chat->edits_buf, chat->content.data ? chat->content.data : "", chat->content.len);
     edit_add(chat, f->content_start, f->content_end, off);
   }
-  if (have_reasoning && f->has_reasoning && f->reasoning_is_string) {
-    /* The upstream already split some reasoning out: ours follows its text. */
+  int insert_field[2] = {0, 0};
+  for (int i = 0; i < 2 && have_reasoning; i++) {
+    const relay_json_choice_t *m = i == 0 ? f : f2;
+    if (!o->field[i][0]) continue;
+    if (!m || !m->has_reasoning) {
+      insert_field[i] = 1;
+      continue;
+    }
     off = chat->edits_buf.len;
-    relay_buf_t prev;
-    relay_buf_init(&prev);
-    relay_json_unescape(json + f->reasoning_start + 1, f->reasoning_end - f->reasoning_start - 2, &prev);
-    relay_buf_append(&prev, chat->reasoning.data, chat->reasoning.len);
-    append_json_string(&chat->edits_buf, prev.data, prev.len);
-    relay_buf_close(&prev);
-    edit_add(chat, f->reasoning_start, f->reasoning_end, off);
-    have_reasoning = 0;
+    relay_buf_t joined;
+    relay_buf_init(&joined);
+    if (m->reasoning_is_string)
+      relay_json_unescape(json + m->reasoning_start + 1, m->reasoning_end - m->reasoning_start - 2, &joined);
+    relay_buf_append(&joined, chat->reasoning.data, chat->reasoning.len);
+    append_json_string(&chat->edits_buf, joined.data, joined.len);
+    relay_buf_close(&joined);
+    edit_add(chat, m->reasoning_start, m->reasoning_end, off);
   }
   int insert_content = !f->has_content && chat->content.len > 0;
-  if (!insert_content && !have_reasoning) return;
+  if (!insert_content && !insert_field[0] && !insert_field[1]) return;
   off = chat->edits_buf.len;
-  if (have_reasoning) append_reasoning_members(chat, &chat->edits_buf);
+  int members = 0;
+  for (int i = 0; i < 2; i++) {
+    if (!insert_field[i]) continue;
+    if (members++) relay_buf_append(&chat->edits_buf, ",", 1);
+    relay_buf_printf(&chat->edits_buf, "\"%s\":", o->field[i]);
+    append_json_string(&chat->edits_buf, chat->reasoning.data, chat->reasoning.len);
+  }
   if (insert_content) {
-    if (have_reasoning) relay_buf_append(&chat->edits_buf, ",", 1);
+    if (members++) relay_buf_append(&chat->edits_buf, ",", 1);
     relay_buf_append_str(&chat->edits_buf, "\"content\":");
     append_json_string(&chat->edits_buf, chat->content.data, chat->content.len);
   }
@@ -215,11 +232,24 @@ static int find_choices(relay_chat_t *chat, const char *doc, size_t len, const c
     relay_json_choice_t *f = realloc(chat->found, cap * sizeof *f);
     if (!f) return RELAY_JSON_ENOMEM;
     chat->found = f;
-    chat_edit_t *e = realloc(chat->edits, 2 * cap * sizeof *e);
+    f = realloc(chat->found2, cap * sizeof *f);
+    if (!f) return RELAY_JSON_ENOMEM;
+    chat->found2 = f;
+    chat_edit_t *e = realloc(chat->edits, 4 * cap * sizeof *e);
     if (!e) return RELAY_JSON_ENOMEM;
     chat->edits = e;
     chat->found_cap = cap;
   }
+}
+
+/* In "both" mode, where the second reasoning field sits (same choices). */
+static const relay_json_choice_t *second_field(relay_chat_t *chat, const char *doc, size_t len,
+                                               const char *container, int n, int k) {
+  if (chat->opts->mode != RELAY_MODE_FIELD || !chat->opts->field[1][0]) return NULL;
+  if (k == 0 && relay_json_find_choices(doc, len, container, chat->opts->field[1], chat->found2,
+                                        chat->found_cap) != n)
+    return NULL;
+  return &chat->found2[k];
 }
 
 static int chat_send(relay_chat_t *chat, const char *data, size_t len) {
@@ -280,6 +310,15 @@ static void send_event_with_data(relay_chat_t *chat, const relay_sse_event_t *ev
   relay_buf_reset(&chat->out);
   if (ev->single_data_line) {
     relay_buf_append(&chat->out, ev->raw, ev->data_offset);
+    /* A line break in new data (from a script) continues on a new data: line,
+     * so the client still reads one event with the same data. */
+    const char *nl;
+    while ((nl = memchr(data, '\n', len)) != NULL) {
+      relay_buf_append(&chat->out, data, (size_t)(nl - data));
+      relay_buf_append_str(&chat->out, "\ndata: ");
+      len -= (size_t)(nl - data) + 1;
+      data = nl + 1;
+    }
     relay_buf_append(&chat->out, data, len);
     size_t after = ev->data_offset + ev->data_len;
     relay_buf_append(&chat->out, ev->raw + after, ev->raw_len - after);
@@ -323,7 +362,7 @@ static void on_event(void *ud, const relay_sse_event_t *ev) {
   }
   if (ev->is_done) {
     flush_all(chat);
-    chat_send(chat, ev->raw, ev->raw_len);
+    send_data_event(chat, ev, ev->data, ev->data_len, 0);
     return;
   }
   const char *reasoning_key = chat->opts->mode == RELAY_MODE_FIELD ? chat->opts->field[0] : NULL;
@@ -343,7 +382,7 @@ static void on_event(void *ud, const relay_sse_event_t *ev) {
       send_data_event(chat, ev, ev->data, ev->data_len, 0);
       return;
     }
-    edit_choice(chat, f, ev->data);
+    edit_choice(chat, f, second_field(chat, ev->data, ev->data_len, "delta", n, k), ev->data);
   }
   if (chat->oom) {
     send_data_event(chat, ev, ev->data, ev->data_len, 0);
@@ -416,7 +455,7 @@ static void rewrite_body(relay_chat_t *chat) {
       send_body(chat, &chat->body);
       return;
     }
-    edit_choice(chat, &f, doc);
+    edit_choice(chat, &f, second_field(chat, doc, len, "message", n, k), doc);
   }
   if (chat->oom) {
     send_body(chat, &chat->body);
@@ -459,6 +498,7 @@ static void chat_destroy(relay_filter_t *f) {
   relay_buf_close(&chat->last_chunk);
   relay_buf_close(&chat->hook_buf);
   free(chat->found);
+  free(chat->found2);
   free(chat->edits);
   free(chat);
 }
@@ -497,9 +537,11 @@ int relay_chat_attach(relay_exchange_t *ex) {
   chat->sse = sse;
   chat->found_cap = CHAT_FOUND_INITIAL;
   chat->found = malloc(CHAT_FOUND_INITIAL * sizeof *chat->found);
-  chat->edits = malloc(2 * CHAT_FOUND_INITIAL * sizeof *chat->edits);
-  if (!chat->found || !chat->edits) {
+  chat->found2 = malloc(CHAT_FOUND_INITIAL * sizeof *chat->found2);
+  chat->edits = malloc(4 * CHAT_FOUND_INITIAL * sizeof *chat->edits);
+  if (!chat->found || !chat->found2 || !chat->edits) {
     free(chat->found);
+    free(chat->found2);
     free(chat->edits);
     free(chat);
     return 0;

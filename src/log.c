@@ -46,6 +46,17 @@ void relay_log(relay_log_level_t level, const char *fmt, ...) {
   va_end(ap);
   size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
   if (len > sizeof line - 2) len = sizeof line - 2;
+  /* One event, one line: a script traceback's line breaks become " | ". */
+  for (size_t i = (size_t)n; i < len; i++) {
+    if (line[i] == '\t') line[i] = ' ';
+    if (line[i] == '\n' && len + 2 < sizeof line - 2) {
+      memmove(line + i + 3, line + i + 1, len - i - 1);
+      memcpy(line + i, " | ", 3);
+      len += 2;
+    } else if (line[i] == '\n' || line[i] == '\r') {
+      line[i] = ' ';
+    }
+  }
   line[len++] = '\n';
   fwrite(line, 1, len, stderr);
 }

@@ -247,6 +247,12 @@ static void read_decision(lua_State *L, relay_worker_t *w, relay_exchange_t *ex,
   if (r->new_target.len && r->new_target.data[0] != '/') luaL_error(L, "on_request: path must start with '/'");
   for (size_t i = 0; i < r->new_target.len; i++)
     if ((unsigned char)r->new_target.data[i] <= ' ') luaL_error(L, "on_request: path has a space or control byte");
+  if (r->new_target.len && !memchr(r->new_target.data, '?', r->new_target.len)) {
+    /* A new path keeps the request's query unless it brings its own. */
+    const relay_head_t *h = &ex->client->req;
+    const char *q = memchr(relay_head_target(h), '?', h->target_len);
+    if (q) relay_buf_append(&r->new_target, q, h->target_len - (size_t)(q - relay_head_target(h)));
+  }
   read_header_edits(L, t, r);
   if (copy_string_field(L, t, "body", &r->new_body)) r->body_replaced = 1;
 }
@@ -305,11 +311,20 @@ int relay_route_with_body(relay_worker_t *w, relay_exchange_t *ex, char *err, si
 
 /* Response hooks. A failing hook is logged once per exchange and skipped from
  * then on: the event goes out as the core produced it. */
+/* One bit per hook name, so a failing on_event does not silence on_end. */
+static int hook_bit(const char *hook) {
+  switch (hook[3]) {
+    case 't': return 1; /* on_text */
+    case 'e': return hook[4] == 'v' ? 2 : 8; /* on_event, on_end */
+    default: return 4;  /* on_body */
+  }
+}
+
 static int hook_failed(relay_exchange_t *ex, lua_State *L, const char *hook, int top) {
-  if (!ex->route.hook_error_logged) {
+  if (!(ex->route.hook_error_logged & hook_bit(hook))) {
     relay_log_error("%s %s: script error in %s: %s", llhttp_method_name(ex->method), ex->log_path, hook,
                     lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
-    ex->route.hook_error_logged = 1;
+    ex->route.hook_error_logged |= hook_bit(hook);
   }
   lua_settop(L, top);
   return -1;
@@ -317,7 +332,7 @@ static int hook_failed(relay_exchange_t *ex, lua_State *L, const char *hook, int
 
 /* Calls the hook with (ctx, args...) already pushed after it; leaves one result. */
 static int call_hook(relay_exchange_t *ex, lua_State *L, const char *hook, int nargs, int top) {
-  if (ex->route.hook_error_logged) {
+  if (ex->route.hook_error_logged & hook_bit(hook)) {
     lua_settop(L, top);
     return -1;
   }

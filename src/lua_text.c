@@ -4,9 +4,10 @@
 
 #include <lauxlib.h>
 #include <stdlib.h>
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
-#include "lua_api.h"
 #include "relay/json_splice.h"
 
 #define RULESET_MT "relay.ruleset"
@@ -97,6 +98,15 @@ static int l_rules(lua_State *L) {
   luaL_setmetatable(L, RULESET_MT);
   int rc = relay_ruleset_new(&u->rs, rules, (size_t)n);
   if (rc) return luaL_error(L, "invalid rule set: %s", relay_replacer_strerror(rc));
+  lua_getfield(L, 1, "prefix");
+  if (!lua_isnil(L, -1)) {
+    size_t plen;
+    const char *prefix = lua_tolstring(L, -1, &plen);
+    if (!prefix || lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "prefix must be a string");
+    rc = relay_ruleset_set_prefix(u->rs, prefix, plen);
+    if (rc) return luaL_error(L, "invalid prefix: %s", relay_replacer_strerror(rc));
+  }
+  lua_pop(L, 1);
   lua_getfield(L, 1, "reasoning");
   if (lua_istable(L, -1)) {
     int t = lua_gettop(L);
@@ -297,7 +307,28 @@ static int l_json_set(lua_State *L) {
     case LUA_TBOOLEAN: relay_buf_append_str(&enc, lua_toboolean(L, 3) ? "true" : "false"); break;
     case LUA_TNUMBER:
       if (lua_isinteger(L, 3)) relay_buf_printf(&enc, "%lld", (long long)lua_tointeger(L, 3));
-      else relay_buf_printf(&enc, "%.17g", lua_tonumber(L, 3));
+      else {
+        /* The shortest spelling that reads back as the same double. */
+        double d = lua_tonumber(L, 3);
+        if (d != d || d == HUGE_VAL || d == -HUGE_VAL) {
+          relay_buf_close(&enc);
+          return luaL_error(L, "relay.json.set: %f is not a JSON number", d);
+        }
+        char tmp[32];
+        for (int prec = 15; prec <= 17; prec++) {
+          snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+          if (strtod(tmp, NULL) == d) break;
+        }
+        relay_buf_append_str(&enc, tmp);
+      }
+      break;
+    case LUA_TLIGHTUSERDATA:
+      /* cjson.null */
+      if (lua_touserdata(L, 3) != NULL) {
+        relay_buf_close(&enc);
+        return luaL_error(L, "relay.json.set: cannot encode a userdata");
+      }
+      relay_buf_append_str(&enc, "null");
       break;
     case LUA_TTABLE: {
       lua_getglobal(L, "require");

@@ -155,7 +155,7 @@ static void append_header_edits(relay_buf_t *out, const relay_route_t *r) {
 static int build_upstream_head(relay_exchange_t *ex) {
   relay_client_t *c = ex->client;
   relay_head_t *h = &c->req;
-  const relay_upstream_cfg_t *up = &ex_worker(ex)->cfg->upstreams[ex->upstream_index];
+  const relay_upstream_cfg_t *up = &ex->script->cfg.upstreams[ex->upstream_index];
   relay_buf_t *b = &ex->up_head;
   relay_buf_reset(b);
   const char *path;
@@ -680,8 +680,9 @@ static void exchange_finish(relay_exchange_t *ex) {
   if (relay_log_enabled(RELAY_LOG_INFO)) {
     char upstream[RELAY_HOST_MAX + 16] = "-";
     if (ex->t_first_byte || ex->up || ex->state == RELAY_EX_STREAMING || ex->state == RELAY_EX_TUNNEL) {
-      if (!ex->route.local_status && ex->upstream_index < (int)w->cfg->nupstreams) {
-        const relay_upstream_cfg_t *up = &w->cfg->upstreams[ex->upstream_index];
+      const relay_config_t *cfg = ex->script ? &ex->script->cfg : w->cfg;
+      if (!ex->route.local_status && ex->upstream_index < (int)cfg->nupstreams) {
+        const relay_upstream_cfg_t *up = &cfg->upstreams[ex->upstream_index];
         snprintf(upstream, sizeof upstream, strchr(up->host, ':') ? "[%s]:%d" : "%s:%d", up->host, up->port);
       }
     }

@@ -181,6 +181,7 @@ struct relay_upconn_s {
   int gai_pending;
   relay_slab_t *cur_slab;  /* slab being parsed, for zero-copy forwarding */
   size_t write_pending;
+  unsigned generation;     /* the worker's script generation it was made for */
   uint64_t responses;
 };
 
@@ -207,6 +208,7 @@ struct relay_worker_s {
   size_t nclients;
   size_t nupconns;
   int shutting_down;
+  unsigned generation;       /* bumped by each script reload */
   uint64_t next_exchange_id;
   llhttp_settings_t req_settings;
   llhttp_settings_t resp_settings;

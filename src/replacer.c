@@ -66,6 +66,8 @@ struct relay_ruleset_s {
   size_t nrules;
   relay_crule_t *rules;
   char *strings;
+  char *prefix;
+  size_t prefix_len;
   relay_automaton_t ac[RELAY_REPLACER_MAX_STATES];
 };
 
@@ -236,6 +238,7 @@ static void relay_ruleset__destroy(relay_ruleset_t *rs) {
   }
   free(rs->rules);
   free(rs->strings);
+  free(rs->prefix);
   free(rs);
 }
 
@@ -311,6 +314,36 @@ void relay_ruleset_free(relay_ruleset_t *rs) { relay_ruleset_unref(rs); }
 
 /* Callers size their own look-ahead (and tests bound pending()) with this. */
 size_t relay_ruleset_max_pattern(const relay_ruleset_t *rs) { return rs->max_pattern; }
+
+int relay_ruleset_set_prefix(relay_ruleset_t *rs, const char *prefix, size_t len) {
+  if (rs == NULL || (prefix == NULL && len > 0) || len > RELAY_REPLACER_MAX_PATTERN) return RELAY_REPLACER_EINVAL;
+  char *copy = NULL;
+  if (len) {
+    copy = malloc(len);
+    if (!copy) return RELAY_REPLACER_ENOMEM;
+    memcpy(copy, prefix, len);
+  }
+  free(rs->prefix);
+  rs->prefix = copy;
+  rs->prefix_len = len;
+  return 0;
+}
+
+/* Until the first output, emit goes through here so the prefix leads it. */
+typedef struct {
+  relay_replacer_t *r;
+  relay_replacer_emit_cb emit;
+  void *ud;
+} relay_prefix_t;
+
+static void relay_prefix__emit(void *ud, relay_out_kind_t kind, unsigned state, const char *data, size_t len) {
+  relay_prefix_t *t = ud;
+  if (!t->r->started) {
+    t->r->started = 1;
+    t->emit(t->ud, RELAY_OUT_REPLACEMENT, 0, t->r->rs->prefix, t->r->rs->prefix_len);
+  }
+  t->emit(t->ud, kind, state, data, len);
+}
 
 /* Lets a receiver check that its output modes cover every state. */
 unsigned relay_ruleset_nstates(const relay_ruleset_t *rs) { return rs->nstates; }
@@ -512,6 +545,11 @@ int relay_replacer_feed(relay_replacer_t *r, const char *data, size_t len,
                         relay_replacer_emit_cb emit, void *ud) {
   if (r == NULL || r->rs == NULL || (data == NULL && len > 0)) return RELAY_REPLACER_EINVAL;
   if (len == 0) return 0;
+  relay_prefix_t t = {r, emit, ud};
+  if (!r->started && r->rs->prefix_len) {
+    emit = relay_prefix__emit;
+    ud = &t;
+  }
   relay_pass_t ps = {r, data, r->held_len, r->held_len + len, 0, emit, ud};
   relay_pass__run(&ps, ps.held);
   relay_pass__settle(&ps);
@@ -522,6 +560,11 @@ int relay_replacer_feed(relay_replacer_t *r, const char *data, size_t len,
  * the bytes after it, which may leave another candidate, hence the loop. */
 int relay_replacer_finish(relay_replacer_t *r, relay_replacer_emit_cb emit, void *ud) {
   if (r == NULL || r->rs == NULL) return RELAY_REPLACER_EINVAL;
+  relay_prefix_t t = {r, emit, ud};
+  if (!r->started && r->rs->prefix_len) {
+    emit = relay_prefix__emit;
+    ud = &t;
+  }
   relay_pass_t ps = {r, NULL, r->held_len, r->held_len, 0, emit, ud};
   while (r->cand_rule >= 0) relay_pass__run(&ps, relay_pass__resolve(&ps));
   relay_pass__text(&ps, ps.rel, ps.held);

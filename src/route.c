@@ -46,6 +46,8 @@ int relay_lua_read_chat_opts(lua_State *L, int t, relay_chat_opts_t *opts) {
   opts->on_text_ref = opts->on_event_ref = opts->on_body_ref = opts->on_end_ref = LUA_NOREF;
   lua_getfield(L, t, "rules");
   /* No rules: the text passes unchanged, but the hooks still run. */
+  if (!lua_isnil(L, -1) && !luaL_testudata(L, -1, "relay.ruleset"))
+    return luaL_error(L, "rewrite.rules must be a rule set from relay.rules{...}");
   opts->rules = lua_isnil(L, -1) ? NULL : relay_lua_check_ruleset(L, -1);
   if (opts->rules) relay_ruleset_ref(opts->rules);
   lua_pop(L, 1);
@@ -104,7 +106,7 @@ static int l_route(lua_State *L) {
   r.on_request_ref = LUA_NOREF;
   lua_getfield(L, 1, "on_request");
   if (!lua_isnil(L, -1)) {
-    luaL_checktype(L, -1, LUA_TFUNCTION);
+    if (!lua_isfunction(L, -1)) return luaL_error(L, "relay.route: on_request must be a function");
     r.on_request_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   } else {
     lua_pop(L, 1);
@@ -120,7 +122,8 @@ static int l_route(lua_State *L) {
   }
   lua_pop(L, 1);
   lua_getfield(L, 1, "path");
-  const char *path = luaL_checkstring(L, -1);
+  if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "relay.route needs a path (a string starting with '/')");
+  const char *path = lua_tostring(L, -1);
   if (path[0] != '/' || strlen(path) >= sizeof r.path) return luaL_error(L, "path must start with '/' (got '%s')", path);
   strcpy(r.path, path);
   lua_pop(L, 1);

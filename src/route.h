@@ -30,7 +30,7 @@ typedef struct relay_route_s {
   /* The request hook that applies (the route's, else the global one). */
   int on_request_ref;
   int on_request_wants_body;
-  int hook_error_logged; /* a response hook failed: logged once, then skipped */
+  int hook_error_logged; /* bit per response hook that failed: logged once, then skipped */
 } relay_route_t;
 
 /* Decide at head time. Returns 0, 1 if the route wants the request body

@@ -282,6 +282,7 @@ static relay_upconn_t *up_new(relay_worker_t *w, int upstream_index) {
   if (!u) return NULL;
   u->w = w;
   u->upstream_index = upstream_index;
+  u->generation = w->generation;
   relay_list_init(&u->link);
   uv_tcp_init(&w->loop, &u->tcp);
   uv_timer_init(&w->loop, &u->timer);
@@ -341,7 +342,8 @@ int relay_upstream_acquire(relay_worker_t *w, relay_exchange_t *ex, int upstream
 void relay_upstream_release(relay_upconn_t *u, int reusable) {
   if (u->state == RELAY_UP_CLOSING) return;
   u->ex = NULL;
-  if (!reusable || u->w->shutting_down || u->write_pending > 0) {
+  /* A reload may have pointed the upstream's name elsewhere: no reuse then. */
+  if (!reusable || u->w->shutting_down || u->write_pending > 0 || u->generation != u->w->generation) {
     relay_upstream_close(u);
     return;
   }

@@ -62,6 +62,7 @@ static void worker_reload(relay_worker_t *w) {
   relay_script_t *old = w->script;
   w->script = s;
   w->cfg = &s->cfg;
+  w->generation++;
   relay_script_unref(old);
   relay_log_info("worker %d: script reloaded (%s)", w->index, w->script_path ? w->script_path : "stock");
 }

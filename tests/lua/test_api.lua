@@ -154,7 +154,7 @@ T.raises("path must start with '/'", relay.route, { path = "v1" })
 T.raises("unknown upstream 'nope' (declare it first)", relay.route, { path = "/x", upstream = "nope" })
 T.raises("rewrite mode 'q' is not one of tags, field, strip", relay.route, { path = "/x", rewrite = { rules = rs, mode = "q" } })
 T.raises("is not a usable JSON key", relay.route, { path = "/x", rewrite = { rules = rs, mode = "field", field = 'a"b' } })
-T.raises("relay.ruleset expected", relay.route, { path = "/x", rewrite = { rules = "think" } })
+T.raises("rewrite.rules must be a rule set from relay.rules{...}", relay.route, { path = "/x", rewrite = { rules = "think" } })
 T.raises("table expected", relay.route, "/x")
 relay.on_request(function(req) return nil end)
 relay.on_request(function(req) return nil end, { body = true })
@@ -165,10 +165,21 @@ local hooks_ok = pcall(relay.route, { path = "/hooks", rewrite = { rules = rs, o
   on_request = function() end, body = true })
 if hooks_ok then
   T.raises("rewrite.on_text must be a function", relay.route, { path = "/x", rewrite = { rules = rs, on_text = 1 } })
-  T.raises("function expected", relay.route, { path = "/x", on_request = "f" })
+  T.raises("on_request must be a function", relay.route, { path = "/x", on_request = "f" })
   relay.route({ path = "/nohooks", rewrite = { on_event = function() end } }) -- hooks without rules
 else
   io.write("test_api: per-route hooks not in this build; skipped\n")
 end
 
 T.done("test_api")
+
+-- Numbers are written in their shortest round-trip form; cjson.null writes null.
+T.eq(relay.json.set('{}', { "f" }, 0.1), '{"f":0.1}', "shortest float")
+T.eq(relay.json.set('{}', { "n" }, require("cjson").null), '{"n":null}', "cjson.null")
+-- A rule set's prefix leads the first output of each replacer.
+do
+  local rs = relay.rules({ prefix = "<think>", states = { "in", "out" }, reasoning = { "in" },
+    { from = "in", pattern = "</think>", replace = "</think>", to = "out" } })
+  local r = relay.replacer.new(rs)
+  T.eq(r:feed("abc</th") .. r:feed("ink>x") .. r:finish(), "<think>abc</think>x", "prefix")
+end

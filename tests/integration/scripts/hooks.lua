@@ -78,6 +78,7 @@ relay.route({
   rewrite = {
     on_event = function(ctx, ev)
       if ev.event == "ping" then return '{"pong":true}' end
+      if ev.data == "[DONE]" then return nil end
       local doc = ev:json()
       if doc.usage then return false end
       local c = doc.choices[1] and doc.choices[1].delta and doc.choices[1].delta.content

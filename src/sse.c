@@ -1,0 +1,243 @@
+/* Incremental SSE event framer; see include/relay/sse.h for the contract.
+ *
+ * The scanner works on one event at a time, with every offset relative to the
+ * event's first byte. That event is either wholly inside the current input
+ * (scanned and delivered in place, no copy) or was cut by the end of an input
+ * and lives in s->buf, which then grows line by line. Because offsets are
+ * relative, an event can move from the input to the buffer mid-scan without
+ * any fix-up, and bytes are never scanned twice for line ends.
+ */
+#include "relay/sse.h"
+
+#include <string.h>
+
+#define SSE_DEFAULT_MAX_EVENT ((size_t)1 << 20)
+
+static const char sse_bom[3] = {'\xEF', '\xBB', '\xBF'};
+
+/* Start every stream in the same state; the buffers are allocated lazily so
+ * that a framer that never sees a cut event never allocates. */
+int relay_sse_init(relay_sse_t *s, size_t max_event) {
+  memset(s, 0, sizeof *s);
+  relay_buf_init(&s->buf);
+  relay_buf_init(&s->joined);
+  s->max_event = max_event ? max_event : SSE_DEFAULT_MAX_EVENT;
+  if (s->max_event > (size_t)-1 / 2) s->max_event = (size_t)-1 / 2; /* max_event + 1 must not wrap */
+  s->stream_start = 1;
+  return 0;
+}
+
+void relay_sse_close(relay_sse_t *s) {
+  relay_buf_close(&s->buf);
+  relay_buf_close(&s->joined);
+}
+
+const char *relay_sse_strerror(int err) {
+  switch (err) {
+  case 0: return "success";
+  case RELAY_SSE_ENOMEM: return "out of memory";
+  case RELAY_SSE_ETOOBIG: return "SSE event larger than the limit";
+  default: return "unknown SSE framer error";
+  }
+}
+
+/* Forget the event in progress but keep the buffers' memory, so that the
+ * steady state (one event after another) does not allocate. */
+static void sse_event_reset(relay_sse_t *s) {
+  s->buf.len = 0;
+  s->line_start = 0;
+  s->pending_cr = 0;
+  s->held = 0;
+  s->data_lines = 0;
+  s->has_event = 0;
+  s->joined.len = 0;
+}
+
+/* Remember what one complete, non-empty line says. Only data: and event:
+ * matter to callers; comments and other fields stay in raw untouched. The
+ * join buffer is only used from the second data line on, since a single data
+ * line (the normal case) can be handed out in place. */
+static int sse_line(relay_sse_t *s, const char *ev, size_t ls, size_t le) {
+  const char *l = ev + ls;
+  size_t n = le - ls;
+  if (l[0] == ':') return 0; /* comment */
+  const char *colon = memchr(l, ':', n);
+  size_t name_len = colon ? (size_t)(colon - l) : n;
+  size_t vs = colon ? name_len + 1 : n;
+  if (vs < n && l[vs] == ' ') vs++;
+
+  if (name_len == 4 && memcmp(l, "data", 4) == 0) {
+    if (s->data_lines == 1) {
+      s->joined.len = 0;
+      if (relay_buf_append(&s->joined, ev + s->data_off, s->data_len)) return RELAY_SSE_ENOMEM;
+    }
+    if (s->data_lines == 0) {
+      s->data_off = ls + vs;
+      s->data_len = n - vs;
+    } else if (relay_buf_append(&s->joined, "\n", 1) ||
+               relay_buf_append(&s->joined, l + vs, n - vs)) {
+      return RELAY_SSE_ENOMEM;
+    }
+    s->data_lines++;
+  } else if (name_len == 5 && memcmp(l, "event", 5) == 0) {
+    s->has_event = 1;
+    s->event_off = ls + vs;
+    s->event_len = n - vs;
+  }
+  return 0;
+}
+
+/* Scan ev[i..avail) of the event starting at ev, resuming the line state kept
+ * in s. Returns 1 with *evlen set when an empty line completes the event, 0
+ * when more bytes are needed, or a negative code. Line ends are found with
+ * memchr; the position of the next '\n' is remembered across lines so that a
+ * CR-only stream is not rescanned to the end for every line. */
+static int sse_scan(relay_sse_t *s, const char *ev, size_t i, size_t avail, size_t *evlen) {
+  size_t next_lf = 0;
+  int lf_known = 0;
+  while (i < avail) {
+    if (s->pending_cr) { /* is the byte after a '\r' line end its '\n'? */
+      s->pending_cr = 0;
+      if (ev[i] == '\n') s->line_start = ++i;
+      if (s->held) {
+        s->held = 0;
+        *evlen = i;
+        return 1;
+      }
+      continue;
+    }
+    if (!lf_known || next_lf < i) {
+      const char *p = memchr(ev + i, '\n', avail - i);
+      next_lf = p ? (size_t)(p - ev) : avail;
+      lf_known = 1;
+    }
+    size_t q = next_lf;
+    const char *r = memchr(ev + i, '\r', q - i);
+    if (r) q = (size_t)(r - ev);
+    if (q == avail) break; /* the line is not complete yet */
+
+    size_t ls = s->line_start;
+    if (s->stream_start) {
+      if (q - ls >= 3 && memcmp(ev + ls, sse_bom, 3) == 0) ls += 3;
+      s->stream_start = 0;
+    }
+    int blank = (q == ls);
+    if (!blank) {
+      int rc = sse_line(s, ev, ls, q);
+      if (rc) return rc;
+    }
+    i = q + 1;
+    s->line_start = i;
+    if (ev[q] == '\r') {
+      s->pending_cr = 1;
+      s->held = blank;
+    } else if (blank) {
+      *evlen = i;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Hand one complete event to the callback, resolving the relative offsets
+ * against wherever its bytes are now. */
+static void sse_deliver(relay_sse_t *s, const char *ev, size_t n, relay_sse_event_cb cb,
+                        void *ud) {
+  relay_sse_event_t e;
+  memset(&e, 0, sizeof e);
+  e.raw = ev;
+  e.raw_len = n;
+  e.data_lines = s->data_lines;
+  if (s->data_lines == 1) {
+    e.data = ev + s->data_off;
+    e.data_len = s->data_len;
+    e.single_data_line = 1;
+    e.data_offset = s->data_off;
+  } else if (s->data_lines > 1) {
+    e.data = s->joined.data;
+    e.data_len = s->joined.len;
+  }
+  if (s->has_event) {
+    e.event = ev + s->event_off;
+    e.event_len = s->event_len;
+  }
+  e.is_done = e.data && e.data_len == 6 && memcmp(e.data, "[DONE]", 6) == 0;
+  cb(ud, &e);
+}
+
+/* Where the next line end at or after data[0] is, counting the byte itself;
+ * len if there is none. Used to grow a cut event one line at a time. */
+static size_t sse_line_span(const char *data, size_t len) {
+  const char *lf = memchr(data, '\n', len);
+  size_t q = lf ? (size_t)(lf - data) : len;
+  const char *cr = memchr(data, '\r', q);
+  if (cr) q = (size_t)(cr - data);
+  return q < len ? q + 1 : len;
+}
+
+/* An error ends the stream for this framer; remember it and how much of the
+ * current input had been taken, so the caller can fall back losslessly. */
+static int sse_fail(relay_sse_t *s, int err, size_t consumed) {
+  s->err = err;
+  s->consumed = consumed;
+  return err;
+}
+
+/* Events wholly inside the input are delivered in place; the first one cut by
+ * the end of the input is copied to the buffer. When an event is already in
+ * the buffer it is extended by at most one line per step (bounded by
+ * max_event + 1), so that no byte of a following event is copied; a byte taken
+ * only to learn whether a '\n' follows a '\r' is given back. */
+int relay_sse_feed(relay_sse_t *s, const char *data, size_t len, relay_sse_event_cb cb,
+                   void *ud) {
+  size_t p = 0, evlen;
+  int rc;
+  if (s->err) return sse_fail(s, s->err, 0);
+  while (p < len) {
+    size_t room = s->max_event + 1 - s->buf.len;
+    if (s->buf.len == 0) {
+      size_t avail = len - p < room ? len - p : room;
+      rc = sse_scan(s, data + p, 0, avail, &evlen);
+      if (rc < 0) return sse_fail(s, rc, p);
+      if (rc == 1) {
+        if (evlen > s->max_event) return sse_fail(s, RELAY_SSE_ETOOBIG, p);
+        sse_deliver(s, data + p, evlen, cb, ud);
+        sse_event_reset(s);
+        p += evlen;
+        continue;
+      }
+      if (avail > s->max_event) return sse_fail(s, RELAY_SSE_ETOOBIG, p);
+      if (relay_buf_append(&s->buf, data + p, avail)) return sse_fail(s, RELAY_SSE_ENOMEM, p);
+      p += avail;
+      continue;
+    }
+    size_t take = s->pending_cr ? 1 : sse_line_span(data + p, len - p);
+    if (take > room) take = room;
+    size_t from = s->buf.len;
+    if (relay_buf_append(&s->buf, data + p, take)) return sse_fail(s, RELAY_SSE_ENOMEM, p);
+    p += take;
+    rc = sse_scan(s, s->buf.data, from, s->buf.len, &evlen);
+    if (rc < 0) return sse_fail(s, rc, p);
+    if (rc == 0) {
+      if (s->buf.len > s->max_event) return sse_fail(s, RELAY_SSE_ETOOBIG, p);
+      continue;
+    }
+    if (evlen > s->max_event) return sse_fail(s, RELAY_SSE_ETOOBIG, p);
+    p -= s->buf.len - evlen; /* bytes past the event go back to the input */
+    sse_deliver(s, s->buf.data, evlen, cb, ud);
+    sse_event_reset(s);
+  }
+  s->consumed = len;
+  return 0;
+}
+
+/* Whatever was not delivered goes back to the caller unchanged; the framer
+ * then starts over, keeping its memory. */
+void relay_sse_finish(relay_sse_t *s, const char **rest, size_t *rest_len) {
+  *rest = s->buf.len ? s->buf.data : "";
+  *rest_len = s->buf.len;
+  sse_event_reset(s);
+  s->stream_start = 1;
+  s->err = 0;
+  s->consumed = 0;
+}
