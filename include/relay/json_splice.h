@@ -3,6 +3,21 @@
  * The stock rewrite path never re-encodes upstream JSON: it finds the string it
  * rewrites, decodes it, and splices the re-encoded result back in place, so that
  * every other byte (key order, number spelling, [] and null) is kept.
+ *
+ * Documents are tokenized with jsmn (strict mode) and then checked: what jsmn
+ * lets through (missing or extra commas and colons, bad literals and numbers,
+ * several top-level values) is rejected with RELAY_JSON_EINVAL, so an edit
+ * never works on a misread document. Raw control characters inside strings
+ * are tolerated, as most JSON readers do. A bare number or literal as the
+ * whole document needs a trailing delimiter (a jsmn strict-mode rule; chat
+ * documents are objects). Documents up to INT_MAX bytes; the token array
+ * starts on the stack and grows on the heap for big documents. Nothing here
+ * keeps state between calls: safe from any number of threads.
+ *
+ * Keys are matched on their decoded text ("\u0063ontent" is "content"). When
+ * an object has the same key twice, the last one counts, as in JavaScript and
+ * Python. Offsets are bytes from the start of the text passed in; a value's
+ * span covers the whole token, quotes included for strings.
  */
 #ifndef RELAY_JSON_SPLICE_H
 #define RELAY_JSON_SPLICE_H
@@ -12,61 +27,97 @@
 #include "relay/buf.h"
 
 #define RELAY_JSON_EINVAL -1   /* not valid JSON, or not the expected shape */
-#define RELAY_JSON_ENOMEM -2
+#define RELAY_JSON_ENOMEM -2   /* out of memory, or a document over INT_MAX bytes */
 #define RELAY_JSON_ENOTFOUND -3 /* path does not exist */
-#define RELAY_JSON_ETOODEEP -4
+#define RELAY_JSON_ETOODEEP -4  /* path longer than RELAY_JSON_MAX_PATH, or a document
+                                  nested deeper than RELAY_JSON_MAX_NESTING */
+#define RELAY_JSON_ETOOMANY -5  /* more choices than the caller has room for */
 
 #define RELAY_JSON_MAX_CHOICES 64
+#define RELAY_JSON_MAX_PATH 32
+/* Containers inside containers. Chat completions nest about 6 deep; the limit
+ * keeps a hostile "[[[[..." from costing quadratic time inside jsmn. */
+#define RELAY_JSON_MAX_NESTING 256
 
 /* One element of choices[], as the rewrite needs it. All offsets are byte
- * offsets into the JSON text passed to relay_json_find_choices(). */
+ * offsets into the JSON text passed to relay_json_find_choices(). For a
+ * string value, [start, end) runs from the opening quote to one past the
+ * closing quote, so the encoded string body is [start + 1, end - 1): pass that
+ * to relay_json_unescape(), and splice a new value as
+ * json[0..start) + '"' + escaped + '"' + json[end..len). */
 typedef struct relay_json_choice_s {
   long index;              /* the element's "index" member, else its array position */
-  int has_container;       /* the "delta" / "message" object exists */
+  int has_container;       /* the "delta" / "message" member exists and is an object */
   size_t container_open;   /* offset of its '{' */
+  size_t container_close;  /* offset of its '}' */
   int container_empty;     /* the object has no members */
   int has_content;         /* "content" member present in the container */
   int content_is_string;   /* its value is a string (else null or other) */
   size_t content_start;    /* value token start (the opening quote for strings) */
   size_t content_end;      /* one past the value token (past the closing quote) */
-  int has_reasoning;       /* an existing reasoning field name given by caller */
-  size_t reasoning_start, reasoning_end;
+  int has_reasoning;       /* the container has the caller's reasoning_key member */
+  int reasoning_is_string; /* its value is a string */
+  size_t reasoning_start, reasoning_end; /* its value token, as for content */
   int finished;            /* "finish_reason" present and not null */
 } relay_json_choice_t;
 
 /* Parse a chat completion chunk or body and describe choices[i].<container>.
  * container is "delta" (SSE chunks) or "message" (JSON bodies).
  * reasoning_key, if not NULL, is also located (e.g. "reasoning_content").
- * Returns the number of choices found (>= 0) or a negative code. A document
- * without "choices" gives 0. */
+ * out[k] describes the k-th element of the array in document order (look at
+ * out[k].index for the choice it belongs to; n > 1 streams interleave).
+ * Returns the number of choices found (>= 0) or a negative code: EINVAL when
+ * the text is not valid JSON, the root is not an object, "choices" is neither
+ * an array nor null, an element is not an object, or an "index" is not an
+ * integer; ETOOMANY when there are more than max elements; ETOODEEP when
+ * nested deeper than RELAY_JSON_MAX_NESTING. A document without "choices"
+ * (or with "choices": null or []) gives 0. container must not be NULL.
+ * A container member that is not an object (null) gives has_container 0.
+ * Does not allocate unless the document has more than 256 JSON tokens; one
+ * jsmn pass plus one pass over its tokens (see json_splice.c for costs). */
 int relay_json_find_choices(const char *json, size_t len, const char *container,
                             const char *reasoning_key, relay_json_choice_t *out,
                             size_t max);
 
-/* Decode the body of a JSON string token (text between the quotes) into out:
- * all escapes including \uXXXX and surrogate pairs. Lone surrogates decode to
- * U+FFFD. Returns 0 or a negative code. */
+/* Decode the body of a JSON string token (text between the quotes) and append
+ * it to out: all escapes including \uXXXX and surrogate pairs. Lone surrogates
+ * decode to U+FFFD. An unknown escape, a short \u or a trailing backslash is
+ * RELAY_JSON_EINVAL (out is then left as it was). Other bytes, also raw
+ * control characters and invalid UTF-8, are copied as they are.
+ * Returns 0 or a negative code. */
 int relay_json_unescape(const char *s, size_t len, relay_buf_t *out);
 
 /* Append s encoded as a JSON string *without* the surrounding quotes: escapes
- * '"', '\\' and control characters only (never '/', never non-ASCII). */
+ * '"', '\\' and control characters below 0x20 only (\b \f \n \r \t, else
+ * \u00xx), never '/', never non-ASCII; other bytes are copied unchanged, so
+ * relay_json_unescape() gives s back exactly. Returns 0 or RELAY_JSON_ENOMEM. */
 int relay_json_escape(relay_buf_t *out, const char *s, size_t len);
 
 /* A path into a document: object keys and array indexes. */
 typedef struct relay_json_path_seg_s {
-  const char *key; /* NULL for an array index */
+  const char *key; /* decoded key; NULL for an array index */
   size_t key_len;
   long index;
 } relay_json_path_seg_t;
 
-/* Locate the value at path. *start/*end are the value token's offsets. */
+/* Locate the value at path (depth 0 is the whole document). *start and *end are
+ * the value token's offsets (quotes included for strings).
+ * Returns 0, ENOTFOUND, ETOODEEP or EINVAL. */
 int relay_json_find(const char *json, size_t len, const relay_json_path_seg_t *path,
                     size_t depth, size_t *start, size_t *end);
 
-/* Write json with the value at path replaced by raw_value (raw JSON text), or
- * the member/element removed when raw_value is NULL. Setting a missing last key
- * of an existing object inserts it (as the object's last member). Everything
- * else is copied byte for byte. */
+/* Append to out the document json with the value at path replaced by
+ * raw_value (raw JSON text, not checked), or the member/element removed when
+ * raw_value is NULL (its separating comma goes with it: the one after it, or
+ * for the last one the one before it). Setting a missing last key of an
+ * existing object inserts it as the object's last member (key escaped with
+ * relay_json_escape), spelled like the members already there: the separator
+ * before the last member (",\n  " in pretty JSON; "," with fewer than two
+ * members) and the spacing around its ':' are reused; "{}" becomes
+ * {"key":raw}. Everything else is copied byte for byte. depth 0 replaces the
+ * whole document (removing it is EINVAL). Missing intermediate steps, a
+ * missing array index, or removing a missing key are ENOTFOUND. On error out
+ * is left as it was. */
 int relay_json_edit(const char *json, size_t len, const relay_json_path_seg_t *path,
                     size_t depth, const char *raw_value, size_t raw_len, relay_buf_t *out);
 

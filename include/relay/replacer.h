@@ -82,6 +82,10 @@ void relay_ruleset_free(relay_ruleset_t *rs);
 void relay_ruleset_ref(relay_ruleset_t *rs);
 void relay_ruleset_unref(relay_ruleset_t *rs);
 size_t relay_ruleset_max_pattern(const relay_ruleset_t *rs);
+/* Text emitted once, as a REPLACEMENT in state 0, right before a replacer's
+ * first output (for templates that open the reasoning block themselves, so
+ * the model's output starts inside it). Set before the rule set is shared. */
+int relay_ruleset_set_prefix(relay_ruleset_t *rs, const char *prefix, size_t len);
 /* Number of states used by the rules (highest state index + 1; 1 with no rules). */
 unsigned relay_ruleset_nstates(const relay_ruleset_t *rs);
 
@@ -106,6 +110,7 @@ typedef struct relay_replacer_s {
    * whether its patterns were ruled out there. */
   size_t entry;
   int anchor_dead;
+  int started; /* something was emitted (the prefix goes before it) */
 } relay_replacer_t;
 
 /* Start in state 0 with nothing held. Takes a reference on rs (the caller may

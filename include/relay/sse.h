@@ -1,50 +1,98 @@
 /* Incremental Server-Sent-Events framer.
  *
- * Bytes go in cut anywhere (mid-line, mid-CRLF); complete events come out, each
- * as the exact raw bytes it occupied in the stream (so an event that is not
- * rewritten goes out byte for byte) plus the offsets of its data payload.
- * Line ends may be "\n", "\r\n" or "\r"; an event ends at an empty line.
- * Comment lines (": ping") and event:/id:/retry: fields stay in the raw bytes.
+ * Bytes go in cut anywhere (mid-line, between '\r' and '\n'); complete events
+ * come out, in order, each as the exact raw bytes it occupied in the stream
+ * (so an event that is not rewritten goes out byte for byte) plus its data
+ * payload. The concatenation of the raw bytes of all events, followed by the
+ * rest returned by relay_sse_finish(), is exactly the input.
+ *
+ * Framing follows the SSE spec (HTML Living Standard, "Parsing an event
+ * stream"): line ends are "\n", "\r\n" or "\r"; an event ends at an empty line.
+ * Every block ending in an empty line is delivered, also one with no data
+ * line (only comments such as ": ping", or a stray empty line): its data is
+ * then NULL and the caller passes raw on. event:/id:/retry: lines and comments
+ * stay in raw. A UTF-8 BOM at the very start of the stream is skipped for
+ * field parsing (it stays in raw).
+ *
+ * Cutting the input differently never changes the events. One consequence:
+ * when an event's empty line ends in a bare '\r' that is the last byte fed so
+ * far, the event is held until the next byte shows whether a '\n' belongs to
+ * it (a CR-only stream therefore delivers each event when the next one starts
+ * to arrive); at end of stream such an event is part of finish()'s rest.
+ *
+ * Copies: an event that lies whole inside one feed() input is delivered
+ * pointing into that input (no copy); only the bytes of an event cut by the
+ * end of an input are copied into the framer's buffer, which is reused, so the
+ * steady state does not allocate.
  */
 #ifndef RELAY_SSE_H
 #define RELAY_SSE_H
 
 #include <stddef.h>
 
+#include "relay/buf.h"
+
 #define RELAY_SSE_ENOMEM -1
 #define RELAY_SSE_ETOOBIG -2 /* one event longer than the framer's limit */
 
 typedef struct relay_sse_event_s {
-  const char *raw;   /* the whole event including its terminating blank line */
+  /* The whole event including its terminating empty line. Valid only during
+   * the callback: it points into the feed() input or the framer's buffer. */
+  const char *raw;
   size_t raw_len;
   /* The data payload: the values of all data: lines joined with "\n", as the
-   * SSE spec builds it. Points into raw when there is a single data line
-   * (the common case), else into a framer-owned buffer. NULL if no data line. */
+   * SSE spec builds it (one space after "data:" is not part of the value).
+   * Points into raw when there is a single data line (the common case), else
+   * into a framer-owned buffer. NULL (data_len 0) if there is no data line;
+   * "" for a data line with an empty value. Valid only during the callback. */
   const char *data;
   size_t data_len;
-  int single_data_line; /* 1 when data lies inside raw at data_offset */
+  int single_data_line; /* exactly one data line: data == raw + data_offset */
   size_t data_offset;   /* offset of data inside raw, when single_data_line */
-  int is_done;          /* data is exactly "[DONE]" */
+  size_t data_lines;    /* number of data: lines */
+  /* Value of the last event: line (points into raw), NULL if none. */
+  const char *event;
+  size_t event_len;
+  int is_done; /* data is exactly "[DONE]" */
 } relay_sse_event_t;
 
+/* Called once per event; must not call back into the same framer. */
 typedef void (*relay_sse_event_cb)(void *ud, const relay_sse_event_t *ev);
 
+/* All fields are private. Offsets are relative to the start of the event in
+ * progress, whose bytes so far are in buf when it was cut by an input's end. */
 typedef struct relay_sse_s {
-  char *buf; /* bytes of the event in progress */
-  size_t len, cap;
-  size_t scan;      /* bytes of buf already scanned for line ends */
-  size_t line_start;
-  int pending_cr;   /* last byte seen was '\r' (a following '\n' belongs to it) */
-  char *joined;     /* multi-line data join buffer */
-  size_t joined_cap;
-  size_t max_event; /* limit on one event's size */
+  relay_buf_t buf;   /* bytes of the event in progress (when cut by an input's end) */
+  size_t max_event;  /* limit on one event's raw size */
+  size_t line_start; /* start of the line being scanned */
+  int pending_cr;    /* last byte seen was a '\r' line end; a '\n' may follow */
+  int held;          /* that '\r' ended an empty line: event complete but for a '\n' */
+  int stream_start;  /* no line of the stream finished yet (BOM check) */
+  /* What the complete lines of the event in progress said so far. */
+  size_t data_lines;
+  size_t data_off, data_len; /* first data value */
+  int has_event;
+  size_t event_off, event_len; /* last event: value */
+  relay_buf_t joined;          /* data values joined with "\n" once there are two */
+  /* After feed() returns an error: bytes of its input that were consumed
+   * (delivered in events or held in the buffer). The undelivered bytes are
+   * then finish()'s rest followed by input[consumed..]; a caller that falls
+   * back to passing the stream through loses nothing. */
+  size_t consumed;
+  int err; /* sticky error code, 0 while healthy */
 } relay_sse_t;
 
+/* max_event bounds one event's raw size (0 means 1 MiB). Never fails today;
+ * returns 0 so callers can treat it like the other init functions. */
 int relay_sse_init(relay_sse_t *s, size_t max_event);
-/* Feed bytes; calls cb once per complete event, in order. */
+/* Feed bytes; calls cb once per complete event, in order. Returns 0, or a
+ * negative code after which the framer is done (see `consumed`); feeding
+ * again after an error gives the same error. */
 int relay_sse_feed(relay_sse_t *s, const char *data, size_t len, relay_sse_event_cb cb, void *ud);
-/* End of stream: bytes of an unterminated last event (may be empty) are
- * returned through *rest so the caller can pass them on unchanged. */
+/* End of stream: the bytes not delivered as events (an unterminated last
+ * event, or one held for a possible '\n'; often empty) are returned through
+ * *rest so the caller can pass them on unchanged. *rest stays valid until the
+ * next feed() or close(). The framer is reset and may take a new stream. */
 void relay_sse_finish(relay_sse_t *s, const char **rest, size_t *rest_len);
 void relay_sse_close(relay_sse_t *s);
 const char *relay_sse_strerror(int err);
