@@ -328,6 +328,20 @@ int relay_upstream_acquire(relay_worker_t *w, relay_exchange_t *ex, int upstream
   hints.ai_socktype = SOCK_STREAM;
   if (w->cfg->connect_timeout_ms)
     uv_timer_start(&u->timer, up_connect_timeout_cb, w->cfg->connect_timeout_ms, 0);
+  /* An address literal needs no resolver round trip through the thread pool. */
+  struct sockaddr_storage ss;
+  if (uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&ss) == 0 ||
+      uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&ss) == 0) {
+    u->state = RELAY_UP_CONNECTING;
+    int rc = uv_tcp_connect(&u->connect_req, &u->tcp, (struct sockaddr *)&ss, up_connect_cb);
+    if (rc) {
+      u->ex = NULL;
+      ex->up = NULL;
+      relay_upstream_close(u);
+      return rc;
+    }
+    return 0;
+  }
   int rc = uv_getaddrinfo(&w->loop, &u->gai, up_resolved_cb, cfg->host, port, &hints);
   if (rc) {
     u->ex = NULL;
