@@ -345,9 +345,13 @@ static int l_json_set(lua_State *L) {
     }
     default: relay_buf_close(&enc); return luaL_error(L, "relay.json.set: cannot encode a %s", luaL_typename(L, 3));
   }
-  int r = json_edit(L, enc.data, enc.len);
+  /* The encoding moves onto the Lua stack before anything may raise, so a
+   * path error cannot leak the C buffer. */
+  lua_pushlstring(L, enc.data ? enc.data : "", enc.len);
   relay_buf_close(&enc);
-  return r;
+  size_t raw_len;
+  const char *raw = lua_tolstring(L, -1, &raw_len);
+  return json_edit(L, raw, raw_len);
 }
 
 /* relay.json.remove(doc, path) -> new doc | nil, err */
