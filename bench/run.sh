@@ -38,13 +38,14 @@ RESULTS="$BENCH/RESULTS.md"
 CMDLINE="bench/run.sh${*:+ $*}"
 WORKERS=${WORKERS:-$(nproc)}
 START_TS=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 P_UP=18001 P_RELAY=18002 P_NGINX=18003 P_CG=18010
 
 if [ "$QUICK" = 1 ]; then
-  REPS=1; WRK_D=2; WRK_WARM=0; SSE_D=2; LAT_D=2; CG_EVENTS=2000; MEM_STAGES="200 1000"
+  REPS=1; WRK_D=2; WRK_WARM=0; SSE_D=1; LAT_D=1; CG_EVENTS=2000; CG_REQS=200; MEM_STAGES="200 1000"
 else
-  REPS=3; WRK_D=8; WRK_WARM=1; SSE_D=8; LAT_D=5; CG_EVENTS=20000; MEM_STAGES="1000 10000"
+  REPS=3; WRK_D=8; WRK_WARM=1; SSE_D=8; LAT_D=5; CG_EVENTS=20000; CG_REQS=2000; MEM_STAGES="1000 10000"
 fi
 SSE_EVENTS=2000     # content events per stream in the throughput test
 SSE_CONNS=32        # concurrent streams in the throughput test
@@ -57,6 +58,8 @@ log() { printf '[bench %3ds] %s\n' $(( $(date +%s) - START_TS )) "$*" >&2; }
 PIDS=()
 cleanup() {
   local p
+  # children first: a wrapped relay (strace/valgrind) must not outlive its wrapper
+  for p in "${PIDS[@]}"; do PIDS+=($(pgrep -P "$p" 2>/dev/null)); done
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
   for _ in 1 2 3 4 5 6 7 8 9 10; do
     local alive=0
@@ -70,12 +73,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-stop_pid() { # stop one process we started, wait up to $2 seconds
-  local p=$1 t=${2:-5} i
+stop_pid() { # stop one process we started (and its children), wait up to $2 seconds
+  local p=$1 t=${2:-5} i kids
+  kids=$(pgrep -P "$p" 2>/dev/null)
   kill -TERM "$p" 2>/dev/null || return 0
   for ((i = 0; i < t * 10; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$p" 2>/dev/null
   wait "$p" 2>/dev/null
+  for q in $kids; do kill -0 "$q" 2>/dev/null && { kill -TERM "$q"; sleep 0.5; kill -KILL "$q" 2>/dev/null; }; done
   local n=() q
   for q in "${PIDS[@]}"; do [ "$q" != "$p" ] && n+=("$q"); done
   PIDS=("${n[@]}")
@@ -136,7 +141,10 @@ else
   log "building oss-relay (Release) in $B/relay"
   if cmake -S "$ROOT" -B "$B/relay" -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake-relay.log" 2>&1 &&
      cmake --build "$B/relay" -j"$(nproc)" --target oss-relay >>"$OUT/cmake-relay.log" 2>&1; then
-    RELAY="$B/relay/oss-relay"
+    # Run a private copy under another name, so that a concurrent `pkill oss-relay` / `killall oss-relay`
+    # (e.g. from a test suite running on the same machine) cannot stop the relay under measurement.
+    mkdir -p "$B/bin" && cp -f "$B/relay/oss-relay" "$B/bin/relay-under-bench"
+    RELAY="$B/bin/relay-under-bench"
   else
     RELAY_NOTE="oss-relay did not build (see bench/.build/out/cmake-relay.log); relay rows are n/a."
     log "$RELAY_NOTE"
@@ -232,11 +240,26 @@ start_upstream() {
   UP_PID=$!; PIDS+=($UP_PID)
   wait_port $P_UP 10 || { echo "upstream did not start" >&2; exit 1; }
 }
-start_relay() { # port workers [wrapper...]
+start_relay() { # port workers [wrapper...]   (core dumps, if any, land in bench/.build/out)
   local port=$1 w=$2; shift 2
-  env LISTEN_ADDR=127.0.0.1 LISTEN_PORT="$port" UPSTREAM_HOST=127.0.0.1 UPSTREAM_PORT=$P_UP \
-      WORKERS="$w" LOG_LEVEL=warn "$@" "$RELAY" >>"$OUT/relay.log" 2>&1 &
+  ( cd "$OUT" && ulimit -c unlimited 2>/dev/null
+    exec env LISTEN_ADDR=127.0.0.1 LISTEN_PORT="$port" UPSTREAM_HOST=127.0.0.1 UPSTREAM_PORT=$P_UP \
+      WORKERS="$w" LOG_LEVEL=warn "$@" "$RELAY" >>"$OUT/relay.log" 2>&1 ) &
   RELAY_PID=$!; PIDS+=($RELAY_PID)
+}
+RELAY_CRASHES=()
+relay_check() { # after a measurement: is the relay still up? if not, record how it ended and restart it
+  [ "${RELAY_OK:-0}" = 1 ] || return 0
+  kill -0 "$RELAY_PID" 2>/dev/null && return 0
+  local rc=0 how
+  wait "$RELAY_PID" 2>/dev/null; rc=$?
+  if [ $rc -gt 128 ]; then how="killed by signal $((rc - 128)) ($(kill -l $((rc - 128)) 2>/dev/null))"; else how="exited with status $rc"; fi
+  [ $rc = 0 ] && how="$how (its graceful-stop path: it got SIGTERM/SIGINT from outside this script)"
+  RELAY_CRASHES+=("during $1: oss-relay $how")
+  log "!! oss-relay died during $1: $how; restarting it"
+  echo "== relay died during $1: $how" >>"$OUT/relay.log"
+  start_relay $P_RELAY "$WORKERS"
+  wait_port $P_RELAY 10 || { log "relay did not restart"; RELAY_OK=0; }
 }
 start_nginx() {
   nginx -p "$NGX/" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log" -g "daemon off;" >>"$OUT/nginx.log" 2>&1 &
@@ -269,6 +292,11 @@ kv() { # "line" key -> value of key=value
 }
 kvn() { local v; v=$(kv "$1" "$2"); echo "${v:-0}"; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "n/a"; else print a[int((NR+1)/2)]}'; }
+pair_ratio_median() { # "a1 a2 a3" "b1 b2 b3" -> median of a_i/b_i (runs i were taken back to back)
+  [ -n "$1" ] && [ -n "$2" ] || { echo n/a; return; }
+  paste <(tr ' ' '\n' <<<"$1" | grep -v '^$') <(tr ' ' '\n' <<<"$2" | grep -v '^$') |
+    awk '$2 + 0 > 0 { printf "%.2f\n", $1 / $2 }' | median
+}
 to_ms() { # wrk latency like 220.00us / 1.20ms / 2.00s
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
 }
@@ -295,6 +323,7 @@ run_wrk() { # target workload rep
   fi
   f="$OUT/wrk-$w-$t-$rep.txt"
   timeout -k 5 $((WRK_D + 30)) wrk -t2 -c$WRK_CONNS -d${WRK_D}s --latency "${args[@]}" "$url" >"$f" 2>&1
+  [ "$t" = relay ] && relay_check "wrk $w rep $rep"
   local rps p50 p99 non2xx sockerr
   rps=$(awk '/^Requests\/sec:/ {print $2}' "$f")
   p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$f")")
@@ -313,6 +342,8 @@ for w in get post; do
   for ((rep = 1; rep <= REPS; rep++)); do
     for t in "${TARGETS[@]}"; do run_wrk "$t" "$w" "$rep"; done
   done
+  R[wrk_${w}_ratio]=$(pair_ratio_median "${R[wrk_${w}_relay_rps]:-}" "${R[wrk_${w}_nginx_rps]:-}")
+  R[wrk_${w}_p99ratio]=$(pair_ratio_median "${R[wrk_${w}_relay_p99]:-}" "${R[wrk_${w}_nginx_p99]:-}")
   for t in "${TARGETS[@]}"; do
     for m in rps p50 p99; do R[wrk_${w}_${t}_$m]=$(median <<<"${R[wrk_${w}_${t}_$m]}"); done
   done
@@ -322,6 +353,9 @@ done
 sse() { # target args... -> result line
   local t=$1; shift
   timeout -k 5 300 "$CLIENT" --port "$(port_of "$t")" "$@" 2>>"$OUT/sse_client.err"
+  local rc=$?
+  [ "$t" = relay ] && relay_check "sse_client $*"
+  return $rc
 }
 
 log "2. streaming: correctness ($RELAY_OK)"
@@ -348,6 +382,7 @@ for mode in event bulk; do
       log "sse $mode $t rep $rep: $(kv "$line" events_per_s) events/s"
     done
   done
+  R[s_${mode}_ratio]=$(pair_ratio_median "${R[s_${mode}_relay]:-}" "${R[s_${mode}_nginx]:-}")
   for t in "${TARGETS[@]}"; do R[s_${mode}_${t}]=$(median <<<"${R[s_${mode}_${t}]}"); done
 done
 
@@ -404,16 +439,17 @@ mem_test nginx $P_NGINX "$NGINX_PID" rss_tree_kib
 stop_pid "$NGINX_PID" 5
 
 # ---------------------------------------------------------------- 4. callgrind
-cg_run() { # name path events [--get]
-  local name=$1 path=$2 ev=$3; shift 3
+cg_run() { # name path events requests [--get]
+  local name=$1 path=$2 ev=$3 nreq=$4; shift 4
   local cgf="$OUT/callgrind.$name.out" vpid line total
   rm -f "$cgf"
   start_relay $P_CG 1 valgrind --tool=callgrind --callgrind-out-file="$cgf" --trace-children=no
   vpid=$RELAY_PID
   if ! wait_port $P_CG 90; then log "callgrind $name: relay did not start under valgrind"; stop_pid $vpid 5; return; fi
-  line=$(timeout -k 5 300 "$CLIENT" --port $P_CG --path "$path" --events "$ev" --requests 1 "$@" 2>>"$OUT/sse_client.err")
+  line=$(timeout -k 5 300 "$CLIENT" --port $P_CG --path "$path" --events "$ev" --requests "$nreq" "$@" 2>>"$OUT/sse_client.err")
   echo "callgrind $name: $line" >>"$OUT/sse.txt"
   R[cg_${name}_events]=$(kv "$line" events)
+  R[cg_${name}_streams]=$(kv "$line" streams)
   kill -TERM $vpid 2>/dev/null
   for ((k = 0; k < 600; k++)); do kill -0 $vpid 2>/dev/null || break; sleep 0.1; done
   if kill -0 $vpid 2>/dev/null; then
@@ -421,24 +457,68 @@ cg_run() { # name path events [--get]
     callgrind_control -d $vpid >/dev/null 2>&1; sleep 2
   fi
   stop_pid $vpid 2
-  # sum "summary:"/"totals:" over all dump parts
-  total=$(cat "$cgf"* 2>/dev/null | awk '/^(summary|totals):/ {s += $2; found = 1} END {if (found) print s}')
+  # the file has both "summary:" and "totals:" (same number); count one
+  total=$(awk '/^totals:/ {t += $2; ft = 1} /^summary:/ {s += $2; fs = 1}
+               END {if (ft) print t; else if (fs) print s}' "$cgf" 2>/dev/null)
   R[cg_${name}_ir]=${total:-n/a}
   log "callgrind $name: ${R[cg_${name}_ir]} instructions, ${R[cg_${name}_events]:-?} events"
+}
+cg_flat() { # callgrind file -> "Ir<TAB>function" (exclusive, all functions)
+  callgrind_annotate --threshold=100 --inclusive=no "$1" 2>/dev/null |
+    awk '/^ *[0-9,]+ +\(/ && !/PROGRAM TOTALS/ { n = $1; gsub(",", "", n); $1 = ""; $2 = "";
+         sub(/^ +/, ""); sub(/ \[.*$/, ""); sub(/^.*:/, ""); print n "\t" $0 }'
+}
+cg_diff_top() { # route -> per-event exclusive instructions by function (N run minus base run)
+  local k=$1 ev u=${R[cg_${1}_units]:-events}
+  ev=$(( ${R[cg_${k}_n_$u]:-0} - ${R[cg_${k}_0_$u]:-0} ))
+  [ "$ev" -gt 0 ] || return 0
+  { cg_flat "$OUT/callgrind.${k}_n.out" | sed 's/^/n\t/'; cg_flat "$OUT/callgrind.${k}_0.out" | sed 's/^/b\t/'; } |
+    awk -F'\t' -v ev="$ev" '{ if ($1 == "n") d[$3] += $2; else d[$3] -= $2 }
+      END { for (f in d) if (d[f] / ev >= 1) printf "%10.0f  %s\n", d[f] / ev, f }' | sort -rn | head -20
 }
 CG_BASE=11
 if [ $RELAY_OK = 1 ] && command -v valgrind >/dev/null; then
   log "4. callgrind (WORKERS=1): $CG_EVENTS vs $CG_BASE events"
-  cg_run chat_n /v1/chat/completions $CG_EVENTS
-  cg_run chat_0 /v1/chat/completions $CG_BASE
-  cg_run pass_n /v1/stream $CG_EVENTS --get
-  cg_run pass_0 /v1/stream $CG_BASE --get
-  for k in chat pass; do
-    R[cg_${k}_per]=$(awk -v a="${R[cg_${k}_n_ir]}" -v b="${R[cg_${k}_0_ir]}" -v ea="${R[cg_${k}_n_events]:-0}" -v eb="${R[cg_${k}_0_events]:-0}" \
+  cg_run chat_n /v1/chat/completions $CG_EVENTS 1
+  cg_run chat_0 /v1/chat/completions $CG_BASE 1
+  cg_run pass_n /v1/stream $CG_EVENTS 1 --get
+  cg_run pass_0 /v1/stream $CG_BASE 1 --get
+  cg_run get_n /v1/models 11 $CG_REQS --get
+  cg_run get_0 /v1/models 11 1 --get
+  # per event for the streams; per request (streams = responses) for the small GET
+  for k in chat pass get; do
+    u=events; [ $k = get ] && u=streams
+    R[cg_${k}_units]=$u
+    R[cg_${k}_per]=$(awk -v a="${R[cg_${k}_n_ir]}" -v b="${R[cg_${k}_0_ir]}" -v ea="${R[cg_${k}_n_$u]:-0}" -v eb="${R[cg_${k}_0_$u]:-0}" \
       'BEGIN { if (a == "n/a" || b == "n/a" || ea - eb <= 0) print "n/a"; else printf "%.0f", (a - b) / (ea - eb) }')
   done
-  callgrind_annotate "$OUT/callgrind.chat_n.out" 2>/dev/null | sed -n '/^Ir/,$p' | head -40 >"$OUT/callgrind-chat-top.txt"
-  callgrind_annotate "$OUT/callgrind.pass_n.out" 2>/dev/null | sed -n '/^Ir/,$p' | head -25 >"$OUT/callgrind-pass-top.txt"
+  for k in chat pass get; do
+    cg_diff_top "$k" >"$OUT/callgrind-$k-per-event.txt"
+  done
+fi
+
+# syscalls per event: upstream writes 64 KiB at a time, so a proxy that coalesces needs far fewer
+# than one write per event.
+if [ $RELAY_OK = 1 ] && command -v strace >/dev/null; then
+  for k in chat pass; do
+    path=/v1/chat/completions; extra=(); [ $k = pass ] && { path=/v1/stream; extra=(--get); }
+    start_relay $P_CG 1 strace -f -c -o "$OUT/strace-$k.txt"
+    if wait_port $P_CG 20; then
+      line=$(timeout -k 5 120 "$CLIENT" --port $P_CG --path $path --events "$CG_EVENTS" --requests 1 --write bulk "${extra[@]}" 2>>"$OUT/sse_client.err")
+      ev=$(kv "$line" events)
+      # stop the relay itself (strace's child); strace then writes its summary and exits
+      for c in $(pgrep -P "$RELAY_PID"); do kill -TERM "$c" 2>/dev/null; done
+      for ((k2 = 0; k2 < 100; k2++)); do kill -0 "$RELAY_PID" 2>/dev/null || break; sleep 0.1; done
+      stop_pid "$RELAY_PID" 2
+      R[sc_${k}_writes]=$(awk '$NF ~ /^(write|writev|sendmsg|sendto)$/ {s += $4} END {print s + 0}' "$OUT/strace-$k.txt")
+      R[sc_${k}_reads]=$(awk '$NF ~ /^(read|readv|recvmsg|recvfrom)$/ {s += $4} END {print s + 0}' "$OUT/strace-$k.txt")
+      R[sc_${k}_per]=$(awk -v w="${R[sc_${k}_writes]}" -v e="${ev:-0}" 'BEGIN { if (e + 0 > 0) printf "%.2f", w / e; else print "n/a" }')
+      R[sc_${k}_events]=${ev:-0}
+      log "strace $k: ${R[sc_${k}_writes]} writes, ${R[sc_${k}_reads]} reads for ${ev:-?} events"
+    else
+      stop_pid "$RELAY_PID" 2
+    fi
+  done
 fi
 
 cleanup
@@ -454,12 +534,14 @@ mark() { # value op target -> yes/no/n/a
 kib_per() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { if (a == "n/a" || b == "n/a" || a == "" || n + 0 == 0) print "n/a"; else printf "%.1f", (a - b) / n }'; }
 
 MEM_SMALL=${MEM_STAGES_RUN%% *}; MEM_BIG=${MEM_STAGES_RUN##* }
-rps_get_ratio=$(ratio "$(relay_or_na wrk_get_relay_rps)" "$(g wrk_get_nginx_rps)")
-rps_post_ratio=$(ratio "$(relay_or_na wrk_post_relay_rps)" "$(g wrk_post_nginx_rps)")
-p99_get_ratio=$(ratio "$(relay_or_na wrk_get_relay_p99)" "$(g wrk_get_nginx_p99)")
-p99_post_ratio=$(ratio "$(relay_or_na wrk_post_relay_p99)" "$(g wrk_post_nginx_p99)")
-ev_ratio=$(ratio "$(relay_or_na s_event_relay)" "$(g s_event_nginx)")
-evb_ratio=$(ratio "$(relay_or_na s_bulk_relay)" "$(g s_bulk_nginx)")
+# headline ratios: median over reps of (relay / nginx) measured back to back, which cancels
+# most of the drift of a shared machine; the req/s columns are the medians of each target.
+rps_get_ratio=$(relay_or_na wrk_get_ratio)
+rps_post_ratio=$(relay_or_na wrk_post_ratio)
+p99_get_ratio=$(relay_or_na wrk_get_p99ratio)
+p99_post_ratio=$(relay_or_na wrk_post_p99ratio)
+ev_ratio=$(relay_or_na s_event_ratio)
+evb_ratio=$(relay_or_na s_bulk_ratio)
 kib_relay_big=$(kib_per "$(relay_or_na m_relay_$MEM_BIG)" "$(relay_or_na m_relay_0)" "$(relay_or_na m_relay_${MEM_BIG}_held)")
 kib_relay_small=$(kib_per "$(relay_or_na m_relay_$MEM_SMALL)" "$(relay_or_na m_relay_0)" "$(relay_or_na m_relay_${MEM_SMALL}_held)")
 kib_nginx_big=$(kib_per "$(g m_nginx_$MEM_BIG)" "$(g m_nginx_0)" "$(g m_nginx_${MEM_BIG}_held)")
@@ -484,6 +566,7 @@ SUMMARY=$(cat <<EOF
 | RSS per idle stream at $(fmt_int "$MEM_BIG"), KiB | ${kib_relay_big} | ${kib_nginx_big} | $(rx "$(ratio "$kib_relay_big" "$kib_nginx_big")") | < 16 | $(mark "$kib_relay_big" "<" 16) |
 | instructions per rewritten event (callgrind) | $(fmt_int "$(relay_or_na cg_chat_per)") | | | < 4,000 | $(mark "$(relay_or_na cg_chat_per)" "<" 4000) |
 | instructions per passthrough SSE event | $(fmt_int "$(relay_or_na cg_pass_per)") | | | | |
+| instructions per small GET request | $(fmt_int "$(relay_or_na cg_get_per)") | | | | |
 EOF
 )
 
@@ -530,6 +613,7 @@ row_mem() {
   echo "| wrk | $(wrk -v 2>&1 | head -1 | awk '{print $2}') |"
   echo "| valgrind | $(valgrind --version 2>/dev/null) |"
   echo "| open files limit | $NOFILE |"
+  echo "| load average at start / end | $LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg) |"
   echo
   echo "Everything (load generator, upstream, proxy) shares the same $(nproc) CPUs over loopback, so absolute"
   echo "numbers are low and noisy; compare the ratios. Worker count: **$WORKERS** for oss-relay (\`WORKERS\`),"
@@ -537,7 +621,17 @@ row_mem() {
   echo
   echo "## Summary"
   echo
+  echo "Ratios are the median over the $REPS rep(s) of relay/nginx measured back to back; the other columns are"
+  echo "medians per target (so a ratio need not equal the quotient of the two columns)."
+  echo
   echo "$SUMMARY"
+  if [ ${#RELAY_CRASHES[@]} -gt 0 ]; then
+    echo
+    echo "**oss-relay died during this run** (restarted each time; measurements taken while it was down show"
+    echo "connection errors and 0 throughput):"
+    echo
+    for c in "${RELAY_CRASHES[@]}"; do echo "- $c"; done
+  fi
   echo
   echo "## 1. Passthrough (wrk)"
   echo
@@ -606,10 +700,41 @@ row_mem() {
     echo "| POST /v1/chat/completions (rewritten) | $(fmt_int "$(g cg_chat_n_ir)") | $(fmt_int "$(g cg_chat_0_ir)") | **$(fmt_int "$(g cg_chat_per)")** |"
     echo "| GET /v1/stream (passthrough) | $(fmt_int "$(g cg_pass_n_ir)") | $(fmt_int "$(g cg_pass_0_ir)") | $(fmt_int "$(g cg_pass_per)") |"
     echo
-    echo "Top functions, rewritten stream of $CG_EVENTS tokens (\`callgrind_annotate\`, inclusive of startup):"
+    echo "Small JSON GET (\`GET /v1/models\`, one keep-alive connection): $CG_REQS requests minus 1 request:"
+    echo "**$(fmt_int "$(g cg_get_per)") instructions per request** ($(fmt_int "$(g cg_get_n_ir)") - $(fmt_int "$(g cg_get_0_ir)") Ir)."
+    echo
+    if [ -n "${R[sc_chat_per]:-}" ]; then
+      echo "System calls (\`strace -f -c\`, WORKERS=1, one stream of $CG_EVENTS tokens that the upstream writes 64 KiB"
+      echo "at a time, so each read brings hundreds of events):"
+      echo
+      echo "| route | events | reads | writes (write/writev/sendmsg) | writes per event |"
+      echo "| --- | ---: | ---: | ---: | ---: |"
+      echo "| POST /v1/chat/completions (rewritten) | $(g sc_chat_events) | $(g sc_chat_reads) | $(g sc_chat_writes) | **$(g sc_chat_per)** |"
+      echo "| GET /v1/stream (passthrough) | $(g sc_pass_events) | $(g sc_pass_reads) | $(g sc_pass_writes) | $(g sc_pass_per) |"
+      echo
+    fi
+    echo "Where the instructions per event go (exclusive Ir by function, $CG_EVENTS-token run minus $CG_BASE-token run,"
+    echo "divided by the event difference; from \`callgrind_annotate --inclusive=no\`):"
+    echo
+    echo "Rewritten route (POST /v1/chat/completions):"
     echo
     echo '```'
-    cat "$OUT/callgrind-chat-top.txt" 2>/dev/null
+    echo "instr/event  function"
+    cat "$OUT/callgrind-chat-per-event.txt" 2>/dev/null
+    echo '```'
+    echo
+    echo "Passthrough route (GET /v1/stream):"
+    echo
+    echo '```'
+    echo "instr/event  function"
+    cat "$OUT/callgrind-pass-per-event.txt" 2>/dev/null
+    echo '```'
+    echo
+    echo "Small JSON GET, per request:"
+    echo
+    echo '```'
+    echo "instr/req    function"
+    cat "$OUT/callgrind-get-per-event.txt" 2>/dev/null
     echo '```'
   else
     echo "n/a: $RELAY_NOTE"
