@@ -287,19 +287,28 @@ static void exchange_connect(relay_exchange_t *ex) {
   if (rc == 1) relay_exchange_on_connected(ex, ex->up);
 }
 
-/* Body bytes towards the upstream, framed as the upstream head announced. */
-static int send_body_up(relay_exchange_t *ex, relay_slab_t *slab, const char *data, size_t len) {
-  relay_upconn_t *u = ex->up;
-  relay_write_t *wr = relay_write_new(&ex_worker(ex)->slabs, NULL, NULL);
-  if (!wr) return UV_ENOMEM;
-  if (ex->req_chunked) relay_write_add_chunk_size(wr, len);
+/* A write of body bytes: pointing into the read slab when they live there
+ * (no copy), else copied; chunk-framed when that side is chunked. */
+static relay_write_t *body_write(relay_slab_pool_t *pool, relay_slab_t *slab, const char *data, size_t len,
+                                 int chunked) {
+  relay_write_t *wr = relay_write_new(pool, NULL, NULL);
+  if (!wr) return NULL;
+  if (chunked) relay_write_add_chunk_size(wr, len);
   if (slab) {
     relay_write_add_slab(wr, slab, data, len);
   } else if (relay_write_add_copy(wr, data, len)) {
     relay_write_free(wr);
-    return UV_ENOMEM;
+    return NULL;
   }
-  if (ex->req_chunked) relay_write_add_static(wr, "\r\n", 2);
+  if (chunked) relay_write_add_static(wr, "\r\n", 2);
+  return wr;
+}
+
+/* Body bytes towards the upstream, framed as the upstream head announced. */
+static int send_body_up(relay_exchange_t *ex, relay_slab_t *slab, const char *data, size_t len) {
+  relay_upconn_t *u = ex->up;
+  relay_write_t *wr = body_write(&ex_worker(ex)->slabs, slab, data, len, ex->req_chunked);
+  if (!wr) return UV_ENOMEM;
   ex->retryable = 0;
   int rc = relay_upstream_write(u, wr);
   if (u->write_pending >= RELAY_HIGH_WATER) relay_client_read_pause(ex->client);
@@ -533,16 +542,8 @@ int relay_exchange_on_response_head(relay_exchange_t *ex, llhttp_t *p) {
 static int send_body_down(relay_exchange_t *ex, relay_slab_t *slab, const char *data, size_t len) {
   relay_client_t *c = ex->client;
   if (len == 0) return 0;
-  relay_write_t *wr = relay_write_new(&c->w->slabs, NULL, NULL);
+  relay_write_t *wr = body_write(&c->w->slabs, slab, data, len, ex->resp_out_chunked);
   if (!wr) return UV_ENOMEM;
-  if (ex->resp_out_chunked) relay_write_add_chunk_size(wr, len);
-  if (slab) {
-    relay_write_add_slab(wr, slab, data, len);
-  } else if (relay_write_add_copy(wr, data, len)) {
-    relay_write_free(wr);
-    return UV_ENOMEM;
-  }
-  if (ex->resp_out_chunked) relay_write_add_static(wr, "\r\n", 2);
   ex->bytes_out += len;
   int rc = relay_client_write(c, wr);
   if (c->write_pending >= RELAY_HIGH_WATER && ex->up) relay_upstream_read_pause(ex->up);

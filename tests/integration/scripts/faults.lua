@@ -3,13 +3,9 @@
 -- Ports from the environment: LISTEN_PORT, UPSTREAM_PORT; WORKERS (default 1).
 local relay = require("relay")
 
+-- A whole number from the environment (relay.env names the variable on error).
 local function num(name, default)
-  local v = relay.getenv(name)
-  if v == nil or v == "" then
-    if default ~= nil then return default end
-    error(name .. " is not set", 0)
-  end
-  return math.tointeger(tonumber(v)) or error(name .. " is not a number", 0)
+  return require("relay.env").integer(name, default, 0, 65535) or error(name .. " is not set", 0)
 end
 
 relay.listen({ addr = "127.0.0.1", port = num("LISTEN_PORT") })
