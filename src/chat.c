@@ -48,6 +48,7 @@ typedef struct relay_chat_s {
   size_t nedits;
   relay_buf_t last_chunk; /* the last data payload, a template for flush events */
   relay_buf_t hook_buf;
+  int template_ok; /* last_chunk and found[0] describe a one-choice content chunk */
   /* Choices of the current document; grown on demand (n is nearly always 1)
    * so that an idle stream stays small. */
   relay_json_choice_t *found;
@@ -242,6 +243,36 @@ static int find_choices(relay_chat_t *chat, const char *doc, size_t len, const c
   }
 }
 
+/* Consecutive chunks of a stream are byte-identical but for the content
+ * string. When an event keeps the last parsed event's bytes before and after
+ * that string, and what lies between is a well-formed string body (no bare
+ * quote or control byte; escapes are checked when it is decoded), the
+ * document has the same structure: the last parse applies with the offsets
+ * after the string shifted, and jsmn need not run again. Returns 1, or -1
+ * when a full parse is needed. */
+static int reuse_last_parse(relay_chat_t *chat, const char *d, size_t len) {
+  if (!chat->template_ok) return -1;
+  relay_json_choice_t *f = &chat->found[0];
+  const char *prev = chat->last_chunk.data;
+  size_t plen = chat->last_chunk.len;
+  size_t head = f->content_start + 1, tail = plen - (f->content_end - 1);
+  if (len < head + tail || memcmp(d, prev, head) != 0 || memcmp(d + len - tail, prev + plen - tail, tail) != 0)
+    return -1;
+  const unsigned char *b = (const unsigned char *)d + head;
+  size_t blen = len - head - tail;
+  for (size_t i = 0; i < blen; i++) {
+    if (b[i] == '\\') {
+      if (++i == blen) return -1;
+    } else if (b[i] == '"' || b[i] < 0x20) {
+      return -1;
+    }
+  }
+  size_t old_end = f->content_end;
+  f->content_end = len - tail + 1;
+  if (f->container_close >= old_end) f->container_close = f->container_close - old_end + f->content_end;
+  return 1;
+}
+
 /* In "both" mode, where the second reasoning field sits (same choices). */
 static const relay_json_choice_t *second_field(relay_chat_t *chat, const char *doc, size_t len,
                                                const char *container, int n, int k) {
@@ -366,14 +397,21 @@ static void on_event(void *ud, const relay_sse_event_t *ev) {
     return;
   }
   const char *reasoning_key = chat->opts->mode == RELAY_MODE_FIELD ? chat->opts->field[0] : NULL;
-  int n = find_choices(chat, ev->data, ev->data_len, "delta", reasoning_key);
+  int n = reuse_last_parse(chat, ev->data, ev->data_len);
+  if (n < 0) {
+    n = find_choices(chat, ev->data, ev->data_len, "delta", reasoning_key);
+    const relay_json_choice_t *f = &chat->found[0];
+    chat->template_ok = n == 1 && chat->opts->mode != RELAY_MODE_FIELD && f->has_container &&
+                        f->has_content && f->content_is_string && !f->finished;
+  }
   if (n <= 0) {
     /* Not a chunk we understand (or no choices, like the usage chunk): as is. */
+    chat->template_ok = 0;
     send_data_event(chat, ev, ev->data, ev->data_len, 0);
     return;
   }
   relay_buf_reset(&chat->last_chunk);
-  relay_buf_append(&chat->last_chunk, ev->data, ev->data_len);
+  chat->oom |= relay_buf_append(&chat->last_chunk, ev->data, ev->data_len);
   edit_begin(chat);
   for (int k = 0; k < n; k++) {
     const relay_json_choice_t *f = &chat->found[k];

@@ -16,6 +16,7 @@
 
 static void exchange_finish(relay_exchange_t *ex);
 static void exchange_connect(relay_exchange_t *ex);
+static int flush_batch(relay_exchange_t *ex);
 
 static relay_worker_t *ex_worker(relay_exchange_t *ex) { return ex->client->w; }
 
@@ -127,6 +128,20 @@ static void target_path(const char *t, size_t len, const char **out, size_t *out
   *out_len = len - i;
 }
 
+/* "Name: value\r\n" without printf: heads are built once per exchange per
+ * direction, field by field. */
+static void append_field(relay_buf_t *b, const char *name, size_t nlen, const char *value, size_t vlen) {
+  if (relay_buf_reserve(b, nlen + vlen + 4)) return;
+  char *p = b->data + b->len;
+  memcpy(p, name, nlen);
+  p[nlen] = ':';
+  p[nlen + 1] = ' ';
+  memcpy(p + nlen + 2, value, vlen);
+  p[nlen + 2 + vlen] = '\r';
+  p[nlen + 3 + vlen] = '\n';
+  b->len += nlen + vlen + 4;
+}
+
 /* Header edits from the route: names set or removed by the script. */
 static int route_edits_header(const relay_route_t *r, const char *name, size_t len) {
   const char *p = r->header_edits.data, *end = p + r->header_edits.len;
@@ -182,14 +197,14 @@ static int build_upstream_head(relay_exchange_t *ex) {
     if (relay_name_eq(name, nlen, "host") || relay_name_eq(name, nlen, "x-forwarded-proto")) continue;
     if (ex->expect_answered && relay_name_eq(name, nlen, "expect")) continue;
     if (ex->req_upgrade && relay_name_eq(name, nlen, "upgrade")) {
-      relay_buf_printf(b, "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, value);
+      append_field(b, name, nlen, value, vlen);
       continue;
     }
     if (relay_head_is_hop_by_hop(h, i)) continue;
     if (ex->route.body_replaced && relay_name_eq(name, nlen, "content-length")) continue;
     if (route_edits_header(&ex->route, name, nlen)) continue;
     if (ex->route.chat && relay_name_eq(name, nlen, "accept-encoding")) continue;
-    relay_buf_printf(b, "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, value);
+    append_field(b, name, nlen, value, vlen);
   }
   append_header_edits(b, &ex->route);
   /* The rewrite reads the body: ask for it unencoded. */
@@ -213,7 +228,7 @@ static int build_upstream_head(relay_exchange_t *ex) {
 static void exchange_reset(relay_exchange_t *ex, relay_client_t *c) {
   relay_head_t resp = ex->resp;
   relay_buf_t up_head = ex->up_head, up_pending = ex->up_pending, req_body = ex->req_body,
-              filtered = ex->filtered;
+              filtered = ex->filtered, batch = ex->batch;
   memset(ex, 0, sizeof *ex);
   ex->resp = resp;
   relay_head_reset(&ex->resp);
@@ -221,6 +236,8 @@ static void exchange_reset(relay_exchange_t *ex, relay_client_t *c) {
   ex->up_pending = up_pending;
   ex->req_body = req_body;
   ex->filtered = filtered;
+  ex->batch = batch;
+  relay_buf_reset(&ex->batch);
   relay_buf_reset(&ex->up_head);
   relay_buf_reset(&ex->up_pending);
   relay_buf_reset(&ex->req_body);
@@ -435,6 +452,8 @@ void relay_exchange_on_upstream_error(relay_exchange_t *ex, int err, int timed_o
     relay_log_warn("%s %s: upstream failed mid-response (%s); cutting the response",
                    llhttp_method_name(ex->method), ex->log_path, uv_strerror(err));
     if (ex->filter) ex->filter->vt->on_end(ex->filter, 0);
+    ex->batching = 0;
+    flush_batch(ex); /* everything relayed so far arrives; then the visible cut */
     exchange_finish(ex);
     relay_client_abort(ex->client);
     return;
@@ -467,8 +486,7 @@ static void build_client_head(relay_exchange_t *ex, relay_buf_t *b, int status, 
       continue;
     }
     if (drop_length && relay_name_eq(name, nlen, "content-length")) continue;
-    relay_buf_printf(b, "%.*s: %.*s\r\n", (int)nlen, name, (int)h->hdrs[i].value_len,
-                     relay_head_value(h, i));
+    append_field(b, name, nlen, relay_head_value(h, i), h->hdrs[i].value_len);
   }
 }
 
@@ -539,9 +557,44 @@ int relay_exchange_on_response_head(relay_exchange_t *ex, llhttp_t *p) {
 }
 
 /* Body bytes to the client, chunk-framed where we chose chunked. */
+#define RELAY_BATCH_PIECE_MAX (16 * 1024) /* larger pieces go out from the slab, uncopied */
+
+/* Send what the current read collected, as one chunk. */
+static int flush_batch(relay_exchange_t *ex) {
+  relay_client_t *c = ex->client;
+  if (ex->batch.len == 0) return 0;
+  size_t len = ex->batch.len;
+  relay_write_t *wr = relay_write_new(&c->w->slabs, NULL, NULL);
+  if (!wr) return UV_ENOMEM;
+  if (ex->resp_out_chunked) relay_write_add_chunk_size(wr, len);
+  if (len <= RELAY_WRITE_INLINE / 2) {
+    relay_write_add_copy(wr, ex->batch.data, len);
+    relay_buf_reset(&ex->batch);
+  } else {
+    char *data = relay_buf_steal(&ex->batch, NULL);
+    relay_write_add_heap(wr, data, len);
+  }
+  if (ex->resp_out_chunked) relay_write_add_static(wr, "\r\n", 2);
+  int rc = relay_client_write(c, wr);
+  if (c->write_pending >= RELAY_HIGH_WATER && ex->up) relay_upstream_read_pause(ex->up);
+  return rc;
+}
+
+void relay_exchange_batch_begin(relay_exchange_t *ex) { ex->batching = 1; }
+
+void relay_exchange_batch_end(relay_exchange_t *ex) {
+  ex->batching = 0;
+  flush_batch(ex);
+}
+
 static int send_body_down(relay_exchange_t *ex, relay_slab_t *slab, const char *data, size_t len) {
   relay_client_t *c = ex->client;
   if (len == 0) return 0;
+  if (ex->batching && len <= RELAY_BATCH_PIECE_MAX) {
+    ex->bytes_out += len;
+    return relay_buf_append(&ex->batch, data, len) ? UV_ENOMEM : 0;
+  }
+  flush_batch(ex);
   relay_write_t *wr = body_write(&c->w->slabs, slab, data, len, ex->resp_out_chunked);
   if (!wr) return UV_ENOMEM;
   ex->bytes_out += len;
@@ -584,6 +637,7 @@ int relay_exchange_on_response_complete(relay_exchange_t *ex, llhttp_t *p) {
   if (status == 101) return HPE_PAUSED;
   if (ex->filter) {
     ex->filter->vt->on_end(ex->filter, 1);
+    flush_batch(ex);
     if (ex->filter->buffers_body && ex->filter->failed) {
       ex->resp_complete = 1;
       ex->resp_failed = 1;
@@ -591,6 +645,7 @@ int relay_exchange_on_response_complete(relay_exchange_t *ex, llhttp_t *p) {
     }
     if (ex->filter->buffers_body) flush_buffered_response(ex);
   }
+  flush_batch(ex);
   if (ex->resp_out_chunked) {
     relay_write_t *wr = relay_write_new(&ex_worker(ex)->slabs, NULL, NULL);
     if (wr) {
@@ -675,10 +730,10 @@ static void exchange_finish(relay_exchange_t *ex) {
     relay_upstream_close(ex->up);
     ex->up = NULL;
   }
-  uint64_t now = uv_hrtime();
-  char ttfb[32] = "-";
-  if (ex->t_first_byte) snprintf(ttfb, sizeof ttfb, "%.3f", (double)(ex->t_first_byte - ex->t_start) / 1e6);
   if (relay_log_enabled(RELAY_LOG_INFO)) {
+    uint64_t now = uv_hrtime();
+    char ttfb[32] = "-";
+    if (ex->t_first_byte) snprintf(ttfb, sizeof ttfb, "%.3f", (double)(ex->t_first_byte - ex->t_start) / 1e6);
     char upstream[RELAY_HOST_MAX + 16] = "-";
     if (ex->t_first_byte || ex->up || ex->state == RELAY_EX_STREAMING || ex->state == RELAY_EX_TUNNEL) {
       const relay_config_t *cfg = ex->script ? &ex->script->cfg : w->cfg;

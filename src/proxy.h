@@ -121,6 +121,11 @@ struct relay_exchange_s {
   uint64_t bytes_out;
   relay_filter_t *filter;
   relay_buf_t filtered;    /* a buffering filter's output */
+  /* Small body pieces produced while one upstream read is parsed go out as
+   * one write (one chunk) at the end of that read: hundreds of SSE events in
+   * a read cost one syscall, and nothing waits longer than the read itself. */
+  relay_buf_t batch;
+  int batching;
 
   /* Routing result, made with `script` (held until the exchange ends). */
   struct relay_script_s *script;
@@ -264,6 +269,9 @@ int relay_exchange_on_response_body(relay_exchange_t *ex, relay_slab_t *s, const
                                     size_t len);
 int relay_exchange_on_response_complete(relay_exchange_t *ex, llhttp_t *p);
 void relay_exchange_on_upstream_drained(relay_exchange_t *ex);
+/* Around parsing one upstream read: collect, then send what was collected. */
+void relay_exchange_batch_begin(relay_exchange_t *ex);
+void relay_exchange_batch_end(relay_exchange_t *ex);
 void relay_exchange_on_upstream_eof_tunnel(relay_exchange_t *ex);
 void relay_exchange_on_tunnel_upstream_data(relay_exchange_t *ex, relay_slab_t *s, const char *data,
                                             size_t len);

@@ -89,6 +89,7 @@ static void client_handle_closed(uv_handle_t *h) {
   relay_buf_close(&c->ex.up_pending);
   relay_buf_close(&c->ex.req_body);
   relay_buf_close(&c->ex.filtered);
+  relay_buf_close(&c->ex.batch);
   relay_buf_close(&c->pipelined);
   free(c);
   relay_worker_maybe_finish(w);

@@ -87,14 +87,29 @@ static int sse_line(relay_sse_t *s, const char *ev, size_t ls, size_t le) {
   return 0;
 }
 
+/* Where the next '\n' is, remembered across lines and across the events of
+ * one input: a CR-only stream has none, and looking for it again from every
+ * line would rescan the rest of the input each time. memchr searched
+ * [from, limit), the end of the bytes at hand, and found at (NULL: none). */
+typedef struct sse_lf_s {
+  const char *from, *at, *limit;
+} sse_lf_t;
+
+/* The next '\n' in [x, end), or end; end <= lf->limit. */
+static const char *sse_next_lf(sse_lf_t *lf, const char *x, const char *end) {
+  if (!lf->from || x < lf->from || (lf->at && lf->at < x)) {
+    lf->from = x;
+    lf->at = memchr(x, '\n', (size_t)(lf->limit - x));
+  }
+  return lf->at && lf->at < end ? lf->at : end;
+}
+
 /* Scan ev[i..avail) of the event starting at ev, resuming the line state kept
  * in s. Returns 1 with *evlen set when an empty line completes the event, 0
  * when more bytes are needed, or a negative code. Line ends are found with
- * memchr; the position of the next '\n' is remembered across lines so that a
- * CR-only stream is not rescanned to the end for every line. */
-static int sse_scan(relay_sse_t *s, const char *ev, size_t i, size_t avail, size_t *evlen) {
-  size_t next_lf = 0;
-  int lf_known = 0;
+ * memchr: '\n' through the cache, then '\r' only up to that '\n'. */
+static int sse_scan(relay_sse_t *s, const char *ev, size_t i, size_t avail, size_t *evlen,
+                    sse_lf_t *lf) {
   while (i < avail) {
     if (s->pending_cr) { /* is the byte after a '\r' line end its '\n'? */
       s->pending_cr = 0;
@@ -106,11 +121,7 @@ static int sse_scan(relay_sse_t *s, const char *ev, size_t i, size_t avail, size
       }
       continue;
     }
-    if (!lf_known || next_lf < i) {
-      const char *p = memchr(ev + i, '\n', avail - i);
-      next_lf = p ? (size_t)(p - ev) : avail;
-      lf_known = 1;
-    }
+    size_t next_lf = (size_t)(sse_next_lf(lf, ev + i, ev + avail) - ev);
     size_t q = next_lf;
     const char *r = memchr(ev + i, '\r', q - i);
     if (r) q = (size_t)(r - ev);
@@ -165,14 +176,13 @@ static void sse_deliver(relay_sse_t *s, const char *ev, size_t n, relay_sse_even
   cb(ud, &e);
 }
 
-/* Where the next line end at or after data[0] is, counting the byte itself;
- * len if there is none. Used to grow a cut event one line at a time. */
-static size_t sse_line_span(const char *data, size_t len) {
-  const char *lf = memchr(data, '\n', len);
-  size_t q = lf ? (size_t)(lf - data) : len;
-  const char *cr = memchr(data, '\r', q);
-  if (cr) q = (size_t)(cr - data);
-  return q < len ? q + 1 : len;
+/* How many bytes from x up to and including the next line end, or up to end
+ * if there is none. Used to grow a cut event one line at a time. */
+static size_t sse_line_span(sse_lf_t *lf, const char *x, const char *end) {
+  const char *q = sse_next_lf(lf, x, end);
+  const char *cr = memchr(x, '\r', (size_t)(q - x));
+  if (cr) q = cr;
+  return q < end ? (size_t)(q - x) + 1 : (size_t)(end - x);
 }
 
 /* An error ends the stream for this framer; remember it and how much of the
@@ -191,13 +201,19 @@ static int sse_fail(relay_sse_t *s, int err, size_t consumed) {
 int relay_sse_feed(relay_sse_t *s, const char *data, size_t len, relay_sse_event_cb cb,
                    void *ud) {
   size_t p = 0, evlen;
+  sse_lf_t lf_in = {NULL, NULL, NULL}; /* for the input, kept across its events */
   int rc;
   if (s->err) return sse_fail(s, s->err, 0);
+  if (len == 0) {
+    s->consumed = 0;
+    return 0;
+  }
+  lf_in.limit = data + len;
   while (p < len) {
     size_t room = s->max_event + 1 - s->buf.len;
     if (s->buf.len == 0) {
       size_t avail = len - p < room ? len - p : room;
-      rc = sse_scan(s, data + p, 0, avail, &evlen);
+      rc = sse_scan(s, data + p, 0, avail, &evlen, &lf_in);
       if (rc < 0) return sse_fail(s, rc, p);
       if (rc == 1) {
         if (evlen > s->max_event) return sse_fail(s, RELAY_SSE_ETOOBIG, p);
@@ -211,12 +227,13 @@ int relay_sse_feed(relay_sse_t *s, const char *data, size_t len, relay_sse_event
       p += avail;
       continue;
     }
-    size_t take = s->pending_cr ? 1 : sse_line_span(data + p, len - p);
+    size_t take = s->pending_cr ? 1 : sse_line_span(&lf_in, data + p, data + len);
     if (take > room) take = room;
     size_t from = s->buf.len;
     if (relay_buf_append(&s->buf, data + p, take)) return sse_fail(s, RELAY_SSE_ENOMEM, p);
     p += take;
-    rc = sse_scan(s, s->buf.data, from, s->buf.len, &evlen);
+    sse_lf_t lf_buf = {NULL, NULL, s->buf.data + s->buf.len}; /* the buffer moves as it grows */
+    rc = sse_scan(s, s->buf.data, from, s->buf.len, &evlen, &lf_buf);
     if (rc < 0) return sse_fail(s, rc, p);
     if (rc == 0) {
       if (s->buf.len > s->max_event) return sse_fail(s, RELAY_SSE_ETOOBIG, p);

@@ -149,8 +149,11 @@ static void up_feed(relay_upconn_t *u, relay_slab_t *slab, const char *data, siz
     return;
   }
   u->cur_slab = slab;
+  if (ex) relay_exchange_batch_begin(ex);
   llhttp_errno_t err = llhttp_execute(&u->parser, data, len);
   u->cur_slab = NULL;
+  /* The exchange outlives this call even if the connection closed meanwhile. */
+  if (ex && ex->batching) relay_exchange_batch_end(ex);
   if (u->state == RELAY_UP_CLOSING) return;
   if (err == HPE_OK) return;
   if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
