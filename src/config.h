@@ -13,6 +13,7 @@ typedef struct relay_upstream_cfg_s {
   char name[RELAY_NAME_MAX];
   char host[RELAY_HOST_MAX];
   int port;
+  char host_field[RELAY_HOST_MAX + 16]; /* the Host header value: host[:port], [v6]:port */
 } relay_upstream_cfg_t;
 
 typedef struct relay_config_s {

@@ -110,6 +110,8 @@ static int l_upstream(lua_State *L) {
     u->host[n - 2] = 0;
   }
   u->port = port;
+  if (port == 80) snprintf(u->host_field, sizeof u->host_field, strchr(u->host, ':') ? "[%s]" : "%s", u->host);
+  else snprintf(u->host_field, sizeof u->host_field, strchr(u->host, ':') ? "[%s]:%d" : "%s:%d", u->host, port);
   lua_pushstring(L, u->name);
   return 1;
 }

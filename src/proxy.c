@@ -181,7 +181,10 @@ static int build_upstream_head(relay_exchange_t *ex) {
   } else {
     target_path(relay_head_target(h), h->target_len, &path, &path_len);
   }
-  relay_buf_printf(b, "%s %.*s HTTP/1.1\r\n", llhttp_method_name(ex->method), (int)path_len, path);
+  relay_buf_append_str(b, llhttp_method_name(ex->method));
+  relay_buf_append(b, " ", 1);
+  relay_buf_append(b, path, path_len);
+  relay_buf_append(b, " HTTP/1.1\r\n", 11);
   relay_buf_t xff;
   relay_buf_init(&xff);
   for (size_t i = 0; i < h->n; i++) {
@@ -209,12 +212,11 @@ static int build_upstream_head(relay_exchange_t *ex) {
   append_header_edits(b, &ex->route);
   /* The rewrite reads the body: ask for it unencoded. */
   if (ex->route.chat) relay_buf_append_str(b, "Accept-Encoding: identity\r\n");
-  if (up->port == 80) relay_buf_printf(b, "Host: %s\r\n", up->host);
-  else if (strchr(up->host, ':')) relay_buf_printf(b, "Host: [%s]:%d\r\n", up->host, up->port);
-  else relay_buf_printf(b, "Host: %s:%d\r\n", up->host, up->port);
+  append_field(b, "Host", 4, up->host_field, strlen(up->host_field));
   if (xff.len) relay_buf_append_str(&xff, ", ");
   relay_buf_append_str(&xff, c->peer);
-  relay_buf_printf(b, "X-Forwarded-For: %.*s\r\nX-Forwarded-Proto: http\r\n", (int)xff.len, xff.data);
+  append_field(b, "X-Forwarded-For", 15, xff.data, xff.len);
+  relay_buf_append_str(b, "X-Forwarded-Proto: http\r\n");
   relay_buf_close(&xff);
   if (ex->route.body_replaced)
     relay_buf_printf(b, "Content-Length: %zu\r\n", ex->route.new_body.len);
@@ -475,7 +477,13 @@ void relay_exchange_on_upstream_error(relay_exchange_t *ex, int err, int timed_o
 /* Response head fields for the client: hop-by-hop dropped, framing ours. */
 static void build_client_head(relay_exchange_t *ex, relay_buf_t *b, int status, int drop_length) {
   relay_head_t *h = &ex->resp;
-  relay_buf_printf(b, "HTTP/1.1 %d %.*s\r\n", status, (int)h->target_len, relay_head_target(h));
+  char line[16] = "HTTP/1.1 000 ";
+  line[9] = (char)('0' + status / 100 % 10);
+  line[10] = (char)('0' + status / 10 % 10);
+  line[11] = (char)('0' + status % 10);
+  relay_buf_append(b, line, 13);
+  relay_buf_append(b, relay_head_target(h), h->target_len);
+  relay_buf_append(b, "\r\n", 2);
   int tunnel = status == 101;
   for (size_t i = 0; i < h->n; i++) {
     const char *name = relay_head_name(h, i);
