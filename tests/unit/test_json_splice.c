@@ -1,0 +1,514 @@
+/* JSON splice tests: choices lookup on real server chunks, string escape and
+ * unescape, validation, and lossless find/edit. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+#include "relay/json_splice.h"
+
+#define S(lit) lit, sizeof(lit) - 1
+
+static relay_json_choice_t ch[RELAY_JSON_MAX_CHOICES];
+
+static int find(const char *js, const char *container, const char *reasoning) {
+  return relay_json_find_choices(js, strlen(js), container, reasoning, ch, RELAY_JSON_MAX_CHOICES);
+}
+
+/* The decoded text of [start+1, end-1) of a string value. */
+static relay_buf_t text;
+static const char *decoded(const char *js, size_t start, size_t end) {
+  relay_buf_reset(&text);
+  if (relay_json_unescape(js + start + 1, end - start - 2, &text)) return "<EINVAL>";
+  relay_buf_append(&text, "", 1);
+  return text.data;
+}
+
+#define CHECK_SPAN(js, a, b, lit) CHECK_MEM((js) + (a), (b) - (a), lit, strlen(lit))
+
+static void test_openai(void) {
+  const char *role =
+      "{\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"created\":1694268190,"
+      "\"model\":\"gpt-4o-mini\",\"system_fingerprint\":\"fp_44709d6fcb\",\"choices\":[{\"index\":0,"
+      "\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},\"logprobs\":null,"
+      "\"finish_reason\":null}]}";
+  CHECK(find(role, "delta", NULL) == 1);
+  CHECK(ch[0].index == 0 && ch[0].has_container && !ch[0].container_empty);
+  CHECK(role[ch[0].container_open] == '{' && role[ch[0].container_close] == '}');
+  CHECK(ch[0].has_content && ch[0].content_is_string);
+  CHECK_SPAN(role, ch[0].content_start, ch[0].content_end, "\"\"");
+  CHECK(!ch[0].finished && !ch[0].has_reasoning);
+
+  const char *content =
+      "{\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"created\":1694268190,"
+      "\"model\":\"gpt-oss-20b\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+      "\"\\u003c|channel|\\u003e\"},\"logprobs\":null,\"finish_reason\":null}]}";
+  CHECK(find(content, "delta", NULL) == 1);
+  CHECK_SPAN(content, ch[0].content_start, ch[0].content_end, "\"\\u003c|channel|\\u003e\"");
+  CHECK(strcmp(decoded(content, ch[0].content_start, ch[0].content_end), "<|channel|>") == 0);
+
+  const char *fin =
+      "{\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"created\":1694268190,"
+      "\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,"
+      "\"finish_reason\":\"stop\"}]}";
+  CHECK(find(fin, "delta", NULL) == 1);
+  CHECK(ch[0].has_container && ch[0].container_empty && !ch[0].has_content && ch[0].finished);
+  CHECK(ch[0].container_close == ch[0].container_open + 1);
+
+  const char *usage =
+      "{\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"created\":1694268190,"
+      "\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,"
+      "\"completion_tokens\":12,\"total_tokens\":21}}";
+  CHECK(find(usage, "delta", NULL) == 0);
+
+  /* n = 2: elements are reported in array order, index tells the choice. */
+  const char *two =
+      "{\"id\":\"x\",\"choices\":[{\"index\":1,\"delta\":{\"content\":\"B\"},\"finish_reason\":null},"
+      "{\"index\":0,\"delta\":{\"content\":\"A\"},\"finish_reason\":\"length\"}]}";
+  CHECK(find(two, "delta", NULL) == 2);
+  CHECK(ch[0].index == 1 && ch[1].index == 0);
+  CHECK(strcmp(decoded(two, ch[0].content_start, ch[0].content_end), "B") == 0);
+  CHECK(strcmp(decoded(two, ch[1].content_start, ch[1].content_end), "A") == 0);
+  CHECK(!ch[0].finished && ch[1].finished);
+
+  /* tool_calls: the inner "index" is not the choice's. */
+  const char *tool =
+      "{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":3,\"delta\":"
+      "{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\",\"function\":"
+      "{\"name\":\"get_weather\",\"arguments\":\"{\\\"location\\\":\"}}]},\"logprobs\":null,"
+      "\"finish_reason\":null}]}";
+  CHECK(find(tool, "delta", NULL) == 1);
+  CHECK(ch[0].index == 3 && ch[0].has_container && !ch[0].has_content && !ch[0].container_empty);
+
+  const char *null_content =
+      "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null},"
+      "\"finish_reason\":null}]}";
+  CHECK(find(null_content, "delta", NULL) == 1);
+  CHECK(ch[0].has_content && !ch[0].content_is_string);
+  CHECK_SPAN(null_content, ch[0].content_start, ch[0].content_end, "null");
+
+  /* No index member: the array position stands in. */
+  CHECK(find("{\"choices\":[{\"delta\":{\"content\":\"a\"}},{\"delta\":{}}]}", "delta", NULL) == 2);
+  CHECK(ch[0].index == 0 && ch[1].index == 1);
+}
+
+static void test_servers(void) {
+  /* LM Studio: harmony markers in plain text. */
+  const char *lms =
+      "{\"id\":\"chatcmpl-7y2\",\"object\":\"chat.completion.chunk\",\"created\":1754400000,"
+      "\"model\":\"openai/gpt-oss-20b\",\"system_fingerprint\":\"openai/gpt-oss-20b\","
+      "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"<|channel|>\"},\"logprobs\":null,"
+      "\"finish_reason\":null}]}";
+  CHECK(find(lms, "delta", NULL) == 1);
+  CHECK(strcmp(decoded(lms, ch[0].content_start, ch[0].content_end), "<|channel|>") == 0);
+
+  /* llama.cpp server: choices first, finish_reason before index, timings. */
+  const char *llama =
+      "{\"choices\":[{\"finish_reason\":null,\"index\":0,\"delta\":{\"content\":\"Hi \\\"there\\\"\"}}],"
+      "\"created\":1754400000,\"id\":\"chatcmpl-abc\",\"model\":\"gpt-oss-20b\","
+      "\"system_fingerprint\":\"b6100-3db4da56\",\"object\":\"chat.completion.chunk\","
+      "\"timings\":{\"prompt_n\":1,\"prompt_ms\":12.5,\"predicted_per_second\":61.72839506172839}}";
+  CHECK(find(llama, "delta", NULL) == 1);
+  CHECK(strcmp(decoded(llama, ch[0].content_start, ch[0].content_end), "Hi \"there\"") == 0);
+
+  /* vLLM with a reasoning field. */
+  const char *vllm =
+      "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,"
+      "\"model\":\"openai/gpt-oss-20b\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":"
+      "\"think\",\"content\":null},\"logprobs\":null,\"finish_reason\":null,"
+      "\"stop_reason\":null}]}";
+  CHECK(find(vllm, "delta", "reasoning_content") == 1);
+  CHECK(ch[0].has_reasoning && ch[0].reasoning_is_string);
+  CHECK_SPAN(vllm, ch[0].reasoning_start, ch[0].reasoning_end, "\"think\"");
+  CHECK(find(vllm, "delta", "reasoning") == 1);
+  CHECK(!ch[0].has_reasoning);
+
+  /* A whole pretty-printed chat.completion body. */
+  const char *body =
+      "{\n  \"id\" : \"chatcmpl-9\",\n  \"object\" : \"chat.completion\",\n  \"choices\" : [\n"
+      "    {\n      \"index\" : 0,\n      \"message\" : {\n        \"role\" : \"assistant\",\n"
+      "        \"content\" : \"<|channel|>analysis<|message|>A<|end|>\"\n      },\n"
+      "      \"finish_reason\" : \"stop\"\n    }\n  ],\n  \"usage\" : { \"total_tokens\" : 5 }\n}\n";
+  CHECK(find(body, "message", NULL) == 1);
+  CHECK(ch[0].finished && ch[0].content_is_string);
+  CHECK(strcmp(decoded(body, ch[0].content_start, ch[0].content_end),
+               "<|channel|>analysis<|message|>A<|end|>") == 0);
+  CHECK(find(body, "delta", NULL) == 1);
+  CHECK(!ch[0].has_container);
+
+  /* Escaped keys are matched decoded. */
+  const char *esc = "{\"ch\\u006fices\":[{\"\\u0069ndex\":2,\"delta\":{\"c\\u006Fntent\":\"x\"}}]}";
+  CHECK(find(esc, "delta", NULL) == 1);
+  CHECK(ch[0].index == 2 && ch[0].has_content);
+  /* ... and a key spelled longer is not a prefix match. */
+  CHECK(find("{\"choices\":[{\"delta\":{\"contents\":\"x\",\"conten\":\"y\"}}]}", "delta", NULL) == 1);
+  CHECK(!ch[0].has_content);
+  /* Duplicate keys: the last one counts. */
+  const char *dup = "{\"choices\":[{\"delta\":{\"content\":\"a\",\"content\":\"b\"},\"index\":0,\"index\":4}]}";
+  CHECK(find(dup, "delta", NULL) == 1);
+  CHECK(ch[0].index == 4 && strcmp(decoded(dup, ch[0].content_start, ch[0].content_end), "b") == 0);
+}
+
+static void test_shapes(void) {
+  CHECK(find("{\"id\":1}", "delta", NULL) == 0);
+  CHECK(find("{\"choices\":null}", "delta", NULL) == 0);
+  CHECK(find("{\"choices\":{}}", "delta", NULL) == RELAY_JSON_EINVAL);
+  CHECK(find("[{\"choices\":[]}]", "delta", NULL) == RELAY_JSON_EINVAL);
+  CHECK(find("{\"choices\":[1]}", "delta", NULL) == RELAY_JSON_EINVAL);
+  CHECK(find("{\"choices\":[{\"index\":\"0\"}]}", "delta", NULL) == RELAY_JSON_EINVAL);
+  CHECK(find("{\"choices\":[{\"index\":1.5}]}", "delta", NULL) == RELAY_JSON_EINVAL);
+  CHECK(find("{\"choices\":[{\"index\":99999999999999999999}]}", "delta", NULL) == RELAY_JSON_EINVAL);
+  CHECK(find("{\"choices\":[{\"index\":-3}]}", "delta", NULL) == 1 && ch[0].index == -3);
+  CHECK(find("{\"choices\":[{\"delta\":null}]}", "delta", NULL) == 1 && !ch[0].has_container);
+  CHECK(find("{\"choices\":[{\"delta\":{\"content\":[{\"type\":\"text\"}]}}]}", "delta", NULL) == 1);
+  CHECK(ch[0].has_content && !ch[0].content_is_string);
+  CHECK(relay_json_find_choices(S("{\"choices\":[{},{},{}]}"), "delta", NULL, ch, 2) ==
+        RELAY_JSON_ETOOMANY);
+  CHECK(relay_json_find_choices(S("{\"choices\":[{},{},{}]}"), "delta", NULL, ch, 3) == 3);
+}
+
+static void test_invalid(void) {
+  static const char *bad[] = {
+      "",           " ",           "{",           "{\"a\":1",     "{\"a\":1,}",  "[1,]",
+      "[,1]",       "[1 2]",       "[1,,2]",      "{,}",          "[,]",         "{\"a\" 1}",
+      "{\"a\":}",   "{:1}",        "{\"a\"}",     "{\"a\" \"b\"}", "{\"a\":1 \"b\":2}",
+      "{\"a\":\"b\":\"c\"}", "[\"a\":1]", "{\"a\":1]", "[1}",     "{\"a\":1}}",  "{} {}",
+      "{}x",        "{\"a\":nul}", "{\"a\":tru}", "{\"a\":nulll}", "{\"a\":01}", "{\"a\":1.}",
+      "{\"a\":.5}", "{\"a\":-}",   "{\"a\":1e}",  "{\"a\":+1}",   "{\"a\":0x1}", "{\"a\":1:2}",
+      "{'a':1}",    "{\"a\":\"\\x\"}", "{\"a\":\"\\u12\"}", "{\"a\":\"unterminated}",
+      "{a:1}",      "{\"a\":NaN}", "{\"a\":1}\x01", "{\"a\":[}",  "{\"a\":{]}",  "\"a\" \"b\"",
+  };
+  int fails = 0;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int rc = relay_json_find_choices(bad[i], strlen(bad[i]), "delta", NULL, ch, 4);
+    size_t a, b;
+    int rc2 = relay_json_find(bad[i], strlen(bad[i]), NULL, 0, &a, &b);
+    if (rc != RELAY_JSON_EINVAL || rc2 != RELAY_JSON_EINVAL) {
+      fprintf(stderr, "  accepted invalid JSON: %s (%d, %d)\n", bad[i], rc, rc2);
+      fails++;
+    }
+  }
+  CHECK(fails == 0);
+  /* A NUL byte inside the text is not JSON either. */
+  CHECK(relay_json_find_choices("{\"a\":1}\0", 8, "delta", NULL, ch, 4) == RELAY_JSON_EINVAL);
+  CHECK(relay_json_find_choices("{\"a\":\"x\0y\"}", 11, "delta", NULL, ch, 4) == RELAY_JSON_EINVAL);
+
+  static const char *good[] = {
+      "{}", "[]", " {} ", "\"s\"", "{\"a\":[1,-0,0.5,-1.5e+10,2E-3,1e5,true,false,null,\"\\/\"]}",
+      "\r\n\t{ \"a\" : [ ] , \"b\" : { } }\n", "{\"a\":{\"b\":{\"c\":[[[]]]}}}",
+  };
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    size_t a, b;
+    int rc = relay_json_find(good[i], strlen(good[i]), NULL, 0, &a, &b);
+    if (rc != 0) fprintf(stderr, "  rejected valid JSON: %s (%d)\n", good[i], rc);
+    CHECK(rc == 0);
+  }
+}
+
+static void test_unescape(void) {
+  relay_buf_t b;
+  relay_buf_init(&b);
+#define UNESC_OK(in, expect)                                       \
+  do {                                                             \
+    relay_buf_reset(&b);                                           \
+    CHECK(relay_json_unescape(S(in), &b) == 0);                    \
+    CHECK_MEM(b.data, b.len, expect, sizeof(expect) - 1);          \
+  } while (0)
+  UNESC_OK("plain text", "plain text");
+  UNESC_OK("\\\"\\\\\\/\\b\\f\\n\\r\\t", "\"\\/\b\f\n\r\t");
+  UNESC_OK("\\u003c|channel|\\u003e", "<|channel|>");
+  UNESC_OK("\\u00e9\\u00E9", "\xC3\xA9\xC3\xA9");
+  UNESC_OK("\\u20AC", "\xE2\x82\xAC");
+  UNESC_OK("\\ud83d\\ude00", "\xF0\x9F\x98\x80");
+  UNESC_OK("\\uD83D\\uDE00!", "\xF0\x9F\x98\x80!");
+  UNESC_OK("a\\ud83db", "a\xEF\xBF\xBD" "b");                   /* lone high */
+  UNESC_OK("\\ud83d", "\xEF\xBF\xBD");                          /* lone high at end */
+  UNESC_OK("\\ude00x", "\xEF\xBF\xBDx");                        /* lone low */
+  UNESC_OK("\\ud83d\\ud83d\\ude00", "\xEF\xBF\xBD\xF0\x9F\x98\x80"); /* high, then a pair */
+  UNESC_OK("\\ud83d\\n", "\xEF\xBF\xBD\n");
+  UNESC_OK("\\ud83d\\u0041", "\xEF\xBF\xBD" "A");
+  UNESC_OK("\\u0000", "\0");
+  UNESC_OK("caf\xC3\xA9 raw\ttab", "caf\xC3\xA9 raw\ttab"); /* raw bytes pass */
+  relay_buf_reset(&b);
+  CHECK(relay_json_unescape("", 0, &b) == 0 && b.len == 0);
+
+  /* Errors leave out as it was; decoding appends. */
+  relay_buf_reset(&b);
+  relay_buf_append(&b, "keep", 4);
+  CHECK(relay_json_unescape(S("ok\\x"), &b) == RELAY_JSON_EINVAL);
+  CHECK(relay_json_unescape(S("ok\\"), &b) == RELAY_JSON_EINVAL);
+  CHECK(relay_json_unescape(S("\\u12"), &b) == RELAY_JSON_EINVAL);
+  CHECK(relay_json_unescape(S("\\u12G4"), &b) == RELAY_JSON_EINVAL);
+  CHECK(relay_json_unescape(S("\\ud83d\\uZZZZ"), &b) == RELAY_JSON_EINVAL);
+  CHECK(relay_json_unescape(S("\\U0041"), &b) == RELAY_JSON_EINVAL);
+  CHECK_MEM(b.data, b.len, "keep", 4);
+  CHECK(relay_json_unescape(S(" more"), &b) == 0);
+  CHECK_MEM(b.data, b.len, "keep more", 9);
+  relay_buf_close(&b);
+}
+
+static void test_escape(void) {
+  relay_buf_t b;
+  relay_buf_init(&b);
+  CHECK(relay_json_escape(&b, S("<think>a/b</think> caf\xC3\xA9 \xF0\x9F\x98\x80 \x7F")) == 0);
+  CHECK_STR(b.data, b.len, "<think>a/b</think> caf\xC3\xA9 \xF0\x9F\x98\x80 \x7F");
+  relay_buf_reset(&b);
+  CHECK(relay_json_escape(&b, S("q\"b\\n\nr\rt\tb\bf\f\x01\x1f\0")) == 0);
+  CHECK_STR(b.data, b.len, "q\\\"b\\\\n\\nr\\rt\\tb\\bf\\f\\u0001\\u001f\\u0000");
+  relay_buf_reset(&b);
+  CHECK(relay_json_escape(&b, "", 0) == 0 && b.len == 0);
+
+  /* Every byte value survives escape then unescape, and the escaped text is
+   * a valid JSON string body. */
+  char all[256];
+  for (int i = 0; i < 256; i++) all[i] = (char)i;
+  relay_buf_t back, doc;
+  relay_buf_init(&back);
+  relay_buf_init(&doc);
+  relay_buf_reset(&b);
+  CHECK(relay_json_escape(&b, all, sizeof all) == 0);
+  CHECK(relay_json_unescape(b.data, b.len, &back) == 0);
+  CHECK_MEM(back.data, back.len, all, sizeof all);
+  relay_buf_append(&doc, "{\"k\":\"", 6);
+  relay_buf_append(&doc, b.data, b.len);
+  relay_buf_append(&doc, "\"}", 2);
+  size_t s, e;
+  relay_json_path_seg_t k = {"k", 1, 0};
+  CHECK(relay_json_find(doc.data, doc.len, &k, 1, &s, &e) == 0);
+  relay_buf_reset(&back);
+  CHECK(relay_json_unescape(doc.data + s + 1, e - s - 2, &back) == 0);
+  CHECK_MEM(back.data, back.len, all, sizeof all);
+  relay_buf_close(&b);
+  relay_buf_close(&back);
+  relay_buf_close(&doc);
+}
+
+static void test_find(void) {
+  const char *js =
+      "{\"a\":{\"b\":[10,{\"c\":\"x\\\"y\"},[]]},\"n\":12345678901234567890,\"f\":1.0000000000000002,"
+      "\"k\\u0065y\":true}";
+  size_t s, e;
+  relay_json_path_seg_t p1[] = {{"a", 1, 0}, {"b", 1, 0}, {NULL, 0, 1}, {"c", 1, 0}};
+  CHECK(relay_json_find(js, strlen(js), p1, 4, &s, &e) == 0);
+  CHECK_SPAN(js, s, e, "\"x\\\"y\"");
+  CHECK(relay_json_find(js, strlen(js), p1, 3, &s, &e) == 0);
+  CHECK_SPAN(js, s, e, "{\"c\":\"x\\\"y\"}");
+  relay_json_path_seg_t p2[] = {{"a", 1, 0}, {"b", 1, 0}, {NULL, 0, 2}};
+  CHECK(relay_json_find(js, strlen(js), p2, 3, &s, &e) == 0);
+  CHECK_SPAN(js, s, e, "[]");
+  relay_json_path_seg_t p3[] = {{"n", 1, 0}};
+  CHECK(relay_json_find(js, strlen(js), p3, 1, &s, &e) == 0);
+  CHECK_SPAN(js, s, e, "12345678901234567890");
+  relay_json_path_seg_t p4[] = {{"key", 3, 0}};
+  CHECK(relay_json_find(js, strlen(js), p4, 1, &s, &e) == 0);
+  CHECK_SPAN(js, s, e, "true");
+  CHECK(relay_json_find(js, strlen(js), NULL, 0, &s, &e) == 0 && s == 0 && e == strlen(js));
+
+  relay_json_path_seg_t miss[] = {{"a", 1, 0}, {"b", 1, 0}, {NULL, 0, 3}};
+  CHECK(relay_json_find(js, strlen(js), miss, 3, &s, &e) == RELAY_JSON_ENOTFOUND);
+  miss[2].index = -1;
+  CHECK(relay_json_find(js, strlen(js), miss, 3, &s, &e) == RELAY_JSON_ENOTFOUND);
+  relay_json_path_seg_t wrong[] = {{"a", 1, 0}, {NULL, 0, 0}}; /* index into an object */
+  CHECK(relay_json_find(js, strlen(js), wrong, 2, &s, &e) == RELAY_JSON_ENOTFOUND);
+  relay_json_path_seg_t through[] = {{"n", 1, 0}, {"x", 1, 0}}; /* key into a number */
+  CHECK(relay_json_find(js, strlen(js), through, 2, &s, &e) == RELAY_JSON_ENOTFOUND);
+  relay_json_path_seg_t deep[RELAY_JSON_MAX_PATH + 1];
+  for (int i = 0; i <= RELAY_JSON_MAX_PATH; i++) deep[i] = (relay_json_path_seg_t){"a", 1, 0};
+  CHECK(relay_json_find(js, strlen(js), deep, RELAY_JSON_MAX_PATH + 1, &s, &e) == RELAY_JSON_ETOODEEP);
+  CHECK(relay_json_find(js, strlen(js), deep, RELAY_JSON_MAX_PATH, &s, &e) == RELAY_JSON_ENOTFOUND);
+}
+
+static relay_buf_t out;
+
+/* Run one edit into a buffer that already holds a prefix (edits append),
+ * and check the result is valid JSON. */
+static const char *edit(const char *js, const relay_json_path_seg_t *p, size_t depth,
+                        const char *raw, int *rc) {
+  relay_buf_reset(&out);
+  relay_buf_append(&out, "PFX", 3);
+  *rc = relay_json_edit(js, strlen(js), p, depth, raw, raw ? strlen(raw) : 0, &out);
+  if (*rc) {
+    relay_buf_append(&out, "", 1);
+    return out.data;
+  }
+  size_t s, e;
+  if (relay_json_find(out.data + 3, out.len - 3, NULL, 0, &s, &e) != 0) {
+    fprintf(stderr, "  edit produced invalid JSON: %.*s\n", (int)out.len - 3, out.data + 3);
+    return "<INVALID>";
+  }
+  relay_buf_append(&out, "", 1);
+  return out.data + 3;
+}
+
+#define KEY(k) {k, sizeof(k) - 1, 0}
+#define IDX(i) {NULL, 0, i}
+#define CHECK_EDIT(js, path, raw, expect)                                  \
+  do {                                                                     \
+    int rc_;                                                               \
+    relay_json_path_seg_t p_[] = path;                                     \
+    const char *r_ = edit(js, p_, sizeof p_ / sizeof p_[0], raw, &rc_);    \
+    CHECK(rc_ == 0);                                                       \
+    CHECK_STR(r_, strlen(r_), expect);                                     \
+  } while (0)
+#define P(...) {__VA_ARGS__}
+
+static void test_edit_replace(void) {
+  const char *chunk =
+      "{\"id\":\"c\",\"created\":1.0000000000000002,\"n\":12345678901234567890,\"choices\":[{\"index\":0,"
+      "\"delta\":{\"content\":\"<|channel|>analysis\"},\"logprobs\":null,\"finish_reason\":null}],"
+      "\"e\":[],\"u\":\"a\\/b\"}";
+  CHECK_EDIT(chunk, P(KEY("choices"), IDX(0), KEY("delta"), KEY("content")), "\"<think>\"",
+             "{\"id\":\"c\",\"created\":1.0000000000000002,\"n\":12345678901234567890,\"choices\":[{\"index\":0,"
+             "\"delta\":{\"content\":\"<think>\"},\"logprobs\":null,\"finish_reason\":null}],"
+             "\"e\":[],\"u\":\"a\\/b\"}");
+  CHECK_EDIT(chunk, P(KEY("e")), "[1]",
+             "{\"id\":\"c\",\"created\":1.0000000000000002,\"n\":12345678901234567890,\"choices\":[{\"index\":0,"
+             "\"delta\":{\"content\":\"<|channel|>analysis\"},\"logprobs\":null,\"finish_reason\":null}],"
+             "\"e\":[1],\"u\":\"a\\/b\"}");
+  CHECK_EDIT("[1, 2 ,3]", P(IDX(1)), "{\"x\" : null}", "[1, {\"x\" : null} ,3]");
+  CHECK_EDIT("{\"a\":{\"b\":1}}", P(KEY("a")), "\"s\"", "{\"a\":\"s\"}");
+  /* depth 0 replaces the document, keeping surrounding whitespace */
+  int rc;
+  const char *r = edit(" {} \n", NULL, 0, "[]", &rc);
+  CHECK(rc == 0);
+  CHECK_STR(r, strlen(r), " [] \n");
+  edit("{}", NULL, 0, NULL, &rc);
+  CHECK(rc == RELAY_JSON_EINVAL);
+  /* Duplicate keys: the last one is edited. */
+  CHECK_EDIT("{\"a\":1,\"a\":2}", P(KEY("a")), "3", "{\"a\":1,\"a\":3}");
+}
+
+static void test_edit_remove(void) {
+  CHECK_EDIT("{\"a\":1,\"b\":2,\"c\":3}", P(KEY("a")), NULL, "{\"b\":2,\"c\":3}");
+  CHECK_EDIT("{\"a\":1,\"b\":2,\"c\":3}", P(KEY("b")), NULL, "{\"a\":1,\"c\":3}");
+  CHECK_EDIT("{\"a\":1,\"b\":2,\"c\":3}", P(KEY("c")), NULL, "{\"a\":1,\"b\":2}");
+  CHECK_EDIT("{\"a\":1}", P(KEY("a")), NULL, "{}");
+  CHECK_EDIT("{ \"a\" : 1 }", P(KEY("a")), NULL, "{ }");
+  CHECK_EDIT("[1,2,3]", P(IDX(0)), NULL, "[2,3]");
+  CHECK_EDIT("[1,2,3]", P(IDX(1)), NULL, "[1,3]");
+  CHECK_EDIT("[1,2,3]", P(IDX(2)), NULL, "[1,2]");
+  CHECK_EDIT("[[]]", P(IDX(0)), NULL, "[]");
+  CHECK_EDIT("{\"a\":{\"x\":[1,{\"y\":null}],\"z\":\"\"}}", P(KEY("a"), KEY("x"), IDX(1), KEY("y")), NULL,
+             "{\"a\":{\"x\":[1,{}],\"z\":\"\"}}");
+
+  const char *pretty = "{\n  \"a\": 1,\n  \"b\": [],\n  \"c\": {\n    \"d\": \"x\"\n  }\n}\n";
+  CHECK_EDIT(pretty, P(KEY("a")), NULL, "{\n  \"b\": [],\n  \"c\": {\n    \"d\": \"x\"\n  }\n}\n");
+  CHECK_EDIT(pretty, P(KEY("b")), NULL, "{\n  \"a\": 1,\n  \"c\": {\n    \"d\": \"x\"\n  }\n}\n");
+  CHECK_EDIT(pretty, P(KEY("c")), NULL, "{\n  \"a\": 1,\n  \"b\": []\n}\n");
+  CHECK_EDIT(pretty, P(KEY("c"), KEY("d")), NULL, "{\n  \"a\": 1,\n  \"b\": [],\n  \"c\": {\n  }\n}\n");
+
+  int rc;
+  relay_json_path_seg_t miss[] = {KEY("zz")};
+  edit("{\"a\":1}", miss, 1, NULL, &rc);
+  CHECK(rc == RELAY_JSON_ENOTFOUND);
+  relay_json_path_seg_t oob[] = {IDX(3)};
+  edit("[1,2,3]", oob, 1, NULL, &rc);
+  CHECK(rc == RELAY_JSON_ENOTFOUND);
+}
+
+static void test_edit_insert(void) {
+  CHECK_EDIT("{}", P(KEY("content")), "\"x\"", "{\"content\":\"x\"}");
+  CHECK_EDIT("{ }", P(KEY("content")), "\"x\"", "{\"content\":\"x\" }");
+  CHECK_EDIT("{\n}", P(KEY("content")), "\"x\"", "{\"content\":\"x\"\n}");
+  CHECK_EDIT("{\"role\":\"assistant\"}", P(KEY("content")), "\"x\"",
+             "{\"role\":\"assistant\",\"content\":\"x\"}");
+  CHECK_EDIT("{\"a\" : 1}", P(KEY("b")), "2", "{\"a\" : 1,\"b\" : 2}");
+  CHECK_EDIT("{\n  \"a\": 1,\n  \"b\": 2\n}", P(KEY("c")), "[]",
+             "{\n  \"a\": 1,\n  \"b\": 2,\n  \"c\": []\n}");
+  CHECK_EDIT("{\"q\\\"k\":1}", P(KEY("n\"ew\n")), "null", "{\"q\\\"k\":1,\"n\\\"ew\\n\":null}");
+  /* The finish chunk's empty delta gets a content member. */
+  CHECK_EDIT("{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}",
+             P(KEY("choices"), IDX(0), KEY("delta"), KEY("content")), "\"held\"",
+             "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"held\"},\"finish_reason\":\"stop\"}]}");
+
+  int rc;
+  /* Only the last key may be missing, and only inside an object. */
+  relay_json_path_seg_t p1[] = {KEY("x"), KEY("y")};
+  CHECK_STR(edit("{}", p1, 2, "1", &rc), 3, "PFX");
+  CHECK(rc == RELAY_JSON_ENOTFOUND);
+  relay_json_path_seg_t p2[] = {IDX(0)};
+  edit("[]", p2, 1, "1", &rc);
+  CHECK(rc == RELAY_JSON_ENOTFOUND);
+  relay_json_path_seg_t p3[] = {KEY("a"), KEY("b")};
+  edit("{\"a\":[]}", p3, 2, "1", &rc);
+  CHECK(rc == RELAY_JSON_ENOTFOUND);
+  edit("{\"a\":1,}", p3, 1, "1", &rc);
+  CHECK(rc == RELAY_JSON_EINVAL);
+  CHECK(out.len == 3 + 1); /* "PFX" and the NUL the helper added: untouched */
+  relay_json_path_seg_t deep[RELAY_JSON_MAX_PATH + 1];
+  for (int i = 0; i <= RELAY_JSON_MAX_PATH; i++) deep[i] = (relay_json_path_seg_t)KEY("a");
+  edit("{}", deep, RELAY_JSON_MAX_PATH + 1, "1", &rc);
+  CHECK(rc == RELAY_JSON_ETOODEEP);
+}
+
+/* Bodies with far more tokens than the stack array (logprobs), found and
+ * edited like small ones. */
+static void test_big(void) {
+  relay_buf_t b;
+  relay_buf_init(&b);
+  relay_buf_append_str(&b, "{\"id\":\"x\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                           "\"content\":\"<|channel|>final<|message|>ok\"},\"logprobs\":{\"content\":[");
+  for (int i = 0; i < 50000; i++)
+    relay_buf_printf(&b, "%s{\"token\":\"t%d\",\"logprob\":-0.%d,\"bytes\":[116,%d],\"top_logprobs\":[]}",
+                     i ? "," : "", i, i, i % 256);
+  relay_buf_append_str(&b, "]},\"finish_reason\":\"stop\"}],\"usage\":{\"total_tokens\":50000}}");
+  CHECK(relay_json_find_choices(b.data, b.len, "message", NULL, ch, 4) == 1);
+  CHECK(ch[0].finished && ch[0].content_is_string);
+  CHECK(strcmp(decoded(b.data, ch[0].content_start, ch[0].content_end),
+               "<|channel|>final<|message|>ok") == 0);
+  relay_json_path_seg_t p[] = {KEY("choices"), IDX(0), KEY("logprobs"), KEY("content"), IDX(49999),
+                               KEY("token")};
+  size_t s, e;
+  CHECK(relay_json_find(b.data, b.len, p, 6, &s, &e) == 0);
+  CHECK_SPAN(b.data, s, e, "\"t49999\"");
+  relay_buf_t o;
+  relay_buf_init(&o);
+  CHECK(relay_json_edit(b.data, b.len, p, 2, NULL, 0, &o) == 0);
+  CHECK_STR(o.data, o.len, "{\"id\":\"x\",\"choices\":[],\"usage\":{\"total_tokens\":50000}}");
+  relay_buf_close(&o);
+  relay_buf_close(&b);
+}
+
+/* Nesting is limited, and a hostile "[[[[..." is turned away in linear
+ * time (jsmn alone would take minutes on it). */
+static void test_nesting(void) {
+  size_t d = 200000, s, e;
+  char *b = malloc(2 * d + 2);
+  memset(b, '[', d);
+  memset(b + d, ']', d);
+  clock_t t0 = clock();
+  CHECK(relay_json_find_choices(b, 2 * d, "delta", NULL, ch, 4) == RELAY_JSON_ETOODEEP);
+  CHECK(relay_json_find(b, 2 * d, NULL, 0, &s, &e) == RELAY_JSON_ETOODEEP);
+  CHECK((double)(clock() - t0) / CLOCKS_PER_SEC < 2.0);
+  /* exactly at the limit is fine, one more is not, also inside the stack array */
+  size_t n = RELAY_JSON_MAX_NESTING;
+  memset(b, '[', n);
+  memset(b + n, ']', n);
+  CHECK(relay_json_find(b, 2 * n, NULL, 0, &s, &e) == 0);
+  memset(b, '[', n + 1);
+  memset(b + n + 1, ']', n + 1);
+  CHECK(relay_json_find(b, 2 * n + 2, NULL, 0, &s, &e) == RELAY_JSON_ETOODEEP);
+  free(b);
+}
+
+int main(void) {
+  relay_buf_init(&text);
+  relay_buf_init(&out);
+  test_openai();
+  test_servers();
+  test_shapes();
+  test_invalid();
+  test_unescape();
+  test_escape();
+  test_find();
+  test_edit_replace();
+  test_edit_remove();
+  test_edit_insert();
+  test_big();
+  test_nesting();
+  relay_buf_close(&text);
+  relay_buf_close(&out);
+  CHECK(strcmp(relay_json_strerror(RELAY_JSON_ENOTFOUND), "path not found") == 0);
+  return check_report("test_json_splice");
+}
