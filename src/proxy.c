@@ -507,32 +507,30 @@ static void finish_client_head(relay_exchange_t *ex, relay_buf_t *b) {
 }
 
 
+/* A head whose framing is the upstream's own (1xx, 101): no fields added. */
+static void send_head_as_is(relay_exchange_t *ex, int status) {
+  relay_buf_t b;
+  relay_buf_init(&b);
+  build_client_head(ex, &b, status, 0);
+  relay_buf_append_str(&b, "\r\n");
+  client_send_buf(ex->client, &b);
+  relay_buf_close(&b);
+}
+
 int relay_exchange_on_response_head(relay_exchange_t *ex, llhttp_t *p) {
   relay_client_t *c = ex->client;
   int status = p->status_code;
   ex->retryable = 0;
   if (status >= 100 && status < 200 && status != 101) {
     /* Interim responses (100 Continue, 103 Early Hints) go to 1.1 clients as they come. */
-    if (ex->http_major == 1 && ex->http_minor >= 1) {
-      relay_buf_t b;
-      relay_buf_init(&b);
-      build_client_head(ex, &b, status, 0);
-      relay_buf_append_str(&b, "\r\n");
-      client_send_buf(c, &b);
-      relay_buf_close(&b);
-    }
+    if (ex->http_major == 1 && ex->http_minor >= 1) send_head_as_is(ex, status);
     return 1;
   }
   ex->status = status;
   ex->t_first_byte = uv_hrtime();
   if (status == 101) {
     if (!ex->req_upgrade) return -1;
-    relay_buf_t b;
-    relay_buf_init(&b);
-    build_client_head(ex, &b, status, 0);
-    relay_buf_append_str(&b, "\r\n");
-    client_send_buf(c, &b);
-    relay_buf_close(&b);
+    send_head_as_is(ex, status);
     ex->resp_head_sent = 1;
     ex->state = RELAY_EX_TUNNEL;
     uv_timer_stop(&ex->up->timer);

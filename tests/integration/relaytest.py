@@ -206,11 +206,38 @@ class Response:
             self.status, self.reason, self.framing, self.complete, len(self.body), self.body[:200])
 
 
+class BufferedReader:
+    """read_until / read_exact over self.buf, refilled by the subclass's _fill();
+    error messages start with self.label."""
+
+    label = ""
+
+    def read_until(self, delim, limit=1 << 20):
+        while True:
+            i = self.buf.find(delim)
+            if i >= 0:
+                out = bytes(self.buf[:i + len(delim)])
+                del self.buf[:i + len(delim)]
+                return out
+            if len(self.buf) > limit:
+                raise ValueError("%sno %r within %d bytes" % (self.label, delim, limit))
+            if not self._fill():
+                raise ConnectionClosed("%sEOF before %r (have %r)" % (self.label, delim, bytes(self.buf[:200])))
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            if not self._fill(n - len(self.buf)):
+                raise ConnectionClosed("%sEOF after %d of %d bytes" % (self.label, len(self.buf), n))
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+
 class ConnectionClosed(Exception):
     pass
 
 
-class Client:
+class Client(BufferedReader):
     """A raw client connection with its own read buffer (so pipelined responses
     can be read one after another)."""
 
@@ -267,26 +294,6 @@ class Client:
             return False
         self.buf += data
         return True
-
-    def read_until(self, delim, limit=1 << 20):
-        while True:
-            i = self.buf.find(delim)
-            if i >= 0:
-                out = bytes(self.buf[:i + len(delim)])
-                del self.buf[:i + len(delim)]
-                return out
-            if len(self.buf) > limit:
-                raise ValueError("no %r within %d bytes" % (delim, limit))
-            if not self._fill():
-                raise ConnectionClosed("EOF before %r (have %r)" % (delim, bytes(self.buf[:200])))
-
-    def read_exact(self, n):
-        while len(self.buf) < n:
-            if not self._fill(n - len(self.buf)):
-                raise ConnectionClosed("EOF after %d of %d bytes" % (len(self.buf), n))
-        out = bytes(self.buf[:n])
-        del self.buf[:n]
-        return out
 
     def read_some(self, timeout=None):
         """Whatever arrives next within timeout (b'' on EOF or if nothing came; see .eof)."""
@@ -444,7 +451,8 @@ class UpstreamRequest:
         return "<UpstreamRequest %s %s %s conn=%s>" % (self.method, self.target, self.version, self.conn_id)
 
 
-class UpstreamConn:
+class UpstreamConn(BufferedReader):
+    label = "mock: "
     """One accepted connection in the mock upstream, handed to handlers."""
 
     def __init__(self, server, sock, addr, cid):
@@ -479,26 +487,6 @@ class UpstreamConn:
             return False
         self.buf += data
         return True
-
-    def read_until(self, delim, limit=1 << 20):
-        while True:
-            i = self.buf.find(delim)
-            if i >= 0:
-                out = bytes(self.buf[:i + len(delim)])
-                del self.buf[:i + len(delim)]
-                return out
-            if len(self.buf) > limit:
-                raise ValueError("mock: no %r within %d bytes" % (delim, limit))
-            if not self._fill():
-                raise ConnectionClosed("mock: EOF before %r" % (delim,))
-
-    def read_exact(self, n):
-        while len(self.buf) < n:
-            if not self._fill(n - len(self.buf)):
-                raise ConnectionClosed("mock: EOF after %d of %d bytes" % (len(self.buf), n))
-        out = bytes(self.buf[:n])
-        del self.buf[:n]
-        return out
 
     def read_some(self):
         if self.buf:
