@@ -228,9 +228,21 @@ static lua_State *new_state(relay_script_t *s) {
   return L;
 }
 
-static void set_err(char *err, size_t errlen, lua_State *L) {
+/* Lua shortens long chunk names to ".../tail"; a load error must name the
+ * script's whole path so that "file:line: message" points at the file. */
+static void set_err(char *err, size_t errlen, lua_State *L, const char *path) {
   const char *msg = lua_tostring(L, -1);
-  snprintf(err, errlen, "%s", msg ? msg : "unknown error");
+  if (!msg) msg = "unknown error";
+  if (path && strncmp(msg, "...", 3) == 0) {
+    const char *colon = strchr(msg + 3, ':');
+    size_t tail = colon ? (size_t)(colon - (msg + 3)) : 0;
+    size_t plen = strlen(path);
+    if (colon && tail <= plen && memcmp(path + plen - tail, msg + 3, tail) == 0) {
+      snprintf(err, errlen, "%s%s", path, colon);
+      return;
+    }
+  }
+  snprintf(err, errlen, "%s", msg);
 }
 
 int relay_script_load(relay_script_t *s, const char *path, char *err, size_t errlen) {
@@ -256,7 +268,7 @@ int relay_script_load(relay_script_t *s, const char *path, char *err, size_t err
   }
   if (rc == LUA_OK) rc = lua_pcall(L, 0, 0, -2);
   if (rc != LUA_OK) {
-    set_err(err, errlen, L);
+    set_err(err, errlen, L, path);
     relay_script_close(s);
     return -1;
   }
@@ -286,7 +298,7 @@ int relay_script_run_file(const char *path, char *err, size_t errlen) {
   lua_pushcfunction(L, traceback_handler);
   int rc = luaL_loadfilex(L, path, "t");
   if (rc == LUA_OK) rc = lua_pcall(L, 0, 0, -2);
-  if (rc != LUA_OK) set_err(err, errlen, L);
+  if (rc != LUA_OK) set_err(err, errlen, L, path);
   relay_script_close(s);
   free(s);
   return rc == LUA_OK ? 0 : -1;
