@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh - oss-relay benchmark suite (loopback only).
 #
-#   bench/run.sh            full run (~6-8 minutes on 2 cores)
+#   bench/run.sh            full run (~7.5 minutes on 2 cores)
 #   bench/run.sh --quick    short sanity run (< 1 minute once tools are installed and built)
 #
 # Environment knobs:
@@ -14,9 +14,14 @@
 #      for direct, oss-relay, nginx proxy_pass (keepalive 64)
 #   2. streaming rewrite: SSE events/s, per-event latency, output correctness, for direct,
 #      oss-relay (stock rewrite), nginx + body_filter_by_lua gsub
+#   2b. rewrite vs passthrough on one relay: 100,000-event SSE streams on POST /v1/chat/completions
+#      (rewritten) and GET /v1/stream (proxied unchanged), direct for reference
 #   3. memory: VmRSS of oss-relay (and nginx) with 1,000 and 10,000 idle open streams
 #   4. CPU: callgrind instructions per rewritten event (and per passthrough event), WORKERS=1
-# Writes bench/RESULTS.md and prints the summary table.
+#   5. Lua layer: small-GET req/s with the stock script vs bench/scripts/lua_route.lua (a Lua
+#      routing function, one call per request); SSE events/s of the rewritten route with the stock
+#      script vs bench/scripts/on_event.lua (the same route plus an on_event hook, one call per event)
+# Writes bench/RESULTS.md and bench/SUMMARY.md and prints the compact summary table.
 
 set -u -o pipefail
 
@@ -24,7 +29,7 @@ QUICK=0
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
@@ -35,18 +40,24 @@ B="$BENCH/.build"
 OUT="$B/out"
 NGX="$B/nginx"
 RESULTS="$BENCH/RESULTS.md"
+SUMMARY_MD="$BENCH/SUMMARY.md"
 CMDLINE="bench/run.sh${*:+ $*}"
 WORKERS=${WORKERS:-$(nproc)}
 START_TS=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
-P_UP=18001 P_RELAY=18002 P_NGINX=18003 P_CG=18010
+P_UP=18001 P_RELAY=18002 P_NGINX=18003 P_LUA=18004 P_HOOK=18005 P_CG=18010
+SCRIPT_LUA="$BENCH/scripts/lua_route.lua"   # stock rewrite route + relay.on_request routing function
+SCRIPT_HOOK="$BENCH/scripts/on_event.lua"   # stock rewrite route + rewrite.on_event hook
 
 if [ "$QUICK" = 1 ]; then
   REPS=1; WRK_D=2; WRK_WARM=0; SSE_D=1; LAT_D=1; CG_EVENTS=2000; CG_REQS=200; MEM_STAGES="200 1000"
+  LONG_CONNS=2; LONG_REQS=1; LUA_WRK_D=2; LUA_SSE_D=1
 else
   REPS=3; WRK_D=8; WRK_WARM=1; SSE_D=8; LAT_D=5; CG_EVENTS=20000; CG_REQS=2000; MEM_STAGES="1000 10000"
+  LONG_CONNS=8; LONG_REQS=2; LUA_WRK_D=5; LUA_SSE_D=5
 fi
+LONG_EVENTS=100000  # content events per stream in the rewrite-vs-passthrough test (2b)
 SSE_EVENTS=2000     # content events per stream in the throughput test
 SSE_CONNS=32        # concurrent streams in the throughput test
 LAT_CONNS=16        # concurrent paced streams in the latency test (1 event/ms each)
@@ -171,7 +182,7 @@ for n in $MEM_STAGES; do
 done
 MEM_STAGES_RUN=${MEM_STAGES_RUN# }
 
-for p in $P_UP $P_RELAY $P_NGINX $P_CG; do
+for p in $P_UP $P_RELAY $P_NGINX $P_LUA $P_HOOK $P_CG; do
   port_free "$p" || { echo "port $p is in use" >&2; exit 1; }
 done
 
@@ -261,6 +272,58 @@ relay_check() { # after a measurement: is the relay still up? if not, record how
   start_relay $P_RELAY "$WORKERS"
   wait_port $P_RELAY 10 || { log "relay did not restart"; RELAY_OK=0; }
 }
+# script variants of the relay (section 5): name -> pid / port / script
+declare -A XPID XPORT XSCRIPT XOK
+start_xrelay() { # name port script: start a relay running the script, check it serves
+  local name=$1 port=$2 script=$3 save=${RELAY_PID:-}
+  start_relay "$port" "$WORKERS" RELAY_SCRIPT="$script"
+  XPID[$name]=$RELAY_PID; XPORT[$name]=$port; XSCRIPT[$name]=$script; XOK[$name]=0
+  RELAY_PID=$save
+  if wait_port "$port" 10 && curl -fsS -m 5 "http://127.0.0.1:$port/v1/models" >/dev/null 2>>"$OUT/relay.log"; then
+    XOK[$name]=1
+  else
+    log "!! oss-relay with ${script#$ROOT/} did not serve GET /v1/models (see bench/.build/out/relay.log)"
+    RELAY_CRASHES+=("oss-relay with ${script#$ROOT/} did not start or serve GET /v1/models; its rows are n/a")
+    stop_pid "${XPID[$name]}" 2
+  fi
+}
+xrelay_check() { # name what: like relay_check, for a script variant
+  local name=$1 pid=${XPID[$1]:-} rc=0 how
+  [ "${XOK[$name]:-0}" = 1 ] || return 0
+  kill -0 "$pid" 2>/dev/null && return 0
+  wait "$pid" 2>/dev/null; rc=$?
+  if [ $rc -gt 128 ]; then how="killed by signal $((rc - 128)) ($(kill -l $((rc - 128)) 2>/dev/null))"; else how="exited with status $rc"; fi
+  [ $rc = 0 ] && how="$how (its graceful-stop path: it got SIGTERM/SIGINT from outside this script)"
+  RELAY_CRASHES+=("during $2: oss-relay with ${XSCRIPT[$name]#$ROOT/} $how")
+  log "!! oss-relay ($name) died during $2: $how; restarting it"
+  echo "== relay ($name) died during $2: $how" >>"$OUT/relay.log"
+  start_xrelay "$name" "${XPORT[$name]}" "${XSCRIPT[$name]}"
+}
+check_target() { # target what
+  case $1 in relay) relay_check "$2" ;; relay_*) xrelay_check "$1" "$2" ;; esac
+}
+CLK_TCK=$(getconf CLK_TCK)
+pid_of_target() { case $1 in relay) echo "${RELAY_PID:-}" ;; relay_*) echo "${XPID[$1]:-}" ;; esac; }
+cpu_ticks() { # "user system" CPU time (all threads) of the target's relay process, in clock ticks
+  local p; p=$(pid_of_target "$1")
+  [ -n "$p" ] && awk '{print $14, $15}' "/proc/$p/stat" 2>/dev/null || echo "0 0"
+}
+cpu_rec() { # key "u0 s0" "u1 s1" units: append user and total (user + system) ns per unit to R[key_ucpu], R[key_cpu]
+  local k=$1 a=$2 b=$3 n=$4
+  R[${k}_ucpu]+=" $(cpu_per $(( ${b% *} - ${a% *} )) "$n")"
+  R[${k}_cpu]+=" $(cpu_per $(( ${b% *} + ${b#* } - ${a% *} - ${a#* } )) "$n")"
+}
+cpu_per() { # ticks units -> nanoseconds per unit
+  awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN { if (n + 0 <= 0 || t + 0 <= 0) print "n/a"; else printf "%.0f", t * 1e9 / hz / n }'
+}
+sys_rw() { # "read-syscalls write-syscalls" of the target's relay process so far (/proc/PID/io: syscr, syscw)
+  local p; p=$(pid_of_target "$1")
+  [ -n "$p" ] && awk '/^syscr:/ {r = $2} /^syscw:/ {w = $2} END {print r + 0, w + 0}' "/proc/$p/io" 2>/dev/null || echo "0 0"
+}
+per_unit() { awk -v a="$1" -v n="$2" 'BEGIN { if (n + 0 <= 0 || a + 0 < 0) print "n/a"; else printf "%.2f", a / n }'; }
+LOADS=()
+load_mark() { LOADS+=("$1 $(cut -d' ' -f1 /proc/loadavg)"); }
+
 start_nginx() {
   nginx -p "$NGX/" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log" -g "daemon off;" >>"$OUT/nginx.log" 2>&1 &
   NGINX_PID=$!; PIDS+=($NGINX_PID)
@@ -282,7 +345,8 @@ if [ -n "$RELAY" ]; then
 fi
 
 TARGETS=(direct nginx); [ $RELAY_OK = 1 ] && TARGETS=(direct relay nginx)
-port_of() { case $1 in direct) echo $P_UP ;; relay) echo $P_RELAY ;; nginx) echo $P_NGINX ;; esac; }
+port_of() { case $1 in direct) echo $P_UP ;; relay) echo $P_RELAY ;; nginx) echo $P_NGINX ;;
+  relay_lua) echo $P_LUA ;; relay_hook) echo $P_HOOK ;; esac; }
 
 # results live in an associative array R[key]=value
 declare -A R
@@ -312,18 +376,22 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 EOF
 
 run_wrk() { # target workload rep
-  local t=$1 w=$2 rep=$3 port url args=() f
+  local t=$1 w=$2 rep=$3 port url args=() f d=$WRK_D
   port=$(port_of "$t")
   case $w in
     get) url="http://127.0.0.1:$port/v1/models" ;;
+    lget) url="http://127.0.0.1:$port/v1/models"; d=$LUA_WRK_D ;;
     post) url="http://127.0.0.1:$port/upload"; args=(-s "$OUT/post1m.lua") ;;
   esac
   if [ "$WRK_WARM" -gt 0 ]; then
     timeout -k 5 $((WRK_WARM + 20)) wrk -t2 -c$WRK_CONNS -d${WRK_WARM}s "${args[@]}" "$url" >/dev/null 2>&1
   fi
   f="$OUT/wrk-$w-$t-$rep.txt"
-  timeout -k 5 $((WRK_D + 30)) wrk -t2 -c$WRK_CONNS -d${WRK_D}s --latency "${args[@]}" "$url" >"$f" 2>&1
-  [ "$t" = relay ] && relay_check "wrk $w rep $rep"
+  local c0; c0=$(cpu_ticks "$t")
+  timeout -k 5 $((d + 30)) wrk -t2 -c$WRK_CONNS -d${d}s --latency "${args[@]}" "$url" >"$f" 2>&1
+  local c1 nreq; c1=$(cpu_ticks "$t"); nreq=$(awk '/requests in/ {print $1; exit}' "$f")
+  check_target "$t" "wrk $w rep $rep"
+  [ "$t" != direct ] && [ "$t" != nginx ] && cpu_rec "wrk_${w}_${t}" "$c0" "$c1" "${nreq:-0}"
   local rps p50 p99 non2xx sockerr
   rps=$(awk '/^Requests\/sec:/ {print $2}' "$f")
   p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$f")")
@@ -337,6 +405,7 @@ run_wrk() { # target workload rep
   log "wrk $w $t rep $rep: ${rps:-?} req/s p50 ${p50}ms p99 ${p99}ms errors $(( ${non2xx:-0} + ${sockerr:-0} ))"
 }
 
+load_mark "1. passthrough"
 log "1. passthrough (wrk -t2 -c$WRK_CONNS -d${WRK_D}s, $REPS rep(s), median)"
 for w in get post; do
   for ((rep = 1; rep <= REPS; rep++)); do
@@ -354,10 +423,11 @@ sse() { # target args... -> result line
   local t=$1; shift
   timeout -k 5 300 "$CLIENT" --port "$(port_of "$t")" "$@" 2>>"$OUT/sse_client.err"
   local rc=$?
-  [ "$t" = relay ] && relay_check "sse_client $*"
+  check_target "$t" "sse_client $*"
   return $rc
 }
 
+load_mark "2. streaming"
 log "2. streaming: correctness ($RELAY_OK)"
 for t in "${TARGETS[@]}"; do
   line=$(sse "$t" --events 200 --conns 4 --requests 5 --verify --dump "$OUT/content-$t.txt")
@@ -396,6 +466,105 @@ for t in "${TARGETS[@]}"; do
   log "latency $t: p50 ${R[l_${t}_p50]}us p99 ${R[l_${t}_p99]}us (${R[l_${t}_n]} events)"
 done
 stop_pid "$NGINX_PID" 5
+
+# ---------------------------------------------------------------- 2b. rewrite vs passthrough
+# Same relay, same upstream stream: POST /v1/chat/completions (rewritten: SSE parse, JSON parse of
+# each event, rules, re-encode) vs GET /v1/stream (no route: proxied unchanged). Long streams
+# (LONG_EVENTS content events each), the upstream writing one event per write(). The order of
+# the pair alternates between reps; the ratio is the median of the per-rep ratios.
+long_sse() { # key target path [--get]
+  local k=$1 t=$2 p=$3 line c0 c1 io0 io1; shift 3
+  c0=$(cpu_ticks "$t"); io0=$(sys_rw "$t")
+  line=$(sse "$t" --path "$p" "$@" --events $LONG_EVENTS --conns $LONG_CONNS --requests $LONG_REQS)
+  c1=$(cpu_ticks "$t"); io1=$(sys_rw "$t")
+  if [ "$t" != direct ]; then
+    cpu_rec "lg_$k" "$c0" "$c1" "$(kvn "$line" events)"
+    R[lg_${k}_rd]+=" $(per_unit $(( ${io1% *} - ${io0% *} )) "$(kvn "$line" events)")"
+    R[lg_${k}_wr]+=" $(per_unit $(( ${io1#* } - ${io0#* } )) "$(kvn "$line" events)")"
+  fi
+  echo "long-$k rep $rep: $line" >>"$OUT/sse.txt"
+  R[lg_$k]+=" $(kv "$line" events_per_s)"
+  R[lg_${k}_err]=$(( ${R[lg_${k}_err]:-0} + $(kvn "$line" errors) + $(kvn "$line" bad_status) ))
+  R[lg_${k}_streams]=$(( ${R[lg_${k}_streams]:-0} + $(kvn "$line" streams) ))
+  log "long $k rep $rep: $(kv "$line" events_per_s) events/s ($(kv "$line" events) events in $(kv "$line" secs)s)"
+}
+load_mark "2b. rewrite vs passthrough"
+log "2b. rewrite vs passthrough: $LONG_CONNS connections x $LONG_REQS stream(s) of $LONG_EVENTS events, $REPS rep(s)"
+if [ $RELAY_OK = 1 ]; then
+  # correctness of one long rewritten stream (markers cut over events, 100k events of state)
+  line=$(sse relay --events $LONG_EVENTS --conns 1 --requests 1 --verify)
+  echo "verify-long relay: $line" >>"$OUT/sse.txt"
+  R[vl_rw]=$(kv "$line" match_rewritten); R[vl_markers]=$(kv "$line" markers_left); R[vl_streams]=$(kv "$line" streams)
+  log "verify long relay: $line"
+fi
+for ((rep = 1; rep <= REPS; rep++)); do
+  if [ $RELAY_OK = 1 ]; then
+    if [ $((rep % 2)) = 1 ]; then
+      long_sse rewrite relay /v1/chat/completions; long_sse pass relay /v1/stream --get
+    else
+      long_sse pass relay /v1/stream --get; long_sse rewrite relay /v1/chat/completions
+    fi
+  fi
+  long_sse direct direct /v1/chat/completions
+done
+R[lg_ratio]=$(pair_ratio_median "${R[lg_rewrite]:-}" "${R[lg_pass]:-}")
+R[lg_cpu_ratio]=$(pair_ratio_median "${R[lg_rewrite_cpu]:-}" "${R[lg_pass_cpu]:-}")
+R[lg_ucpu_ratio]=$(pair_ratio_median "${R[lg_rewrite_ucpu]:-}" "${R[lg_pass_ucpu]:-}")
+for k in rewrite pass direct rewrite_cpu pass_cpu rewrite_ucpu pass_ucpu rewrite_rd pass_rd rewrite_wr pass_wr; do R[lg_$k]=$(median <<<"${R[lg_$k]:-}"); done
+
+# ---------------------------------------------------------------- 5. Lua layer
+# Stock script vs a script with a Lua routing function (relay.on_request, one Lua call per
+# request) on a small JSON GET; stock script vs the same rewrite route plus an on_event hook
+# (one Lua call per event) on the SSE throughput workload. Pairs back to back, order alternating.
+load_mark "5. Lua layer"
+if [ $RELAY_OK = 1 ]; then
+  log "5. Lua layer: wrk GET /v1/models ${LUA_WRK_D}s stock vs ${SCRIPT_LUA#$ROOT/}; SSE ${LUA_SSE_D}s stock vs ${SCRIPT_HOOK#$ROOT/}"
+  start_xrelay relay_lua $P_LUA "$SCRIPT_LUA"
+  start_xrelay relay_hook $P_HOOK "$SCRIPT_HOOK"
+  for t in relay_lua relay_hook; do
+    [ "${XOK[$t]}" = 1 ] || continue
+    line=$(sse "$t" --events 200 --conns 4 --requests 5 --verify)
+    echo "verify $t: $line" >>"$OUT/sse.txt"
+    R[v_${t}_streams]=$(kv "$line" streams); R[v_${t}_rw]=$(kv "$line" match_rewritten); R[v_${t}_markers]=$(kv "$line" markers_left)
+    log "verify $t: $line"
+  done
+  if [ "${XOK[relay_lua]}" = 1 ]; then
+    for ((rep = 1; rep <= REPS; rep++)); do
+      if [ $((rep % 2)) = 1 ]; then run_wrk relay lget "$rep"; run_wrk relay_lua lget "$rep"
+      else run_wrk relay_lua lget "$rep"; run_wrk relay lget "$rep"; fi
+    done
+    R[lua_rps_ratio]=$(pair_ratio_median "${R[wrk_lget_relay_lua_rps]:-}" "${R[wrk_lget_relay_rps]:-}")
+    R[lua_p99_ratio]=$(pair_ratio_median "${R[wrk_lget_relay_lua_p99]:-}" "${R[wrk_lget_relay_p99]:-}")
+    R[lua_cpu_ratio]=$(pair_ratio_median "${R[wrk_lget_relay_lua_cpu]:-}" "${R[wrk_lget_relay_cpu]:-}")
+    R[lua_ucpu_ratio]=$(pair_ratio_median "${R[wrk_lget_relay_lua_ucpu]:-}" "${R[wrk_lget_relay_ucpu]:-}")
+    for t in relay relay_lua; do
+      for m in rps p50 p99 cpu ucpu; do R[wrk_lget_${t}_$m]=$(median <<<"${R[wrk_lget_${t}_$m]}"); done
+    done
+  fi
+  if [ "${XOK[relay_hook]}" = 1 ]; then
+    hook_sse() { # target
+      local t=$1 line c0 c1 io0 io1
+      c0=$(cpu_ticks "$t"); io0=$(sys_rw "$t")
+      line=$(sse "$t" --events $SSE_EVENTS --conns $SSE_CONNS --duration "$LUA_SSE_D")
+      c1=$(cpu_ticks "$t"); io1=$(sys_rw "$t")
+      cpu_rec "h_$t" "$c0" "$c1" "$(kvn "$line" events)"
+      R[h_${t}_rw]+=" $(per_unit $(( ${io1% *} - ${io0% *} + ${io1#* } - ${io0#* } )) "$(kvn "$line" events)")"
+      echo "throughput-hook $t rep $rep: $line" >>"$OUT/sse.txt"
+      R[h_$t]+=" $(kv "$line" events_per_s)"
+      R[h_${t}_err]=$(( ${R[h_${t}_err]:-0} + $(kvn "$line" errors) + $(kvn "$line" bad_status) ))
+      log "sse hook $t rep $rep: $(kv "$line" events_per_s) events/s"
+    }
+    for ((rep = 1; rep <= REPS; rep++)); do
+      if [ $((rep % 2)) = 1 ]; then hook_sse relay; hook_sse relay_hook
+      else hook_sse relay_hook; hook_sse relay; fi
+    done
+    R[hook_ratio]=$(pair_ratio_median "${R[h_relay_hook]:-}" "${R[h_relay]:-}")
+    R[hook_cpu_ratio]=$(pair_ratio_median "${R[h_relay_hook_cpu]:-}" "${R[h_relay_cpu]:-}")
+    R[hook_ucpu_ratio]=$(pair_ratio_median "${R[h_relay_hook_ucpu]:-}" "${R[h_relay_ucpu]:-}")
+    for t in relay relay_hook; do for m in "" _cpu _ucpu _rw; do R[h_$t$m]=$(median <<<"${R[h_$t$m]}"); done; done
+  fi
+  for t in relay_lua relay_hook; do [ -n "${XPID[$t]:-}" ] && stop_pid "${XPID[$t]}" 5; done
+fi
 [ $RELAY_OK = 1 ] && stop_pid "$RELAY_PID" 5
 
 # ---------------------------------------------------------------- 3. memory
@@ -424,6 +593,7 @@ mem_test() { # name port pid-of-server rss-function
   done
   stop_pid $hpid 3
 }
+load_mark "3. memory"
 log "3. memory: idle streams ($MEM_STAGES_RUN)"
 if [ $RELAY_OK = 1 ]; then
   start_relay $P_RELAY "$WORKERS"
@@ -478,6 +648,7 @@ cg_diff_top() { # route -> per-event exclusive instructions by function (N run m
 }
 CG_BASE=11
 if [ $RELAY_OK = 1 ] && command -v valgrind >/dev/null; then
+  load_mark "4. callgrind"
   log "4. callgrind (WORKERS=1): $CG_EVENTS vs $CG_BASE events"
   cg_run chat_n /v1/chat/completions $CG_EVENTS 1
   cg_run chat_0 /v1/chat/completions $CG_BASE 1
@@ -522,6 +693,7 @@ if [ $RELAY_OK = 1 ] && command -v strace >/dev/null; then
 fi
 
 cleanup
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 log "writing $RESULTS"
 
 # ---------------------------------------------------------------- report
@@ -570,6 +742,50 @@ SUMMARY=$(cat <<EOF
 EOF
 )
 
+# relay against itself: what the rewrite and the Lua layer cost (pairs on the same machine, back to back)
+lg_ratio=$(relay_or_na lg_ratio)
+lua_ratio=$(relay_or_na lua_rps_ratio)
+lua_p99_ratio=$(relay_or_na lua_p99_ratio)
+hook_ratio=$(relay_or_na hook_ratio)
+SUMMARY_SELF=$(cat <<EOF
+| metric (oss-relay against itself, $WORKERS workers) | with | without | ratio (with / without) |
+| --- | ---: | ---: | ---: |
+| SSE events/s, rewritten route vs passthrough route ($(fmt_int $LONG_EVENTS)-event streams) | $(fmt_int "$(relay_or_na lg_rewrite)") | $(fmt_int "$(relay_or_na lg_pass)") | **$(rx "$lg_ratio")** |
+| small JSON GET req/s, Lua routing function vs stock script | $(fmt_int "$(relay_or_na wrk_lget_relay_lua_rps)") | $(fmt_int "$(relay_or_na wrk_lget_relay_rps)") | **$(rx "$lua_ratio")** |
+| small JSON GET p99 ms, Lua routing function vs stock script | $(relay_or_na wrk_lget_relay_lua_p99) | $(relay_or_na wrk_lget_relay_p99) | $(rx "$lua_p99_ratio") |
+| SSE rewrite events/s, on_event hook vs none | $(fmt_int "$(relay_or_na h_relay_hook)") | $(fmt_int "$(relay_or_na h_relay)") | **$(rx "$hook_ratio")** |
+| relay user CPU ns per event, rewritten vs passthrough route | $(fmt_int "$(relay_or_na lg_rewrite_ucpu)") | $(fmt_int "$(relay_or_na lg_pass_ucpu)") | $(rx "$(relay_or_na lg_ucpu_ratio)") |
+| relay user+sys CPU ns per event, rewritten vs passthrough route | $(fmt_int "$(relay_or_na lg_rewrite_cpu)") | $(fmt_int "$(relay_or_na lg_pass_cpu)") | $(rx "$(relay_or_na lg_cpu_ratio)") |
+| relay user CPU ns per small GET, Lua routing function vs stock | $(fmt_int "$(relay_or_na wrk_lget_relay_lua_ucpu)") | $(fmt_int "$(relay_or_na wrk_lget_relay_ucpu)") | $(rx "$(relay_or_na lua_ucpu_ratio)") |
+| relay user+sys CPU ns per small GET, Lua routing function vs stock | $(fmt_int "$(relay_or_na wrk_lget_relay_lua_cpu)") | $(fmt_int "$(relay_or_na wrk_lget_relay_cpu)") | $(rx "$(relay_or_na lua_cpu_ratio)") |
+| relay user CPU ns per event, on_event hook vs none | $(fmt_int "$(relay_or_na h_relay_hook_ucpu)") | $(fmt_int "$(relay_or_na h_relay_ucpu)") | $(rx "$(relay_or_na hook_ucpu_ratio)") |
+| relay user+sys CPU ns per event, on_event hook vs none | $(fmt_int "$(relay_or_na h_relay_hook_cpu)") | $(fmt_int "$(relay_or_na h_relay_cpu)") | $(rx "$(relay_or_na hook_cpu_ratio)") |
+EOF
+)
+
+# the compact table for the README (bench/SUMMARY.md)
+COMMIT_DESC="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- src include lua CMakeLists.txt 2>/dev/null || echo ' + uncommitted changes')"
+nginx_per_markers=$(per_stream_markers nginx)
+COMPACT=$(cat <<EOF
+| headline ($WORKERS workers each, $(nproc) CPUs, loopback) | oss-relay | reference | ratio |
+| --- | ---: | ---: | ---: |
+| passthrough small JSON GET, req/s | $(fmt_int "$(relay_or_na wrk_get_relay_rps)") | $(fmt_int "$(g wrk_get_nginx_rps)") nginx | **$(rx "$rps_get_ratio")** |
+| passthrough small JSON GET, p99 ms | $(relay_or_na wrk_get_relay_p99) | $(g wrk_get_nginx_p99) nginx | $(rx "$p99_get_ratio") |
+| SSE rewrite, events/s | $(fmt_int "$(relay_or_na s_event_relay)") | $(fmt_int "$(g s_event_nginx)") nginx+Lua | **$(rx "$ev_ratio")** |
+| rewritten vs passthrough route, events/s ($(fmt_int $LONG_EVENTS)-event streams) | $(fmt_int "$(relay_or_na lg_rewrite)") | $(fmt_int "$(relay_or_na lg_pass)") passthrough | **$(rx "$lg_ratio")** |
+| Lua routing function vs stock script, small GET req/s | $(fmt_int "$(relay_or_na wrk_lget_relay_lua_rps)") | $(fmt_int "$(relay_or_na wrk_lget_relay_rps)") stock | **$(rx "$lua_ratio")** |
+| on_event Lua hook vs none, SSE rewrite events/s | $(fmt_int "$(relay_or_na h_relay_hook)") | $(fmt_int "$(relay_or_na h_relay)") no hook | **$(rx "$hook_ratio")** |
+| relay user CPU ns per event, rewritten vs passthrough route | $(fmt_int "$(relay_or_na lg_rewrite_ucpu)") | $(fmt_int "$(relay_or_na lg_pass_ucpu)") passthrough | $(rx "$(relay_or_na lg_ucpu_ratio)") |
+| relay user CPU ns per small GET, Lua routing function vs stock | $(fmt_int "$(relay_or_na wrk_lget_relay_lua_ucpu)") | $(fmt_int "$(relay_or_na wrk_lget_relay_ucpu)") stock | $(rx "$(relay_or_na lua_ucpu_ratio)") |
+| relay user CPU ns per event, on_event hook vs none | $(fmt_int "$(relay_or_na h_relay_hook_ucpu)") | $(fmt_int "$(relay_or_na h_relay_ucpu)") no hook | $(rx "$(relay_or_na hook_ucpu_ratio)") |
+| KiB per idle stream at $(fmt_int "$MEM_SMALL") | ${kib_relay_small} | ${kib_nginx_small} nginx | $(rx "$(ratio "$kib_relay_small" "$kib_nginx_small")") |
+| KiB per idle stream at $(fmt_int "$MEM_BIG") | ${kib_relay_big} | ${kib_nginx_big} nginx | $(rx "$(ratio "$kib_relay_big" "$kib_nginx_big")") |
+| instructions per rewritten event (callgrind) | $(fmt_int "$(relay_or_na cg_chat_per)") | | |
+| instructions per passthrough event (callgrind) | $(fmt_int "$(relay_or_na cg_pass_per)") | | |
+| harmony markers left per stream (6 in input) | $(per_stream_markers relay) | ${nginx_per_markers} nginx+Lua | |
+EOF
+)
+
 row_wrk() { # workload target
   local w=$1 t=$2
   if [ "$t" = relay ] && [ $RELAY_OK != 1 ]; then echo "| $t | n/a | n/a | n/a | n/a | |"; return; fi
@@ -613,7 +829,8 @@ row_mem() {
   echo "| wrk | $(wrk -v 2>&1 | head -1 | awk '{print $2}') |"
   echo "| valgrind | $(valgrind --version 2>/dev/null) |"
   echo "| open files limit | $NOFILE |"
-  echo "| load average at start / end | $LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg) |"
+  echo "| load average at start / end | $LOAD_START / $LOAD_END |"
+  echo "| load average (1 min) at each section | $(IFS=';'; echo "${LOADS[*]}" | sed 's/;/; /g') |"
   echo
   echo "Everything (load generator, upstream, proxy) shares the same $(nproc) CPUs over loopback, so absolute"
   echo "numbers are low and noisy; compare the ratios. Worker count: **$WORKERS** for oss-relay (\`WORKERS\`),"
@@ -625,6 +842,10 @@ row_mem() {
   echo "medians per target (so a ratio need not equal the quotient of the two columns)."
   echo
   echo "$SUMMARY"
+  echo
+  echo "The relay against itself (sections 2b and 5; ratio = median of the per-rep ratios, pairs back to back):"
+  echo
+  echo "$SUMMARY_SELF"
   if [ ${#RELAY_CRASHES[@]} -gt 0 ]; then
     echo
     echo "**oss-relay died during this run** (restarted each time; measurements taken while it was down show"
@@ -678,6 +899,34 @@ row_mem() {
   echo "Added latency per event (minus direct): oss-relay p50 ${lat_add_p50} us, p99 ${lat_add_p99} us;"
   echo "nginx+Lua p50 ${nlat_add_p50} us, p99 ${nlat_add_p99} us."
   echo
+  echo "### 2b. Rewritten route vs passthrough route on the same relay"
+  echo
+  echo "$LONG_CONNS concurrent connections, each $LONG_REQS stream(s) of $(fmt_int $LONG_EVENTS) content events back to back on keep-alive,"
+  echo "the upstream writing one event per \`write()\`; median of $REPS rep(s), the relay pair measured back to back"
+  echo "(order alternating). Rewritten: \`POST /v1/chat/completions\` (SSE framing, JSON of each event, harmony rules,"
+  echo "re-encoded event; the stock script's history hook reads the request body: one Lua call per request, none per event)."
+  echo "Passthrough: \`GET /v1/stream\`, the same bytes from the upstream, no route, proxied unchanged."
+  echo
+  echo "| target | route | events/s | vs relay passthrough | relay CPU ns/event: user / user+sys | vs passthrough: user / user+sys | relay read / write syscalls per event | streams | errors |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  if [ $RELAY_OK = 1 ]; then
+    echo "| relay | POST /v1/chat/completions (rewritten) | $(fmt_int "$(g lg_rewrite)") | **$(rx "$lg_ratio")** | $(fmt_int "$(g lg_rewrite_ucpu)") / $(fmt_int "$(g lg_rewrite_cpu)") | $(rx "$(g lg_ucpu_ratio)") / $(rx "$(g lg_cpu_ratio)") | $(g lg_rewrite_rd) / $(g lg_rewrite_wr) | $(g lg_rewrite_streams) | $(g lg_rewrite_err) |"
+    echo "| relay | GET /v1/stream (passthrough) | $(fmt_int "$(g lg_pass)") | 1.00 | $(fmt_int "$(g lg_pass_ucpu)") / $(fmt_int "$(g lg_pass_cpu)") | 1.00 | $(g lg_pass_rd) / $(g lg_pass_wr) | $(g lg_pass_streams) | $(g lg_pass_err) |"
+  fi
+  echo "| direct | POST /v1/chat/completions (upstream, reference) | $(fmt_int "$(g lg_direct)") | $(ratio "$(g lg_direct)" "$(relay_or_na lg_pass)") | | | | $(g lg_direct_streams) | $(g lg_direct_err) |"
+  echo
+  echo "Ratios in bold are medians of the per-rep ratios. Relay CPU: user and user + system time of the relay process"
+  echo "(all workers, from /proc/PID/stat, $CLK_TCK ticks/s) over the measurement, divided by the events received."
+  echo "User time is the relay's own code (parse, rules, re-encode); system time is mostly the kernel's loopback TCP"
+  echo "work (on loopback the sender also runs much of the receiver's path), which varies with how the client and the"
+  echo "upstream, on the same CPUs, are scheduled. Syscalls: \`syscr\`/\`syscw\` of /proc/PID/io over the"
+  echo "measurement (all read-like / write-like calls, including epoll and eventfd traffic), per event."
+  echo
+  if [ $RELAY_OK = 1 ]; then
+    echo "One rewritten $(fmt_int $LONG_EVENTS)-event stream, decoded and checked: $(g vl_rw)/$(g vl_streams) equal to the expected rewrite,"
+    echo "$(g vl_markers) harmony markers left."
+    echo
+  fi
   echo "## 3. Memory: idle open streams"
   echo
   echo "Each client connection has an open SSE response on \`POST /v1/chat/completions\` (the rewritten route): the"
@@ -740,13 +989,69 @@ row_mem() {
     echo "n/a: $RELAY_NOTE"
   fi
   echo
+  echo "## 5. Lua layer"
+  echo
+  if [ $RELAY_OK = 1 ]; then
+    echo "Each pair: two relays from the same binary, running at the same time on different ports, measured"
+    echo "back to back (order alternating), median of $REPS rep(s); the ratio is the median of the per-rep ratios."
+    echo
+    echo "- stock: the built-in script (\`lua/relay/default.lua\`). \`GET /v1/models\` matches no route: no Lua call."
+    echo "  The chat route has the history hook (\`on_request\`, \`body = true\`): one Lua call per chat request."
+    echo "- \`bench/scripts/lua_route.lua\`: the same harmony rewrite route plus a global"
+    echo "  \`relay.on_request(function(req) return {upstream = \"default\"} end)\`: one Lua call per request."
+    echo "- \`bench/scripts/on_event.lua\`: the stock chat route (harmony rules, history hook) plus"
+    echo "  \`on_event = function(ctx, ev) return nil end\`: one Lua call per SSE event."
+    echo
+    echo "Small JSON GET (\`wrk -t2 -c$WRK_CONNS -d${LUA_WRK_D}s --latency http://.../v1/models\`):"
+    echo
+    echo "| script | req/s | p50 ms | p99 ms | relay CPU ns/request: user / user+sys | errors |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+    echo "| stock | $(fmt_int "$(g wrk_lget_relay_rps)") | $(g wrk_lget_relay_p50) | $(g wrk_lget_relay_p99) | $(fmt_int "$(g wrk_lget_relay_ucpu)") / $(fmt_int "$(g wrk_lget_relay_cpu)") | $(g wrk_lget_relay_err) |"
+    echo "| lua_route.lua (Lua routing function) | $(fmt_int "$(g wrk_lget_relay_lua_rps)") | $(g wrk_lget_relay_lua_p50) | $(g wrk_lget_relay_lua_p99) | $(fmt_int "$(g wrk_lget_relay_lua_ucpu)") / $(fmt_int "$(g wrk_lget_relay_lua_cpu)") | $(g wrk_lget_relay_lua_err) |"
+    echo "| ratio (lua_route / stock) | **$(rx "$lua_ratio")** | | $(rx "$lua_p99_ratio") | $(rx "$(g lua_ucpu_ratio)") / $(rx "$(g lua_cpu_ratio)") | |"
+    echo
+    echo "SSE rewrite throughput ($SSE_CONNS concurrent streams of $SSE_EVENTS tokens, one write per event, ${LUA_SSE_D}s):"
+    echo
+    echo "| script | events/s | relay CPU ns/event: user / user+sys | relay syscalls (read + write) per event | errors |"
+    echo "| --- | ---: | ---: | ---: | ---: |"
+    echo "| stock (no per-event hook) | $(fmt_int "$(g h_relay)") | $(fmt_int "$(g h_relay_ucpu)") / $(fmt_int "$(g h_relay_cpu)") | $(g h_relay_rw) | $(g h_relay_err) |"
+    echo "| on_event.lua (on_event hook) | $(fmt_int "$(g h_relay_hook)") | $(fmt_int "$(g h_relay_hook_ucpu)") / $(fmt_int "$(g h_relay_hook_cpu)") | $(g h_relay_hook_rw) | $(g h_relay_hook_err) |"
+    echo "| ratio (hook / none) | **$(rx "$hook_ratio")** | $(rx "$(g hook_ucpu_ratio)") / $(rx "$(g hook_cpu_ratio)") | | |"
+    echo
+    echo "Relay CPU: user and user + system time of that relay process over the measurement (/proc/PID/stat) per request"
+    echo "or event; the user time is where a Lua call shows."
+    echo
+    echo "Both scripts' output was checked like the stock relay's (200-token streams, 4 connections x 5 streams):"
+    echo "lua_route.lua $(g v_relay_lua_rw)/$(g v_relay_lua_streams) rewritten exactly, $(g v_relay_lua_markers) markers left;"
+    echo "on_event.lua $(g v_relay_hook_rw)/$(g v_relay_hook_streams) rewritten exactly, $(g v_relay_hook_markers) markers left."
+  else
+    echo "n/a: $RELAY_NOTE"
+  fi
+  echo
   echo "## Raw outputs"
   echo
   echo "\`bench/.build/out/\`: wrk outputs (\`wrk-*.txt\`), sse_client lines (\`sse.txt\`), callgrind files, nginx config"
   echo "(\`bench/.build/nginx/nginx.conf\`)."
 } >"$RESULTS"
 
+{
+  echo "<!-- generated by bench/run.sh; paste into the README -->"
+  echo "Benchmark (\`$CMDLINE\`, $(date -u '+%Y-%m-%d'), commit $COMMIT_DESC; $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo),"
+  echo "$(nproc) CPUs shared by load generator, upstream and proxy; load average $LOAD_START at start, $LOAD_END at end$( [ $QUICK = 1 ] && echo '; quick sanity run, noisy')):"
+  echo
+  echo "$COMPACT"
+  echo
+  echo "Ratios are medians of per-rep ratios of pairs measured back to back ($REPS rep(s)). Relay user CPU is the relay"
+  echo "process's user time per event or request during the measurement (/proc/PID/stat, 10 ms ticks): the relay's own"
+  echo "code, without the kernel's loopback TCP work, which dominates its system time here and, like events/s, depends on"
+  echo "how the client and upstream share the CPUs. Full tables, methods and raw outputs: \`bench/RESULTS.md\`."
+  if [ ${#RELAY_CRASHES[@]} -gt 0 ]; then
+    echo
+    echo "oss-relay died during this run (restarted): $(IFS=';'; echo "${RELAY_CRASHES[*]}" | sed 's/;/; /g')"
+  fi
+} >"$SUMMARY_MD"
+
 echo
-echo "$SUMMARY"
+cat "$SUMMARY_MD"
 echo
-log "done: $RESULTS"
+log "done: $RESULTS, $SUMMARY_MD"
