@@ -47,7 +47,7 @@ build = {
         "src/json_splice.c",
         "src/sse.c",
       },
-      incdirs = { "rocks/compat", "include", "src", "$(JSMN_INCDIR)" },
+      incdirs = { "include", "src", "$(JSMN_INCDIR)" },
     },
     ["relay.env"] = "lua/relay/env.lua",
     ["relay.history"] = "lua/relay/history.lua",
