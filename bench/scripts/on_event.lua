@@ -4,15 +4,11 @@
 -- so the two differ only by one Lua call per event.
 local relay = require("relay")
 
-local function num(name, default)
-  local v = relay.getenv(name)
-  if v == nil or v == "" then return default end
-  return assert(math.tointeger(tonumber(v)), name .. " must be an integer")
-end
+local env = require("relay.env")
 
-relay.listen({ addr = relay.getenv("LISTEN_ADDR") or "127.0.0.1", port = num("LISTEN_PORT", 8080) })
-relay.upstream({ name = "default", host = relay.getenv("UPSTREAM_HOST") or "127.0.0.1", port = num("UPSTREAM_PORT", 1234) })
-relay.settings({ workers = num("WORKERS", 0) })
+relay.listen({ addr = env.address("LISTEN_ADDR", "127.0.0.1"), port = env.port("LISTEN_PORT", 8080) })
+relay.upstream({ name = "default", host = env.host("UPSTREAM_HOST", "127.0.0.1"), port = env.port("UPSTREAM_PORT", 1234) })
+relay.settings({ workers = env.integer("WORKERS", 0, 0, 256) })
 
 local open_tag, close_tag = "<think>", "</think>"
 local history = require("relay.history")
