@@ -11,6 +11,8 @@ void relay_config_defaults(relay_config_t *cfg) {
   cfg->connect_timeout_ms = 10 * 1000;
   cfg->header_timeout_ms = 30 * 1000;
   cfg->idle_timeout_ms = 600 * 1000;
+  cfg->body_timeout_ms = 60 * 1000;
+  cfg->send_timeout_ms = 60 * 1000;
   cfg->keepalive_timeout_ms = 75 * 1000;
   cfg->shutdown_timeout_ms = 30 * 1000;
   cfg->max_header_size = 64 * 1024;

@@ -25,6 +25,8 @@ typedef struct relay_config_s {
   unsigned long connect_timeout_ms;
   unsigned long header_timeout_ms;
   unsigned long idle_timeout_ms;
+  unsigned long body_timeout_ms;  /* between bytes of a request body */
+  unsigned long send_timeout_ms;  /* without progress writing to a client that stopped reading */
   unsigned long keepalive_timeout_ms;
   unsigned long shutdown_timeout_ms;
   size_t max_header_size;

@@ -116,23 +116,132 @@ int relay_head_value_has_token(const char *value, size_t len, const char *token)
   return 0;
 }
 
-static const char *const relay_hop_by_hop[] = {
-    "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding",
-    "upgrade",    "trailer",    NULL};
-
-int relay_head_is_hop_by_hop(const relay_head_t *h, size_t i) {
-  const char *name = relay_head_name(h, i);
-  size_t len = h->hdrs[i].name_len;
-  for (const char *const *p = relay_hop_by_hop; *p; p++)
-    if (relay_name_eq(name, len, *p)) return 1;
-  char tok[128];
-  if (len >= sizeof tok) return 0;
-  memcpy(tok, name, len);
-  tok[len] = 0;
-  for (int c = relay_head_find(h, "connection", 0); c >= 0;
-       c = relay_head_find(h, "connection", (size_t)c + 1)) {
-    if (relay_head_value_has_token(relay_head_value(h, (size_t)c), h->hdrs[c].value_len, tok))
-      return 1;
+/* Scheme per RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) then "://".
+ * Returns the length of "scheme://", or 0 for any other target. */
+static size_t relay_target_scheme_len(const char *t, size_t len) {
+  size_t i = 0;
+  if (len == 0 || !((t[0] | 0x20) >= 'a' && (t[0] | 0x20) <= 'z')) return 0;
+  while (i < len) {
+    char ch = t[i];
+    int ok = ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') || (ch >= '0' && ch <= '9') || ch == '+' ||
+             ch == '-' || ch == '.';
+    if (!ok) break;
+    i++;
   }
+  if (len - i < 3 || memcmp(t + i, "://", 3) != 0) return 0;
+  return i + 3;
+}
+
+/* One split for everything that reads the target (upstream request line,
+ * route matching, the script's req.path/query/target): what a script allows
+ * is exactly what the upstream receives. */
+void relay_target_split(const char *t, size_t len, relay_target_t *out) {
+  size_t i = relay_target_scheme_len(t, len);
+  if (i) {
+    while (i < len && t[i] != '/' && t[i] != '?' && t[i] != '#') i++;
+  }
+  size_t start = i;
+  while (i < len && t[i] != '?' && t[i] != '#') i++;
+  out->path = t + start;
+  out->path_len = i - start;
+  if (out->path_len == 0) {
+    out->path = "/";
+    out->path_len = 1;
+  }
+  out->has_query = i < len && t[i] == '?';
+  out->query = out->has_query ? t + i + 1 : "";
+  out->query_len = 0;
+  if (out->has_query) {
+    size_t q = i + 1;
+    while (q < len && t[q] != '#') q++;
+    out->query_len = q - (i + 1);
+  }
+}
+
+static int relay_kind_eq(const char *name, const char *lower, size_t len) {
+  return strncasecmp(name, lower, len) == 0;
+}
+
+/* Dispatch on the length first: most fields are rejected by one compare. */
+relay_field_kind_t relay_field_kind(const char *n, size_t len) {
+  switch (len) {
+    case 2: return relay_kind_eq(n, "te", 2) ? RELAY_FIELD_TE : RELAY_FIELD_OTHER;
+    case 4: return relay_kind_eq(n, "host", 4) ? RELAY_FIELD_HOST : RELAY_FIELD_OTHER;
+    case 6: return relay_kind_eq(n, "expect", 6) ? RELAY_FIELD_EXPECT : RELAY_FIELD_OTHER;
+    case 7:
+      if (relay_kind_eq(n, "upgrade", 7)) return RELAY_FIELD_UPGRADE;
+      return relay_kind_eq(n, "trailer", 7) ? RELAY_FIELD_TRAILER : RELAY_FIELD_OTHER;
+    case 10:
+      if (relay_kind_eq(n, "connection", 10)) return RELAY_FIELD_CONNECTION;
+      return relay_kind_eq(n, "keep-alive", 10) ? RELAY_FIELD_KEEP_ALIVE : RELAY_FIELD_OTHER;
+    case 14: return relay_kind_eq(n, "content-length", 14) ? RELAY_FIELD_CONTENT_LENGTH : RELAY_FIELD_OTHER;
+    case 15:
+      if (relay_kind_eq(n, "accept-encoding", 15)) return RELAY_FIELD_ACCEPT_ENCODING;
+      return relay_kind_eq(n, "x-forwarded-for", 15) ? RELAY_FIELD_X_FORWARDED_FOR : RELAY_FIELD_OTHER;
+    case 16:
+      return relay_kind_eq(n, "proxy-connection", 16) ? RELAY_FIELD_PROXY_CONNECTION : RELAY_FIELD_OTHER;
+    case 17:
+      if (relay_kind_eq(n, "transfer-encoding", 17)) return RELAY_FIELD_TRANSFER_ENCODING;
+      return relay_kind_eq(n, "x-forwarded-proto", 17) ? RELAY_FIELD_X_FORWARDED_PROTO : RELAY_FIELD_OTHER;
+    default: return RELAY_FIELD_OTHER;
+  }
+}
+
+int relay_field_kind_is_hop_by_hop(relay_field_kind_t k) {
+  switch (k) {
+    case RELAY_FIELD_CONNECTION:
+    case RELAY_FIELD_KEEP_ALIVE:
+    case RELAY_FIELD_PROXY_CONNECTION:
+    case RELAY_FIELD_TE:
+    case RELAY_FIELD_TRAILER:
+    case RELAY_FIELD_UPGRADE:
+    case RELAY_FIELD_TRANSFER_ENCODING: return 1;
+    default: return 0;
+  }
+}
+
+/* A listed name the relay owns or always drops needs no slot. */
+static int relay_conn_token_ignored(const char *p, size_t len) {
+  relay_field_kind_t k = relay_field_kind(p, len);
+  if (relay_field_kind_is_hop_by_hop(k)) return 1;
+  return k == RELAY_FIELD_CONTENT_LENGTH || k == RELAY_FIELD_HOST || k == RELAY_FIELD_X_FORWARDED_FOR ||
+         k == RELAY_FIELD_X_FORWARDED_PROTO || (len == 5 && strncasecmp(p, "close", 5) == 0);
+}
+
+static int relay_conn_tokens_add(relay_conn_tokens_t *ct, const char *p, size_t len) {
+  if (len == 5 && strncasecmp(p, "close", 5) == 0) ct->close = 1;
+  else if (len == 10 && strncasecmp(p, "keep-alive", 10) == 0) ct->keep_alive = 1;
+  else if (len == 7 && strncasecmp(p, "upgrade", 7) == 0) ct->upgrade = 1;
+  if (relay_conn_token_ignored(p, len) || relay_conn_tokens_has(ct, p, len)) return 0;
+  if (ct->n == RELAY_CONN_TOKENS_MAX) return RELAY_HEAD_ETOKENS;
+  ct->tok[ct->n].p = p;
+  ct->tok[ct->n].len = len;
+  ct->n++;
+  return 0;
+}
+
+int relay_conn_tokens_collect(relay_conn_tokens_t *ct, const relay_head_t *h) {
+  ct->n = 0;
+  ct->close = ct->keep_alive = ct->upgrade = 0;
+  for (size_t f = 0; f < h->n; f++) {
+    if (h->hdrs[f].name_len != 10 || relay_field_kind(relay_head_name(h, f), 10) != RELAY_FIELD_CONNECTION)
+      continue;
+    const char *v = relay_head_value(h, f);
+    size_t len = h->hdrs[f].value_len, i = 0;
+    while (i < len) {
+      while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+      size_t start = i;
+      while (i < len && v[i] != ',') i++;
+      size_t end = i;
+      while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t')) end--;
+      if (end > start && relay_conn_tokens_add(ct, v + start, end - start)) return RELAY_HEAD_ETOKENS;
+    }
+  }
+  return 0;
+}
+
+int relay_conn_tokens_has(const relay_conn_tokens_t *ct, const char *name, size_t len) {
+  for (size_t i = 0; i < ct->n; i++)
+    if (ct->tok[i].len == len && strncasecmp(ct->tok[i].p, name, len) == 0) return 1;
   return 0;
 }

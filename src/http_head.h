@@ -47,13 +47,75 @@ static inline const char *relay_head_target(const relay_head_t *h) {
   return h->bytes.data ? h->bytes.data + h->target_off : "";
 }
 
+/* What a request target means to the relay: the path and query it goes
+ * upstream with, and what scripts and routes see. An absolute-form target
+ * ("http://host/p?q", any scheme, any case) loses its scheme and authority:
+ * the upstream is the configuration's, never the request's. A #fragment is
+ * dropped. The path is never empty ("http://h?x" is "/?x"). path and query
+ * point into the target (or at a static "/"). */
+typedef struct relay_target_s {
+  const char *path;
+  size_t path_len;
+  const char *query; /* after the '?', up to a '#' or the end */
+  size_t query_len;
+  int has_query;
+} relay_target_t;
+
+void relay_target_split(const char *target, size_t len, relay_target_t *out);
+
+/* Field names the relay treats specially. relay_field_kind maps a name to one
+ * of these (case-insensitive) in a few comparisons, so a head is filtered in
+ * one pass. */
+typedef enum {
+  RELAY_FIELD_OTHER = 0,
+  RELAY_FIELD_CONTENT_LENGTH,
+  RELAY_FIELD_TRANSFER_ENCODING,
+  RELAY_FIELD_HOST,
+  RELAY_FIELD_X_FORWARDED_FOR,
+  RELAY_FIELD_X_FORWARDED_PROTO,
+  RELAY_FIELD_CONNECTION,
+  RELAY_FIELD_KEEP_ALIVE,
+  RELAY_FIELD_PROXY_CONNECTION,
+  RELAY_FIELD_TE,
+  RELAY_FIELD_TRAILER,
+  RELAY_FIELD_UPGRADE,
+  RELAY_FIELD_EXPECT,
+  RELAY_FIELD_ACCEPT_ENCODING
+} relay_field_kind_t;
+
+relay_field_kind_t relay_field_kind(const char *name, size_t len);
+/* Fields that are hop-by-hop whatever Connection says (RFC 9110 7.6.1);
+ * Upgrade is one outside a tunnel. */
+int relay_field_kind_is_hop_by_hop(relay_field_kind_t k);
+
+/* The options of a message's Connection fields, collected once per head so
+ * that filtering stays linear in the number of fields. Names the relay owns
+ * (framing, Host, X-Forwarded-*) and the fixed hop-by-hop names are not kept:
+ * a Connection listing never removes a field the relay frames or sets. At
+ * most RELAY_CONN_TOKENS_MAX distinct other names; more is an error, so the
+ * check per field is bounded by a constant. */
+#define RELAY_CONN_TOKENS_MAX 32
+#define RELAY_HEAD_ETOKENS -3
+
+typedef struct relay_conn_tokens_s {
+  size_t n;
+  struct {
+    const char *p;
+    size_t len;
+  } tok[RELAY_CONN_TOKENS_MAX];
+  int close, keep_alive, upgrade; /* the connection options named */
+} relay_conn_tokens_t;
+
+/* 0, or RELAY_HEAD_ETOKENS when more distinct names are listed than allowed.
+ * The tokens point into h, valid until h changes. */
+int relay_conn_tokens_collect(relay_conn_tokens_t *ct, const relay_head_t *h);
+/* Does the Connection list name this field? */
+int relay_conn_tokens_has(const relay_conn_tokens_t *ct, const char *name, size_t len);
+
 /* Index of the first field called name (case-insensitive), from index `from`; -1 if none. */
 int relay_head_find(const relay_head_t *h, const char *name, size_t from);
 /* Does a comma-separated field value list contain token (case-insensitive)? */
 int relay_head_value_has_token(const char *value, size_t len, const char *token);
-/* Is field i hop-by-hop for this message: a fixed hop-by-hop name, or named
- * by a Connection field of the message (RFC 9110 section 7.6.1)? */
-int relay_head_is_hop_by_hop(const relay_head_t *h, size_t i);
 
 int relay_name_eq(const char *a, size_t alen, const char *b);
 

@@ -121,7 +121,8 @@ static int l_settings(lua_State *L) {
   relay_script_t *s = relay_lua_script(L);
   relay_config_t *c = &s->cfg;
   luaL_checktype(L, 1, LUA_TTABLE);
-  static const char *const known[] = {"connect_timeout", "header_timeout", "idle_timeout",
+  static const char *const known[] = {"connect_timeout", "header_timeout", "idle_timeout", "body_timeout",
+                                      "send_timeout",
                                       "keepalive_timeout", "shutdown_timeout", "max_header_size",
                                       "max_body_buffer", "workers", "log_level", NULL};
   lua_pushnil(L);
@@ -135,6 +136,8 @@ static int l_settings(lua_State *L) {
   c->connect_timeout_ms = opt_seconds_field(L, 1, "connect_timeout", c->connect_timeout_ms);
   c->header_timeout_ms = opt_seconds_field(L, 1, "header_timeout", c->header_timeout_ms);
   c->idle_timeout_ms = opt_seconds_field(L, 1, "idle_timeout", c->idle_timeout_ms);
+  c->body_timeout_ms = opt_seconds_field(L, 1, "body_timeout", c->body_timeout_ms);
+  c->send_timeout_ms = opt_seconds_field(L, 1, "send_timeout", c->send_timeout_ms);
   c->keepalive_timeout_ms = opt_seconds_field(L, 1, "keepalive_timeout", c->keepalive_timeout_ms);
   c->shutdown_timeout_ms = opt_seconds_field(L, 1, "shutdown_timeout", c->shutdown_timeout_ms);
   c->max_header_size = (size_t)opt_int_field(L, 1, "max_header_size", (lua_Integer)c->max_header_size,

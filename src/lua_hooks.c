@@ -97,19 +97,22 @@ static void push_headers(lua_State *L, const relay_head_t *h) {
 
 static void push_request(lua_State *L, relay_exchange_t *ex, int with_body) {
   relay_client_t *c = ex->client;
-  const char *t = relay_head_target(&c->req);
-  size_t n = c->req.target_len;
+  relay_target_t t; /* what goes upstream: no scheme or authority, no fragment */
+  relay_target_split(relay_head_target(&c->req), c->req.target_len, &t);
   lua_createtable(L, 0, 8);
   lua_pushstring(L, llhttp_method_name(ex->method));
   lua_setfield(L, -2, "method");
-  lua_pushlstring(L, t, n);
+  lua_pushlstring(L, t.path, t.path_len);
+  if (t.has_query) {
+    lua_pushliteral(L, "?");
+    lua_pushlstring(L, t.query, t.query_len);
+    lua_concat(L, 3);
+  }
   lua_setfield(L, -2, "target");
-  size_t q = 0;
-  while (q < n && t[q] != '?') q++;
-  lua_pushlstring(L, t, q);
+  lua_pushlstring(L, t.path, t.path_len);
   lua_setfield(L, -2, "path");
-  if (q < n) {
-    lua_pushlstring(L, t + q + 1, n - q - 1);
+  if (t.has_query) {
+    lua_pushlstring(L, t.query, t.query_len);
     lua_setfield(L, -2, "query");
   }
   push_headers(L, &c->req);
@@ -250,8 +253,12 @@ static void read_decision(lua_State *L, relay_worker_t *w, relay_exchange_t *ex,
   if (r->new_target.len && !memchr(r->new_target.data, '?', r->new_target.len)) {
     /* A new path keeps the request's query unless it brings its own. */
     const relay_head_t *h = &ex->client->req;
-    const char *q = memchr(relay_head_target(h), '?', h->target_len);
-    if (q) relay_buf_append(&r->new_target, q, h->target_len - (size_t)(q - relay_head_target(h)));
+    relay_target_t tg;
+    relay_target_split(relay_head_target(h), h->target_len, &tg);
+    if (tg.has_query) {
+      relay_buf_append(&r->new_target, "?", 1);
+      relay_buf_append(&r->new_target, tg.query, tg.query_len);
+    }
   }
   read_header_edits(L, t, r);
   if (copy_string_field(L, t, "body", &r->new_body)) r->body_replaced = 1;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_encode.h"
 #include "log.h"
 #include "proxy.h"
 #include "relay/json_splice.h"
@@ -102,129 +103,61 @@ void relay_exchange_fail(relay_exchange_t *ex, int status, const char *type, con
   relay_send_error(ex->client, status, type, code, message);
 }
 
-/* An absolute-form target (http://host/path) keeps only its path: the
- * upstream is what the configuration says, never what the request says. */
-static void target_path(const char *t, size_t len, const char **out, size_t *out_len) {
-  *out = t;
-  *out_len = len;
-  size_t skip = 0;
-  if (len >= 7 && strncasecmp(t, "http://", 7) == 0) skip = 7;
-  else if (len >= 8 && strncasecmp(t, "https://", 8) == 0) skip = 8;
-  if (!skip) return;
-  size_t i = skip;
-  while (i < len && t[i] != '/' && t[i] != '?') i++;
-  if (i == len) {
-    *out = "/";
-    *out_len = 1;
-    return;
-  }
-  if (t[i] == '?') {
-    /* "http://h?x" has an empty path: "/?x". Rare enough to keep simple. */
-    *out = t + i;
-    *out_len = len - i;
-    return;
-  }
-  *out = t + i;
-  *out_len = len - i;
-}
-
-/* "Name: value\r\n" without printf: heads are built once per exchange per
- * direction, field by field. */
-static void append_field(relay_buf_t *b, const char *name, size_t nlen, const char *value, size_t vlen) {
-  if (relay_buf_reserve(b, nlen + vlen + 4)) return;
-  char *p = b->data + b->len;
-  memcpy(p, name, nlen);
-  p[nlen] = ':';
-  p[nlen + 1] = ' ';
-  memcpy(p + nlen + 2, value, vlen);
-  p[nlen + 2 + vlen] = '\r';
-  p[nlen + 3 + vlen] = '\n';
-  b->len += nlen + vlen + 4;
-}
-
-/* Header edits from the route: names set or removed by the script. */
-static int route_edits_header(const relay_route_t *r, const char *name, size_t len) {
-  const char *p = r->header_edits.data, *end = p + r->header_edits.len;
-  while (p && p < end) {
-    size_t nl = strlen(p);
-    if (relay_name_eq(name, len, p)) return 1;
-    p += nl + 1;
-    p += strlen(p) + 1;
-  }
-  return 0;
-}
-
-static void append_header_edits(relay_buf_t *out, const relay_route_t *r) {
-  const char *p = r->header_edits.data, *end = p + r->header_edits.len;
-  while (p && p < end) {
-    const char *name = p;
-    p += strlen(p) + 1;
-    const char *value = p;
-    p += strlen(p) + 1;
-    if (value[0] != '\x01') relay_buf_printf(out, "%s: %s\r\n", name, value);
+/* RFC 9110 9.2.2: a request that may be repeated without a different
+ * effect. Only these are retried after a reused connection failed, since the
+ * upstream may have read and acted on the first attempt. */
+static int method_idempotent(llhttp_method_t m) {
+  switch (m) {
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_OPTIONS:
+    case HTTP_TRACE:
+    case HTTP_PUT:
+    case HTTP_DELETE: return 1;
+    default: return 0;
   }
 }
 
-/* The request head for the upstream: hop-by-hop fields dropped, Host and
- * X-Forwarded-* set, everything else as the client sent it, in order. */
+/* The request head for the upstream, framed from what llhttp parsed (or the
+ * route's new body), never from the client's framing fields. */
 static int build_upstream_head(relay_exchange_t *ex) {
   relay_client_t *c = ex->client;
-  relay_head_t *h = &c->req;
   const relay_upstream_cfg_t *up = &ex->script->cfg.upstreams[ex->upstream_index];
-  relay_buf_t *b = &ex->up_head;
-  relay_buf_reset(b);
-  const char *path;
-  size_t path_len;
+  relay_target_t target;
   if (ex->route.new_target.len) {
-    path = ex->route.new_target.data;
-    path_len = ex->route.new_target.len;
+    target.path = ex->route.new_target.data;
+    target.path_len = ex->route.new_target.len;
+    target.has_query = 0;
+    target.query = "";
+    target.query_len = 0;
   } else {
-    target_path(relay_head_target(h), h->target_len, &path, &path_len);
+    relay_target_split(relay_head_target(&c->req), c->req.target_len, &target);
   }
-  relay_buf_append_str(b, llhttp_method_name(ex->method));
-  relay_buf_append(b, " ", 1);
-  relay_buf_append(b, path, path_len);
-  relay_buf_append(b, " HTTP/1.1\r\n", 11);
-  relay_buf_t xff;
-  relay_buf_init(&xff);
-  for (size_t i = 0; i < h->n; i++) {
-    const char *name = relay_head_name(h, i);
-    size_t nlen = h->hdrs[i].name_len;
-    const char *value = relay_head_value(h, i);
-    size_t vlen = h->hdrs[i].value_len;
-    if (relay_name_eq(name, nlen, "x-forwarded-for")) {
-      if (xff.len) relay_buf_append_str(&xff, ", ");
-      relay_buf_append(&xff, value, vlen);
-      continue;
-    }
-    if (relay_name_eq(name, nlen, "host") || relay_name_eq(name, nlen, "x-forwarded-proto")) continue;
-    if (ex->expect_answered && relay_name_eq(name, nlen, "expect")) continue;
-    if (ex->req_upgrade && relay_name_eq(name, nlen, "upgrade")) {
-      append_field(b, name, nlen, value, vlen);
-      continue;
-    }
-    if (relay_head_is_hop_by_hop(h, i)) continue;
-    if (ex->route.body_replaced && relay_name_eq(name, nlen, "content-length")) continue;
-    if (route_edits_header(&ex->route, name, nlen)) continue;
-    if (ex->route.chat && relay_name_eq(name, nlen, "accept-encoding")) continue;
-    append_field(b, name, nlen, value, vlen);
+  relay_request_spec_t spec;
+  spec.method = llhttp_method_name(ex->method);
+  spec.target = &target;
+  spec.host = up->host_field;
+  spec.host_len = strlen(up->host_field);
+  spec.peer = c->peer;
+  spec.peer_len = strlen(c->peer);
+  spec.edits = ex->route.header_edits.data;
+  spec.edits_len = ex->route.header_edits.len;
+  spec.length = 0;
+  if (ex->route.body_replaced) {
+    spec.framing = RELAY_FRAME_LENGTH;
+    spec.length = ex->route.new_body.len;
+  } else if (ex->req_chunked) {
+    spec.framing = RELAY_FRAME_CHUNKED;
+  } else if (ex->req_has_length) {
+    spec.framing = RELAY_FRAME_LENGTH;
+    spec.length = ex->req_length;
+  } else {
+    spec.framing = RELAY_FRAME_NONE;
   }
-  append_header_edits(b, &ex->route);
-  /* The rewrite reads the body: ask for it unencoded. */
-  if (ex->route.chat) relay_buf_append_str(b, "Accept-Encoding: identity\r\n");
-  append_field(b, "Host", 4, up->host_field, strlen(up->host_field));
-  if (xff.len) relay_buf_append_str(&xff, ", ");
-  relay_buf_append_str(&xff, c->peer);
-  append_field(b, "X-Forwarded-For", 15, xff.data, xff.len);
-  relay_buf_append_str(b, "X-Forwarded-Proto: http\r\n");
-  relay_buf_close(&xff);
-  if (ex->route.body_replaced)
-    relay_buf_printf(b, "Content-Length: %zu\r\n", ex->route.new_body.len);
-  else if (ex->req_chunked)
-    relay_buf_append_str(b, "Transfer-Encoding: chunked\r\n");
-  if (ex->req_upgrade) relay_buf_append_str(b, "Connection: upgrade\r\n");
-  relay_buf_append_str(b, "\r\n");
-  return 0;
+  spec.flags = (ex->req_upgrade ? RELAY_REQ_UPGRADE : 0) | (ex->expect_answered ? RELAY_REQ_DROP_EXPECT : 0) |
+               (ex->route.chat ? RELAY_REQ_IDENTITY : 0);
+  relay_buf_reset(&ex->up_head);
+  return relay_encode_request_head(&ex->up_head, &c->req, &spec);
 }
 
 static void exchange_reset(relay_exchange_t *ex, relay_client_t *c) {
@@ -262,11 +195,20 @@ void relay_exchange_begin(relay_client_t *c) {
   ex->client_keep_alive = llhttp_should_keep_alive(p);
   ex->req_upgrade = p->upgrade;
   ex->req_chunked = (p->flags & F_CHUNKED) != 0;
-  ex->req_has_body = ex->req_chunked || p->content_length > 0;
+  /* llhttp counts content_length down as the body goes by: keep the total. */
+  ex->req_has_length = !ex->req_chunked && (p->flags & F_CONTENT_LENGTH);
+  ex->req_length = ex->req_has_length ? p->content_length : 0;
+  ex->req_has_body = ex->req_chunked || ex->req_length > 0;
   snprintf(ex->log_path, sizeof ex->log_path, "%.*s", (int)c->req.target_len, relay_head_target(&c->req));
   if (!ex->client_keep_alive) c->close_after = 1;
   ex->script = c->w->script;
   relay_script_ref(ex->script);
+  relay_conn_tokens_t ct;
+  if (relay_conn_tokens_collect(&ct, &c->req)) {
+    relay_send_error(c, 400, "invalid_request_error", "bad_request",
+                     "too many options in the Connection header");
+    return;
+  }
   char err[256] = "";
   int rc = relay_route_head(c->w, ex, err, sizeof err);
   if (rc < 0) {
@@ -297,7 +239,10 @@ void relay_exchange_begin(relay_client_t *c) {
 
 static void exchange_connect(relay_exchange_t *ex) {
   ex->state = RELAY_EX_CONNECTING;
-  build_upstream_head(ex);
+  if (build_upstream_head(ex)) {
+    relay_exchange_fail(ex, 500, "server_error", "out_of_memory", "could not build the upstream request");
+    return;
+  }
   int rc = relay_upstream_acquire(ex_worker(ex), ex, ex->upstream_index);
   if (rc < 0) {
     relay_exchange_fail(ex, 502, "upstream_error", "upstream_unreachable", uv_strerror(rc));
@@ -370,7 +315,7 @@ void relay_exchange_on_request_complete(relay_exchange_t *ex) {
       return;
     }
     if (ex->route.local_status) return;
-    if (!ex->route.body_replaced) {
+    if (!ex->route.body_replaced && (ex->req_has_body || ex->req_has_length)) {
       /* Forward the body as received, now with a known length. */
       relay_buf_t tmp = ex->route.new_body;
       ex->route.new_body = ex->req_body;
@@ -394,7 +339,7 @@ void relay_exchange_on_request_complete(relay_exchange_t *ex) {
 void relay_exchange_on_connected(relay_exchange_t *ex, relay_upconn_t *u) {
   ex->up = u;
   ex->state = RELAY_EX_STREAMING;
-  ex->retryable = u->reused && !ex->req_has_body;
+  ex->retryable = u->reused && !ex->req_has_body && method_idempotent(ex->method);
   relay_write_t *wr = relay_write_new(&ex_worker(ex)->slabs, NULL, NULL);
   char *head = malloc(ex->up_head.len);
   if (!wr || !head) {
@@ -474,63 +419,66 @@ void relay_exchange_on_upstream_error(relay_exchange_t *ex, int err, int timed_o
   relay_send_error(ex->client, 502, "upstream_error", code, msg);
 }
 
-/* Response head fields for the client: hop-by-hop dropped, framing ours. */
-static void build_client_head(relay_exchange_t *ex, relay_buf_t *b, int status, int drop_length) {
-  relay_head_t *h = &ex->resp;
-  char line[16] = "HTTP/1.1 000 ";
-  line[9] = (char)('0' + status / 100 % 10);
-  line[10] = (char)('0' + status / 10 % 10);
-  line[11] = (char)('0' + status % 10);
-  relay_buf_append(b, line, 13);
-  relay_buf_append(b, relay_head_target(h), h->target_len);
-  relay_buf_append(b, "\r\n", 2);
-  int tunnel = status == 101;
-  for (size_t i = 0; i < h->n; i++) {
-    const char *name = relay_head_name(h, i);
-    size_t nlen = h->hdrs[i].name_len;
-    if (tunnel && (relay_name_eq(name, nlen, "upgrade") || relay_name_eq(name, nlen, "connection"))) {
-      /* kept as sent: they define the tunnel */
-    } else if (relay_head_is_hop_by_hop(h, i)) {
-      continue;
-    }
-    if (drop_length && relay_name_eq(name, nlen, "content-length")) continue;
-    append_field(b, name, nlen, relay_head_value(h, i), h->hdrs[i].value_len);
-  }
-}
-
-static void finish_client_head(relay_exchange_t *ex, relay_buf_t *b) {
+/* How the client connection continues after this response. */
+static relay_conn_t client_connection(relay_exchange_t *ex) {
   relay_client_t *c = ex->client;
-  if (ex->resp_out_chunked) relay_buf_append_str(b, "Transfer-Encoding: chunked\r\n");
-  if (c->close_after || c->w->shutting_down) relay_buf_append_str(b, "Connection: close\r\n");
-  else if (ex->http_major == 1 && ex->http_minor == 0) relay_buf_append_str(b, "Connection: keep-alive\r\n");
-  relay_buf_append_str(b, "\r\n");
+  if (c->close_after || c->w->shutting_down) return RELAY_CONN_CLOSE;
+  if (ex->http_major == 1 && ex->http_minor == 0) return RELAY_CONN_KEEP_ALIVE;
+  return RELAY_CONN_NONE;
 }
 
-
-/* A head whose framing is the upstream's own (1xx, 101): no fields added. */
-static void send_head_as_is(relay_exchange_t *ex, int status) {
+/* The upstream's head to the client with the relay's framing: hop-by-hop
+ * fields dropped, Content-Length and Transfer-Encoding written from what
+ * the relay sends. Returns 0 or a negative error (nothing was sent). */
+static int send_client_head(relay_exchange_t *ex, int status, relay_frame_t framing, uint64_t length,
+                            relay_conn_t conn, const char *body, size_t body_len) {
+  relay_response_spec_t spec;
+  spec.status = status;
+  spec.framing = framing;
+  spec.length = length;
+  spec.connection = conn;
   relay_buf_t b;
   relay_buf_init(&b);
-  build_client_head(ex, &b, status, 0);
-  relay_buf_append_str(&b, "\r\n");
-  client_send_buf(ex->client, &b);
+  int rc = relay_encode_response_head(&b, &ex->resp, &spec);
+  if (rc == 0 && body_len && relay_buf_append(&b, body, body_len)) rc = RELAY_ENCODE_ENOMEM;
+  if (rc == 0) client_send_buf(ex->client, &b);
   relay_buf_close(&b);
+  return rc;
 }
 
 int relay_exchange_on_response_head(relay_exchange_t *ex, llhttp_t *p) {
   relay_client_t *c = ex->client;
   int status = p->status_code;
   ex->retryable = 0;
-  if (status >= 100 && status < 200 && status != 101) {
-    /* Interim responses (100 Continue, 103 Early Hints) go to 1.1 clients as they come. */
-    if (ex->http_major == 1 && ex->http_minor >= 1) send_head_as_is(ex, status);
+  if (status < 100 || status > 599) {
+    relay_log_info("%s %s: upstream sent status %d", llhttp_method_name(ex->method), ex->log_path, status);
+    return -1; /* 502 upstream_bad_response */
+  }
+  if (status < 200 && status != 101) {
+    /* Interim responses (100 Continue, 103 Early Hints) go to 1.1 clients as
+     * they come, under the same flow control as a body, and only so many. */
+    if (++ex->interim > RELAY_MAX_INTERIM) {
+      relay_log_info("%s %s: upstream sent more than %d interim responses", llhttp_method_name(ex->method),
+                     ex->log_path, RELAY_MAX_INTERIM);
+      return -1;
+    }
+    if (ex->http_major == 1 && ex->http_minor >= 1 &&
+        send_client_head(ex, status, RELAY_FRAME_NONE, 0, RELAY_CONN_NONE, NULL, 0))
+      return -1;
+    if (c->write_pending >= RELAY_HIGH_WATER && ex->up) relay_upstream_read_pause(ex->up);
     return 1;
+  }
+  relay_conn_tokens_t ct;
+  if (relay_conn_tokens_collect(&ct, &ex->resp)) {
+    relay_log_info("%s %s: upstream listed too many Connection options", llhttp_method_name(ex->method),
+                   ex->log_path);
+    return -1;
   }
   ex->status = status;
   ex->t_first_byte = uv_hrtime();
   if (status == 101) {
     if (!ex->req_upgrade) return -1;
-    send_head_as_is(ex, status);
+    if (send_client_head(ex, status, RELAY_FRAME_NONE, 0, RELAY_CONN_UPGRADE, NULL, 0)) return -1;
     ex->resp_head_sent = 1;
     ex->state = RELAY_EX_TUNNEL;
     uv_timer_stop(&ex->up->timer);
@@ -541,21 +489,15 @@ int relay_exchange_on_response_head(relay_exchange_t *ex, llhttp_t *p) {
   int has_length = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
   if (!ex->resp_no_body && ex->route.chat) relay_chat_attach(ex);
   int buffered = ex->filter && ex->filter->buffers_body;
-  int keep_length = ex->resp_no_body || (has_length && !ex->filter);
-  if (!ex->resp_no_body && !keep_length && !buffered) {
-    if (ex->http_major == 1 && ex->http_minor >= 1) ex->resp_out_chunked = 1;
-    else {
+  relay_frame_t framing = relay_response_framing(status, ex->resp_no_body, has_length, ex->filter != NULL,
+                                                 ex->http_major == 1 && ex->http_minor >= 1);
+  if (!buffered) {
+    if (framing == RELAY_FRAME_CHUNKED) ex->resp_out_chunked = 1;
+    if (framing == RELAY_FRAME_CLOSE) {
       ex->resp_out_close = 1;
       c->close_after = 1;
     }
-  }
-  if (!buffered) {
-    relay_buf_t b;
-    relay_buf_init(&b);
-    build_client_head(ex, &b, status, !keep_length);
-    finish_client_head(ex, &b);
-    client_send_buf(c, &b);
-    relay_buf_close(&b);
+    if (send_client_head(ex, status, framing, p->content_length, client_connection(ex), NULL, 0)) return -1;
     ex->resp_head_sent = 1;
   }
   /* llhttp would read a body announced by Content-Length on a HEAD/204/304. */
@@ -623,17 +565,10 @@ int relay_exchange_on_response_body(relay_exchange_t *ex, relay_slab_t *s, const
 
 /* A buffering filter has the whole body: now the head with its length. */
 static void flush_buffered_response(relay_exchange_t *ex) {
-  relay_client_t *c = ex->client;
-  relay_buf_t b;
-  relay_buf_init(&b);
-  build_client_head(ex, &b, ex->status, 1);
-  relay_buf_printf(&b, "Content-Length: %zu\r\n", ex->filtered.len);
-  finish_client_head(ex, &b);
-  relay_buf_append(&b, ex->filtered.data, ex->filtered.len);
+  send_client_head(ex, ex->status, RELAY_FRAME_LENGTH, ex->filtered.len, client_connection(ex), ex->filtered.data,
+                   ex->filtered.len);
   ex->bytes_out += ex->filtered.len;
   relay_buf_reset(&ex->filtered);
-  client_send_buf(c, &b);
-  relay_buf_close(&b);
   ex->resp_head_sent = 1;
 }
 
@@ -779,7 +714,10 @@ void relay_exchange_respond_local(relay_exchange_t *ex) {
   ex->status = r->local_status;
   ex->resp_head_sent = 1;
   ex->resp_complete = 1;
-  finish_client_head(ex, &b);
+  relay_conn_t conn = client_connection(ex);
+  if (conn == RELAY_CONN_CLOSE) relay_buf_append_str(&b, "Connection: close\r\n");
+  else if (conn == RELAY_CONN_KEEP_ALIVE) relay_buf_append_str(&b, "Connection: keep-alive\r\n");
+  relay_buf_append_str(&b, "\r\n");
   if (ex->method != HTTP_HEAD) {
     relay_buf_append(&b, r->local_body.data, r->local_body.len);
     ex->bytes_out = r->local_body.len;
@@ -801,11 +739,7 @@ void relay_exchange_unbuffer(relay_exchange_t *ex) {
     ex->resp_out_close = 1;
     c->close_after = 1;
   }
-  relay_buf_t b;
-  relay_buf_init(&b);
-  build_client_head(ex, &b, ex->status, 1);
-  finish_client_head(ex, &b);
-  client_send_buf(c, &b);
-  relay_buf_close(&b);
+  send_client_head(ex, ex->status, ex->resp_out_chunked ? RELAY_FRAME_CHUNKED : RELAY_FRAME_CLOSE, 0,
+                   client_connection(ex), NULL, 0);
   ex->resp_head_sent = 1;
 }

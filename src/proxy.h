@@ -22,6 +22,11 @@
 #define RELAY_LOW_WATER (64 * 1024)
 /* Pipelined request bytes read ahead while a response is in progress. */
 #define RELAY_PIPELINE_MAX (64 * 1024)
+/* Interim (1xx) responses accepted before the final one: 100 Continue and a
+ * few 103 Early Hints are normal; an endless stream of them is an attack. */
+#define RELAY_MAX_INTERIM 16
+/* Bytes of an upstream response head (and, separately, of its trailers). */
+#define RELAY_RESP_HEAD_MAX (1024 * 1024)
 
 typedef struct relay_worker_s relay_worker_t;
 typedef struct relay_client_s relay_client_t;
@@ -97,6 +102,8 @@ struct relay_exchange_s {
   int http_major, http_minor;
   int client_keep_alive;   /* the client allows reuse after this exchange */
   int req_chunked;         /* forward the request body chunked */
+  int req_has_length;      /* the client framed the body with Content-Length */
+  uint64_t req_length;     /* ... of this many bytes (llhttp's count, taken at head time) */
   int req_has_body;
   int req_complete;        /* the whole request body was read from the client */
   int req_upgrade;         /* Upgrade requested */
@@ -118,6 +125,7 @@ struct relay_exchange_s {
   int resp_no_body;        /* HEAD, 204, 304 */
   int resp_complete;
   int resp_failed;         /* a filter failed before the head went out: 500 */
+  int interim;             /* 1xx responses seen so far */
   uint64_t bytes_out;
   relay_filter_t *filter;
   relay_buf_t filtered;    /* a buffering filter's output */
@@ -145,6 +153,7 @@ struct relay_client_s {
   llhttp_t parser;
   relay_head_t req;
   relay_exchange_t ex;
+  uv_timer_t send_timer;   /* the client stopped reading what we write */
   relay_buf_t pipelined;   /* bytes read while a response was in progress */
   relay_slab_t *cur_slab;  /* slab being parsed, for zero-copy forwarding */
   size_t write_pending;    /* bytes queued to the client */
@@ -158,6 +167,12 @@ struct relay_client_s {
   int read_eof;
   int head_too_big;
   int in_request;       /* bytes of a request arrived since the last exchange */
+  int keepalive_wait;   /* the timer runs the keep-alive timeout */
+  int in_body;          /* the request head is in, its body is not: the body timer runs */
+  int in_trailers;      /* llhttp is delivering chunked trailers: never head fields */
+  size_t trailer_bytes;
+  int send_waiting;     /* the send timer runs: the write queue is over the high-water mark */
+  int deferred_err;     /* a failure that closes the connection on the next loop turn */
 };
 
 typedef enum {
@@ -184,9 +199,18 @@ struct relay_upconn_s {
   int reused;
   int reading;
   int gai_pending;
+  int in_head;             /* a response head has begun and is not complete */
+  int in_trailers;         /* response trailers are being parsed (dropped) */
+  size_t trailer_bytes;
+  uint64_t head_deadline;  /* loop time by which the head must be complete */
+  int deferred_err;        /* a failure reported on the next loop turn */
+  /* The script whose configuration this connection was made for (held):
+   * its address, timeouts and pool. Never handed to an exchange routed by
+   * another script. */
+  struct relay_script_s *script;
+  const relay_config_t *cfg;
   relay_slab_t *cur_slab;  /* slab being parsed, for zero-copy forwarding */
   size_t write_pending;
-  unsigned generation;     /* the worker's script generation it was made for */
   uint64_t responses;
 };
 

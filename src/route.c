@@ -162,23 +162,14 @@ static int path_matches(const char *pattern, const char *path, size_t len) {
   return len == plen && memcmp(pattern, path, len) == 0;
 }
 
-/* The path part of the target: no scheme/authority, no query. */
+/* The path part of the target, exactly as it goes upstream (one split for
+ * routes, scripts and the request line). */
 static void request_path(const relay_exchange_t *ex, const char **p, size_t *len) {
   const relay_head_t *h = &ex->client->req;
-  const char *t = relay_head_target(h);
-  size_t n = h->target_len;
-  size_t i = 0;
-  if (n >= 7 && strncasecmp(t, "http://", 7) == 0) i = 7;
-  else if (n >= 8 && strncasecmp(t, "https://", 8) == 0) i = 8;
-  if (i) {
-    while (i < n && t[i] != '/') i++;
-    t += i;
-    n -= i;
-  }
-  size_t q = 0;
-  while (q < n && t[q] != '?' && t[q] != '#') q++;
-  *p = t;
-  *len = q;
+  relay_target_t t;
+  relay_target_split(relay_head_target(h), h->target_len, &t);
+  *p = t.path;
+  *len = t.path_len;
 }
 
 int relay_route_head(relay_worker_t *w, relay_exchange_t *ex, char *err, size_t errlen) {

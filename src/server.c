@@ -10,16 +10,43 @@
 static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void client_feed(relay_client_t *c, relay_slab_t *slab, const char *data, size_t len);
 static void client_close_gracefully(relay_client_t *c);
+static void client_timer_cb(uv_timer_t *t);
+static void client_body_timer_cb(uv_timer_t *t);
+static void client_fail_later(relay_client_t *c, int err);
 
 static relay_client_t *client_of_parser(llhttp_t *p) { return p->data; }
 
 /* llhttp request callbacks: collect the head, then drive the exchange. */
+/* Restart the client's timer; a failure (only possible on a closing handle)
+ * must not leave a wait without a deadline, so it fails the connection. */
+static void client_timer_start(relay_client_t *c, uv_timer_cb cb, uint64_t ms) {
+  if (uv_timer_start(&c->timer, cb, ms, 0)) client_fail_later(c, UV_EINVAL);
+}
+
 static int on_req_message_begin(llhttp_t *p) {
   relay_client_t *c = client_of_parser(p);
   relay_head_reset(&c->req);
   c->in_request = 1;
-  /* A new request is coming: the keep-alive idle timer becomes a header timer. */
-  uv_timer_start(&c->timer, NULL, 0, 0);
+  c->in_trailers = 0;
+  c->trailer_bytes = 0;
+  /* A new request on a kept-alive connection: the keep-alive timer becomes a
+   * header timer from its first byte. (The first request's header timer has
+   * run since the accept.) */
+  if (c->keepalive_wait) {
+    c->keepalive_wait = 0;
+    client_timer_start(c, client_timer_cb, c->w->cfg->header_timeout_ms);
+  }
+  return 0;
+}
+
+/* Chunked trailers arrive through the field callbacks after the head was
+ * used: they never become head fields. Dropped, and bounded like a head. */
+static int on_req_trailer(relay_client_t *c, size_t len) {
+  c->trailer_bytes += len;
+  if (c->trailer_bytes > c->w->cfg->max_header_size) {
+    c->head_too_big = 1;
+    return -1;
+  }
   return 0;
 }
 
@@ -36,20 +63,29 @@ static int on_req_url(llhttp_t *p, const char *at, size_t len) {
 
 static int on_req_field(llhttp_t *p, const char *at, size_t len) {
   relay_client_t *c = client_of_parser(p);
+  if (c->in_trailers) return on_req_trailer(c, len);
   int rc = relay_head_on_field(&c->req, at, len);
   return rc ? head_error(c, rc) : 0;
 }
 
 static int on_req_value(llhttp_t *p, const char *at, size_t len) {
   relay_client_t *c = client_of_parser(p);
+  if (c->in_trailers) return on_req_trailer(c, len);
   int rc = relay_head_on_value(&c->req, at, len);
   return rc ? head_error(c, rc) : 0;
 }
 
+/* From the head on, a request body must keep coming: the body timer runs
+ * between the client's reads until the message is complete. */
 static int on_req_headers_complete(llhttp_t *p) {
   relay_client_t *c = client_of_parser(p);
   uv_timer_stop(&c->timer);
+  c->in_trailers = 1;
   relay_exchange_begin(c);
+  if (!c->closing && !c->shutting && c->ex.req_has_body) {
+    c->in_body = 1;
+    if (c->reading) client_timer_start(c, client_body_timer_cb, c->w->cfg->body_timeout_ms);
+  }
   return 0;
 }
 
@@ -61,6 +97,10 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len) {
 /* Pause after each request: the next pipelined one waits for this response. */
 static int on_req_message_complete(llhttp_t *p) {
   relay_client_t *c = client_of_parser(p);
+  if (c->in_body) {
+    c->in_body = 0;
+    uv_timer_stop(&c->timer);
+  }
   relay_exchange_on_request_complete(&c->ex);
   return HPE_PAUSED;
 }
@@ -85,6 +125,7 @@ static void client_handle_closed(uv_handle_t *h) {
   w->nclients--;
   relay_head_close(&c->req);
   relay_head_close(&c->ex.resp);
+
   relay_buf_close(&c->ex.up_head);
   relay_buf_close(&c->ex.up_pending);
   relay_buf_close(&c->ex.req_body);
@@ -102,6 +143,7 @@ void relay_client_close(relay_client_t *c) {
     relay_exchange_on_client_gone(&c->ex);
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, client_handle_closed);
+  uv_close((uv_handle_t *)&c->send_timer, client_handle_closed);
   uv_close((uv_handle_t *)&c->tcp, client_handle_closed);
 }
 
@@ -150,21 +192,89 @@ static void client_timer_cb(uv_timer_t *t) {
   relay_client_close(c);
 }
 
+/* The request body stalled: 408 if nothing was answered yet, else a cut. */
+static void client_body_timer_cb(uv_timer_t *t) {
+  relay_client_t *c = t->data;
+  if (!c->in_body) return;
+  relay_log_info("client %s: request body stalled for %lu ms during %s", c->peer, c->w->cfg->body_timeout_ms,
+                 c->ex.log_path);
+  c->in_body = 0;
+  c->close_after = 1;
+  relay_client_read_pause(c);
+  if (c->ex.state == RELAY_EX_IDLE || c->ex.state == RELAY_EX_DONE) {
+    relay_client_abort(c); /* what was answered still goes out */
+    return;
+  }
+  relay_exchange_fail(&c->ex, 408, "invalid_request_error", "request_timeout",
+                      "request body not received in time");
+}
+
+/* The client stopped reading: nothing was written for the send timeout
+ * while the write queue stayed over the high-water mark. */
+static void client_send_timer_cb(uv_timer_t *t) {
+  relay_client_t *c = t->data;
+  relay_log_info("client %s: stopped reading the response for %lu ms; closing", c->peer,
+                 c->w->cfg->send_timeout_ms);
+  relay_client_close(c);
+}
+
+static void client_deferred_fail_cb(uv_timer_t *t) {
+  relay_client_t *c = t->data;
+  relay_log_debug("client %s: closing after a failed call: %s", c->peer, uv_strerror(c->deferred_err));
+  relay_client_close(c);
+}
+
+/* A libuv call failed in the middle of an exchange step: close the
+ * connection on the next loop turn rather than re-enter the exchange now. */
+static void client_fail_later(relay_client_t *c, int err) {
+  if (c->closing || c->deferred_err) return;
+  c->deferred_err = err ? err : UV_EINVAL;
+  if (uv_timer_start(&c->send_timer, client_deferred_fail_cb, 0, 0)) relay_client_close(c);
+}
+
 static void client_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   relay_client_t *c = h->data;
   relay_slab_t *s = relay_slab_get(&c->w->slabs);
   *buf = s ? uv_buf_init(s->data, RELAY_SLAB_SIZE) : uv_buf_init(NULL, 0);
 }
 
+/* While reads are paused the wait is on the other side, not the client:
+ * the body timer runs only while the relay reads. */
 void relay_client_read_resume(relay_client_t *c) {
   if (c->reading || c->closing || c->read_eof) return;
-  if (uv_read_start((uv_stream_t *)&c->tcp, client_alloc_cb, client_read_cb) == 0) c->reading = 1;
+  int rc = uv_read_start((uv_stream_t *)&c->tcp, client_alloc_cb, client_read_cb);
+  if (rc) {
+    client_fail_later(c, rc);
+    return;
+  }
+  c->reading = 1;
+  if (c->in_body) client_timer_start(c, client_body_timer_cb, c->w->cfg->body_timeout_ms);
 }
 
 void relay_client_read_pause(relay_client_t *c) {
   if (!c->reading) return;
   uv_read_stop((uv_stream_t *)&c->tcp);
   c->reading = 0;
+  if (c->in_body) uv_timer_stop(&c->timer);
+}
+
+/* The send timer runs from the moment the write queue passes the high-water
+ * mark (the other side is paused) until it drains below the low mark (the
+ * other side resumes), and restarts with every completed write: a slow reader
+ * that keeps reading is fine, one that stopped is cut after send_timeout. */
+static void client_send_timer_update(relay_client_t *c, int progressed) {
+  if (c->deferred_err || c->closing) return;
+  if (c->write_pending < RELAY_LOW_WATER) {
+    if (c->send_waiting) {
+      c->send_waiting = 0;
+      uv_timer_stop(&c->send_timer);
+    }
+    return;
+  }
+  if (c->send_waiting && !progressed) return;
+  c->send_waiting = 1;
+  if (uv_timer_start(&c->send_timer, client_send_timer_cb, c->w->cfg->send_timeout_ms, 0))
+    client_fail_later(c, UV_EINVAL);
 }
 
 static void client_write_cb(relay_write_t *wr, int status) {
@@ -176,6 +286,7 @@ static void client_write_cb(relay_write_t *wr, int status) {
     relay_client_close(c);
     return;
   }
+  if (c->send_waiting) client_send_timer_update(c, 1);
   if (c->write_pending < RELAY_LOW_WATER && c->ex.state != RELAY_EX_IDLE)
     relay_exchange_on_client_drained(&c->ex);
 }
@@ -190,7 +301,12 @@ int relay_client_write(relay_client_t *c, relay_write_t *wr) {
   wr->owner = c;
   size_t bytes = wr->bytes;
   int rc = relay_write_submit(wr, (uv_stream_t *)&c->tcp);
-  if (rc == 0) c->write_pending += bytes;
+  if (rc) {
+    client_fail_later(c, rc);
+    return rc;
+  }
+  c->write_pending += bytes;
+  if (c->write_pending >= RELAY_HIGH_WATER && !c->send_waiting) client_send_timer_update(c, 0);
   return rc;
 }
 
@@ -259,6 +375,7 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   relay_client_t *c = s->data;
   relay_slab_t *slab = buf->base ? relay_container_of(buf->base, relay_slab_t, data) : NULL;
   if (nread > 0) {
+    if (c->in_body) client_timer_start(c, client_body_timer_cb, c->w->cfg->body_timeout_ms);
     client_feed(c, slab, buf->base, (size_t)nread);
   } else if (nread < 0) {
     c->read_eof = 1;
@@ -290,8 +407,10 @@ void relay_client_exchange_done(relay_client_t *c) {
     return;
   }
   c->parser_paused = 0;
+  c->in_body = 0;
   llhttp_resume(&c->parser);
-  uv_timer_start(&c->timer, client_timer_cb, c->w->cfg->keepalive_timeout_ms, 0);
+  c->keepalive_wait = 1;
+  client_timer_start(c, client_timer_cb, c->w->cfg->keepalive_timeout_ms);
   if (c->pipelined.len > 0) {
     /* Parse from a private copy: parsing may stash new bytes into pipelined. */
     relay_buf_t pending = c->pipelined;
@@ -312,21 +431,24 @@ static void on_connection(uv_stream_t *server, int status) {
   relay_client_t *c = calloc(1, sizeof *c);
   if (!c) return;
   c->w = w;
-  uv_tcp_init(&w->loop, &c->tcp);
+  if (uv_tcp_init(&w->loop, &c->tcp)) {
+    free(c);
+    return;
+  }
   c->tcp.data = c;
-  c->handles_open = 2;
+  c->handles_open = 3;
+  uv_timer_init(&w->loop, &c->timer); /* timers cannot fail to init */
+  c->timer.data = c;
+  uv_timer_init(&w->loop, &c->send_timer);
+  c->send_timer.data = c;
   if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-    uv_timer_init(&w->loop, &c->timer);
-    c->timer.data = c;
     relay_list_init(&c->link);
     relay_list_push(&w->clients, &c->link);
     w->nclients++;
     relay_client_close(c);
     return;
   }
-  uv_tcp_nodelay(&c->tcp, 1);
-  uv_timer_init(&w->loop, &c->timer);
-  c->timer.data = c;
+  uv_tcp_nodelay(&c->tcp, 1); /* an optimisation; failure changes nothing */
   relay_list_init(&c->link);
   relay_list_push(&w->clients, &c->link);
   w->nclients++;
@@ -340,11 +462,11 @@ static void on_connection(uv_stream_t *server, int status) {
       uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof c->peer);
   }
   relay_head_init(&c->req, w->cfg->max_header_size);
-  relay_head_init(&c->ex.resp, 1024 * 1024);
+  relay_head_init(&c->ex.resp, RELAY_RESP_HEAD_MAX);
   relay_buf_init(&c->pipelined);
   llhttp_init(&c->parser, HTTP_REQUEST, &w->req_settings);
   c->parser.data = c;
-  uv_timer_start(&c->timer, client_timer_cb, w->cfg->header_timeout_ms, 0);
+  client_timer_start(c, client_timer_cb, w->cfg->header_timeout_ms);
   relay_client_read_resume(c);
 }
 

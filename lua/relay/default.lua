@@ -19,6 +19,8 @@ relay.settings({
   connect_timeout = env.seconds("RELAY_CONNECT_TIMEOUT", 10),
   header_timeout = env.seconds("RELAY_HEADER_TIMEOUT", 30),
   idle_timeout = env.seconds("RELAY_IDLE_TIMEOUT", 600),
+  body_timeout = env.seconds("RELAY_BODY_TIMEOUT", 60),
+  send_timeout = env.seconds("RELAY_SEND_TIMEOUT", 60),
   keepalive_timeout = env.seconds("RELAY_KEEPALIVE_TIMEOUT", 75),
   shutdown_timeout = env.seconds("RELAY_SHUTDOWN_TIMEOUT", 30),
   max_header_size = env.integer("RELAY_MAX_HEADER_SIZE", 65536, 1024, 16777216),
