@@ -9,6 +9,8 @@ Everything here uses real loopback sockets and the Python 3 standard library onl
                        recording what it received and how its peers behaved.
     Client             raw-socket HTTP client: send bytes, read whole responses
                        (Content-Length, chunked, close-delimited, 1xx interim).
+    RssSampler         the relay's peak RSS from /proc while a test runs;
+                       Relay.cpu_seconds() its utime + stime.
 
 Nothing blocks without a bound: every socket has a timeout and every loop a deadline.
 """
@@ -836,6 +838,16 @@ class Relay:
         except OSError:
             return None
         return None
+
+    def cpu_seconds(self):
+        """utime + stime of the relay (all its threads) in seconds, from /proc/PID/stat."""
+        try:
+            with open("/proc/%d/stat" % self.pid) as f:
+                data = f.read()
+        except OSError:
+            return None
+        fields = data[data.rindex(")") + 2:].split()   # fields[0] is field 3 (state)
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def signal(self, sig):
         if self.proc.poll() is None:
