@@ -41,11 +41,14 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 echo "== fuzz (libFuzzer, bounded)"
 CC=clang cmake -S "$root" -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DRELAY_FUZZ=ON >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_replacer fuzz_sse_splice
-for f in fuzz_replacer fuzz_sse_splice; do
+fuzzers=(fuzz_replacer fuzz_sse_splice fuzz_http_request fuzz_http_response)
+cmake --build build-fuzz -j"$jobs" --target "${fuzzers[@]}"
+for f in "${fuzzers[@]}"; do
   mkdir -p build-fuzz/corpus-$f
+  seeds=()
+  [ -d tests/fuzz/seeds/$f ] && seeds=(tests/fuzz/seeds/$f) # read-only starting points
   ./build-fuzz/tests/$f -max_total_time="${RELAY_FUZZ_SECONDS:-30}" -rss_limit_mb=2048 \
-    build-fuzz/corpus-$f 2>&1 | tail -n 2
+    build-fuzz/corpus-$f "${seeds[@]}" 2>&1 | tail -n 2
 done
 
 if [ -x rocks/check.sh ]; then
