@@ -113,9 +113,9 @@ static void print_config(const relay_config_t *cfg, int workers) {
   for (size_t i = 0; i < cfg->nupstreams; i++)
     printf("upstream %s %s:%d\n", cfg->upstreams[i].name, cfg->upstreams[i].host, cfg->upstreams[i].port);
   printf("workers %d\n", workers);
-  printf("timeouts connect=%lums header=%lums idle=%lums keepalive=%lums shutdown=%lums\n",
-         cfg->connect_timeout_ms, cfg->header_timeout_ms, cfg->idle_timeout_ms,
-         cfg->keepalive_timeout_ms, cfg->shutdown_timeout_ms);
+  printf("timeouts connect=%lums header=%lums idle=%lums body=%lums send=%lums keepalive=%lums shutdown=%lums\n",
+         cfg->connect_timeout_ms, cfg->header_timeout_ms, cfg->idle_timeout_ms, cfg->body_timeout_ms,
+         cfg->send_timeout_ms, cfg->keepalive_timeout_ms, cfg->shutdown_timeout_ms);
 }
 
 static int start_workers(relay_main_t *m, int first_fd) {
@@ -127,19 +127,30 @@ static int start_workers(relay_main_t *m, int first_fd) {
       return -1;
     }
     relay_worker_t *w = &m->workers[i];
-    relay_worker_init(w, i, s, m->script_path);
+    int rc = relay_worker_init(w, i, s, m->script_path);
+    if (rc) {
+      relay_log_error("worker %d: %s", i, uv_strerror(rc));
+      return -1;
+    }
     int fd = i == 0 ? first_fd : open_listener(&m->cfg, err, sizeof err);
     if (fd < 0) {
       relay_log_error("%s", err);
       return -1;
     }
-    int rc = relay_server_listen(w, fd);
+    rc = relay_server_listen(w, fd);
     if (rc) {
       relay_log_error("cannot listen on %s:%d: %s", m->cfg.listen_addr, m->cfg.listen_port, uv_strerror(rc));
       return -1;
     }
   }
-  for (int i = 0; i < m->nworkers; i++) uv_thread_create(&m->threads[i], worker_thread, &m->workers[i]);
+  for (int i = 0; i < m->nworkers; i++) {
+    int rc = uv_thread_create(&m->threads[i], worker_thread, &m->workers[i]);
+    if (rc) {
+      /* Workers already running hold the port; nothing to unwind at start-up. */
+      relay_log_error("cannot start worker %d: %s", i, uv_strerror(rc));
+      exit(1);
+    }
+  }
   return 0;
 }
 
@@ -213,13 +224,17 @@ int main(int argc, char **argv) {
   relay_log_info("oss-relay %s listening on %s:%d (%d worker%s), upstream %s:%d, script %s", RELAY_VERSION,
                  m.cfg.listen_addr, m.cfg.listen_port, m.nworkers, m.nworkers == 1 ? "" : "s",
                  m.cfg.upstreams[0].host, m.cfg.upstreams[0].port, m.script_path ? m.script_path : "stock");
-  uv_signal_init(m.loop, &m.sigint);
-  uv_signal_init(m.loop, &m.sigterm);
-  uv_signal_init(m.loop, &m.sighup);
+  /* Without its signal handlers the relay could not be stopped gracefully. */
+  if (uv_signal_init(m.loop, &m.sigint) || uv_signal_init(m.loop, &m.sigterm) || uv_signal_init(m.loop, &m.sighup)) {
+    relay_log_error("cannot set up signal handling");
+    exit(1);
+  }
   m.sigint.data = m.sigterm.data = m.sighup.data = &m;
-  uv_signal_start(&m.sigint, on_stop_signal, SIGINT);
-  uv_signal_start(&m.sigterm, on_stop_signal, SIGTERM);
-  uv_signal_start(&m.sighup, on_hup_signal, SIGHUP);
+  if (uv_signal_start(&m.sigint, on_stop_signal, SIGINT) || uv_signal_start(&m.sigterm, on_stop_signal, SIGTERM) ||
+      uv_signal_start(&m.sighup, on_hup_signal, SIGHUP)) {
+    relay_log_error("cannot set up signal handling");
+    exit(1);
+  }
   uv_run(m.loop, UV_RUN_DEFAULT);
   for (int i = 0; i < m.nworkers; i++) uv_thread_join(&m.threads[i]);
   for (int i = 0; i < m.nworkers; i++) relay_worker_close(&m.workers[i]);

@@ -442,7 +442,7 @@ void relay_upstream_release(relay_upconn_t *u, int reusable) {
   relay_list_push(&u->w->pools[u->upstream_index].idle, &u->link);
   u->w->pools[u->upstream_index].nidle++;
   relay_upstream_read_resume(u);
-  uv_timer_start(&u->timer, up_idle_timeout_cb, u->cfg->keepalive_timeout_ms, 0);
+  uv_timer_start(&u->timer, up_idle_timeout_cb, u->cfg->keepalive_timeout_ms, 0); /* live handle, real cb */
 }
 
 void relay_upstream_close_pool(relay_worker_t *w) {

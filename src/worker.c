@@ -35,6 +35,7 @@ void relay_worker_begin_shutdown(relay_worker_t *w) {
   relay_server_stop_accepting(w);
   relay_server_close_idle(w);
   relay_upstream_close_pool(w);
+  /* Cannot fail: an initialised timer and a callback. */
   uv_timer_start(&w->shutdown_timer, shutdown_deadline_cb, w->cfg->shutdown_timeout_ms, 0);
   relay_worker_maybe_finish(w);
 }
@@ -89,7 +90,11 @@ int relay_worker_init(relay_worker_t *w, int index, struct relay_script_s *scrip
   w->script = script;
   w->cfg = &script->cfg;
   w->script_path = script_path;
-  uv_async_init(&w->loop, &w->wakeup, worker_wakeup_cb);
+  rc = uv_async_init(&w->loop, &w->wakeup, worker_wakeup_cb); /* an eventfd: may hit EMFILE */
+  if (rc) {
+    uv_loop_close(&w->loop);
+    return rc;
+  }
   w->wakeup.data = w;
   relay_slab_pool_init(&w->slabs);
   for (size_t i = 0; i < RELAY_MAX_UPSTREAMS; i++) relay_list_init(&w->pools[i].idle);
