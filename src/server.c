@@ -23,6 +23,11 @@ static void client_timer_start(relay_client_t *c, uv_timer_cb cb, uint64_t ms) {
   if (uv_timer_start(&c->timer, cb, ms, 0)) client_fail_later(c, UV_EINVAL);
 }
 
+/* body_timeout 0 turns the body deadline off (like idle_timeout 0). */
+static void client_body_timer_restart(relay_client_t *c) {
+  if (c->w->cfg->body_timeout_ms) client_timer_start(c, client_body_timer_cb, c->w->cfg->body_timeout_ms);
+}
+
 static int on_req_message_begin(llhttp_t *p) {
   relay_client_t *c = client_of_parser(p);
   relay_head_reset(&c->req);
@@ -84,7 +89,7 @@ static int on_req_headers_complete(llhttp_t *p) {
   relay_exchange_begin(c);
   if (!c->closing && !c->shutting && c->ex.req_has_body) {
     c->in_body = 1;
-    if (c->reading) client_timer_start(c, client_body_timer_cb, c->w->cfg->body_timeout_ms);
+    if (c->reading) client_body_timer_restart(c);
   }
   return 0;
 }
@@ -248,7 +253,7 @@ void relay_client_read_resume(relay_client_t *c) {
     return;
   }
   c->reading = 1;
-  if (c->in_body) client_timer_start(c, client_body_timer_cb, c->w->cfg->body_timeout_ms);
+  if (c->in_body) client_body_timer_restart(c);
 }
 
 void relay_client_read_pause(relay_client_t *c) {
@@ -263,7 +268,7 @@ void relay_client_read_pause(relay_client_t *c) {
  * other side resumes), and restarts with every completed write: a slow reader
  * that keeps reading is fine, one that stopped is cut after send_timeout. */
 static void client_send_timer_update(relay_client_t *c, int progressed) {
-  if (c->deferred_err || c->closing) return;
+  if (c->deferred_err || c->closing || c->w->cfg->send_timeout_ms == 0) return;
   if (c->write_pending < RELAY_LOW_WATER) {
     if (c->send_waiting) {
       c->send_waiting = 0;
@@ -375,7 +380,7 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   relay_client_t *c = s->data;
   relay_slab_t *slab = buf->base ? relay_container_of(buf->base, relay_slab_t, data) : NULL;
   if (nread > 0) {
-    if (c->in_body) client_timer_start(c, client_body_timer_cb, c->w->cfg->body_timeout_ms);
+    if (c->in_body) client_body_timer_restart(c);
     client_feed(c, slab, buf->base, (size_t)nread);
   } else if (nread < 0) {
     c->read_eof = 1;
