@@ -631,6 +631,33 @@ class Trailers(RelayTestCase):
         self.assertEqual(r.status, 200, r)
         self.check_upstream(self.upstream.wait_requests(1)[0], body)
 
+    def test_response_trailers_never_reach_the_client_head(self):
+        # the chat rewrite holds a JSON body whole and sends its head at the end: the
+        # upstream's trailers arrived by then and must not be merged into that head
+        doc = {"id": "c1", "object": "chat.completion", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}
+        body = json.dumps(doc).encode()
+
+        def handler(conn, req):
+            conn.start_chunked(200, [("Content-Type", "application/json"), ("Trailer", "X-Trailer-Test")])
+            conn.chunk(body)
+            conn.end_chunks([("X-Trailer-Test", "1"), ("Set-Cookie", "session=evil"), ("Content-Length", "1")])
+        self.upstream.handler = handler
+        relay = self.start_relay()
+        for target in (b"/v1/chat/completions", b"/v1/other"):
+            with self.subTest(target=target):
+                with Client(relay.port) as c:
+                    c.request("POST", target.decode(), [("Content-Type", "application/json")], body=b"{}")
+                    r = c.read_response("POST")
+                    self.assertEqual(r.status, 200, r)
+                    self.assertEqual(json.loads(r.body), doc)
+                    self.assertIsNone(r.header("x-trailer-test"), r.headers)
+                    self.assertIsNone(r.header("set-cookie"), r.headers)
+                    self.assertEqual(r.trailers, [])
+                    self.assertLessEqual(len(r.header_all("content-length")), 1)
+                    c.request("GET", "/after")
+                    self.assertEqual(c.read_response().status, 200)
+
     def test_huge_trailers_are_refused(self):
         relay = self.start_relay(RELAY_MAX_HEADER_SIZE=8192)
         with Client(relay.port) as c:
