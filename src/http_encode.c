@@ -74,37 +74,28 @@ static int edits_name(const relay_request_spec_t *s, const char *name, size_t le
   return 0;
 }
 
-/* The relay-set fields a route may override, and whether it removed them. */
-typedef struct overrides_s {
-  const char *host, *xff, *xfp;
-  size_t host_len, xff_len, xfp_len;
-  int xff_removed, xfp_removed;
-} overrides_t;
+/* Names an edit cannot touch: framing and hop-by-hop fields, and those the
+ * relay sets itself. (The script layer refuses them already; the encoder
+ * holds the line on its own.) */
+static int edit_ignored(const relay_request_spec_t *s, relay_field_kind_t k) {
+  if (relay_field_kind_is_hop_by_hop(k)) return 1;
+  switch (k) {
+    case RELAY_FIELD_CONTENT_LENGTH:
+    case RELAY_FIELD_HOST:
+    case RELAY_FIELD_X_FORWARDED_FOR:
+    case RELAY_FIELD_X_FORWARDED_PROTO: return 1;
+    case RELAY_FIELD_ACCEPT_ENCODING: return (s->flags & RELAY_REQ_IDENTITY) != 0;
+    default: return 0;
+  }
+}
 
-/* Script edits go out after the client's fields; framing and hop-by-hop
- * names are the core's and are skipped here. */
-static int put_edits(relay_buf_t *b, const relay_request_spec_t *s, overrides_t *o) {
+/* Script edits go out after the client's fields. */
+static int put_edits(relay_buf_t *b, const relay_request_spec_t *s) {
   const char *p = s->edits, *end = s->edits + s->edits_len;
   edit_t e;
   while (next_edit(&p, end, &e)) {
-    relay_field_kind_t k = relay_field_kind(e.name, e.nlen);
-    if (relay_field_kind_is_hop_by_hop(k) || k == RELAY_FIELD_CONTENT_LENGTH) continue;
-    if (k == RELAY_FIELD_HOST) {
-      if (!e.remove) o->host = e.value, o->host_len = e.vlen;
-      continue;
-    }
-    if (k == RELAY_FIELD_X_FORWARDED_FOR) {
-      o->xff_removed = e.remove;
-      if (!e.remove) o->xff = e.value, o->xff_len = e.vlen;
-      continue;
-    }
-    if (k == RELAY_FIELD_X_FORWARDED_PROTO) {
-      o->xfp_removed = e.remove;
-      if (!e.remove) o->xfp = e.value, o->xfp_len = e.vlen;
-      continue;
-    }
-    if (k == RELAY_FIELD_ACCEPT_ENCODING && (s->flags & RELAY_REQ_IDENTITY)) continue;
-    if (!e.remove && put_field(b, e.name, e.nlen, e.value, e.vlen)) return RELAY_ENCODE_ENOMEM;
+    if (e.remove || edit_ignored(s, relay_field_kind(e.name, e.nlen))) continue;
+    if (put_field(b, e.name, e.nlen, e.value, e.vlen)) return RELAY_ENCODE_ENOMEM;
   }
   return 0;
 }
@@ -159,16 +150,10 @@ int relay_encode_request_head(relay_buf_t *b, const relay_head_t *h, const relay
     if (!request_field_kept(s, &ct, name, nlen)) continue;
     if (put_field(b, name, nlen, relay_head_value(h, i), h->hdrs[i].value_len)) return RELAY_ENCODE_ENOMEM;
   }
-  overrides_t o;
-  memset(&o, 0, sizeof o);
-  if (s->edits_len && put_edits(b, s, &o)) return RELAY_ENCODE_ENOMEM;
+  if (s->edits_len && put_edits(b, s)) return RELAY_ENCODE_ENOMEM;
   if ((s->flags & RELAY_REQ_IDENTITY) && put(b, "Accept-Encoding: identity\r\n", 27)) return RELAY_ENCODE_ENOMEM;
-  if (o.host ? put_field(b, "Host", 4, o.host, o.host_len) : put_field(b, "Host", 4, s->host, s->host_len))
-    return RELAY_ENCODE_ENOMEM;
-  if (o.xff ? put_field(b, "X-Forwarded-For", 15, o.xff, o.xff_len) : !o.xff_removed && put_xff(b, h, s))
-    return RELAY_ENCODE_ENOMEM;
-  if (o.xfp ? put_field(b, "X-Forwarded-Proto", 17, o.xfp, o.xfp_len)
-            : !o.xfp_removed && put(b, "X-Forwarded-Proto: http\r\n", 25))
+  if (put_field(b, "Host", 4, s->host, s->host_len) || put_xff(b, h, s) ||
+      put(b, "X-Forwarded-Proto: http\r\n", 25))
     return RELAY_ENCODE_ENOMEM;
   if (put_framing(b, s->framing, s->length)) return RELAY_ENCODE_ENOMEM;
   if ((s->flags & RELAY_REQ_UPGRADE) && put(b, "Connection: upgrade\r\n", 21)) return RELAY_ENCODE_ENOMEM;

@@ -41,9 +41,8 @@ typedef struct relay_request_spec_s {
   const char *peer;             /* the client address, appended to X-Forwarded-For */
   size_t peer_len;
   /* Header edits from the route: "name\0value\0" pairs, value "\x01" removes.
-   * Edits of framing and hop-by-hop names are ignored (the core frames); an
-   * edit of Host, X-Forwarded-For or X-Forwarded-Proto replaces the relay's
-   * value (removing Host is ignored). */
+   * Edits of framing and hop-by-hop names, Host and X-Forwarded-* are
+   * ignored: the core frames and sets those (one Host, always). */
   const char *edits;
   size_t edits_len;
   relay_frame_t framing; /* NONE, LENGTH or CHUNKED */

@@ -144,8 +144,9 @@ static void test_request_head(void) {
                 "POST / HTTP/1.1\r\nHost: up:1234\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\n"
                 "Transfer-Encoding: chunked\r\n\r\n");
 
-  /* Edits: framing and hop-by-hop names ignored, Host and X-Forwarded-* replace
-   * the relay's value, others replace the client's field; identity on rewrite. */
+  /* Edits: framing, hop-by-hop, Host and X-Forwarded-* names ignored (the
+   * relay's own), others replace or remove the client's field; identity on
+   * rewrite. */
   static const char edits[] = "X-Api\0key\0Content-Length\0" "99\0Transfer-Encoding\0chunked\0Host\0other\0"
                               "Connection\0close\0X-Forwarded-Proto\0\x01\0X-Gone\0\x01\0Accept-Encoding\0br\0";
   memset(&s, 0, sizeof s);
@@ -155,8 +156,8 @@ static void test_request_head(void) {
   check_request("GET /e HTTP/1.1\r\nX-Api: client\r\nX-Gone: 1\r\nAccept-Encoding: gzip\r\nExpect: 100-continue\r\n"
                 "X-Stay: s\r\n\r\n",
                 &s,
-                "GET /e HTTP/1.1\r\nX-Stay: s\r\nX-Api: key\r\nAccept-Encoding: identity\r\nHost: other\r\n"
-                "X-Forwarded-For: 10.0.0.1\r\n\r\n");
+                "GET /e HTTP/1.1\r\nX-Stay: s\r\nX-Api: key\r\nAccept-Encoding: identity\r\nHost: up:1234\r\n"
+                "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\n\r\n");
 
   /* Upgrade keeps Upgrade and says so in its own Connection. */
   memset(&s, 0, sizeof s);
