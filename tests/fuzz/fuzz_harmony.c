@@ -2,6 +2,8 @@
  *   - feeding a text in pieces (at the fuzzer's cuts, and one byte at a time)
  *     gives another typed stream than feeding it whole (text merged per
  *     kind; CALL_BEGIN / CALL_END compared where they are);
+ *   - the whole-text reference in tests/unit/harmony_ref.h (lookahead, no
+ *     holding back) gives another stream or other counters;
  *   - a text without any harmony marker does not come out as one CONTENT
  *     equal to the input;
  *   - the callback contract breaks (empty text, NULL data, args outside a
@@ -21,6 +23,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "harmony_ref.h"
 
 static const char *const frags[] = {
     "<|",
@@ -51,6 +55,8 @@ static const char *const frags[] = {
     "\xc3\xa9",
     "\xe2\x98\x80",
     "\n",
+    /* a long word, so that headers reach RELAY_HARMONY_MAX_HEADER */
+    "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn",
 };
 #define NFRAGS (sizeof frags / sizeof frags[0])
 
@@ -202,7 +208,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   run(text.data, text.len, NULL, 0, &whole, &pw);
   run(text.data, text.len, cuts, ncuts, &cut, &pc);
   run(text.data, text.len, NULL, (size_t)-1, &bytes, &pb);
-  if (!same(&whole, &cut) || !same(&whole, &bytes)) abort();
+  out_t ref;
+  relay_harmony_t pr;
+  out_init(&ref);
+  href_run(text.data, text.len, out_emit, &ref, &pr);
+  if (ref.open_call >= 0) abort();
+  if (!same(&whole, &cut) || !same(&whole, &bytes) || !same(&whole, &ref)) abort();
+  if (pw.calls != pr.calls || pw.calls_cut != pr.calls_cut || pw.markers != pr.markers ||
+      pw.fallbacks != pr.fallbacks)
+    abort();
   if (pw.calls != pc.calls || pw.calls != pb.calls || pw.calls_cut != pb.calls_cut ||
       pw.markers != pb.markers || pw.fallbacks != pb.fallbacks)
     abort();
@@ -223,6 +237,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   relay_buf_close(&whole.log);
   relay_buf_close(&cut.log);
   relay_buf_close(&bytes.log);
+  relay_buf_close(&ref.log);
   relay_buf_close(&text);
   return 0;
 }

@@ -3,7 +3,8 @@
  * a time; all runs must give the expected typed stream, compared on a
  * canonical log where adjacent text of one kind is merged (so runs that were
  * cut differently, and so called back differently, compare equal) while
- * CALL_BEGIN and CALL_END stay where they are. */
+ * CALL_BEGIN and CALL_END stay where they are. Each text is also checked
+ * against a naive whole-text reference (harmony_ref.h), counters included. */
 #include "relay/buf.h"
 #include "relay/harmony.h"
 
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "harmony_ref.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -248,6 +250,19 @@ static void check_text(const char *name, const char *text, size_t len, const exp
   if (!same(whole.canon.data, whole.canon.len, want.data, want.len))
     fprintf(stderr, "case %s:\n", name);
   CHECK_MEM(whole.canon.data, whole.canon.len, want.data, want.len);
+  sink_t ref;
+  relay_harmony_t pw, pr;
+  sink_init(&ref);
+  href_run(text, len, sink_emit, &ref, &pr);
+  sink_done(&ref);
+  sink_close(&whole);
+  sink_init(&whole);
+  run_cuts(text, len, NULL, 0, &whole, &pw);
+  CHECK_MEM(ref.canon.data, ref.canon.len, want.data, want.len);
+  CHECK(ref.bad == 0);
+  CHECK(pw.calls == pr.calls && pw.calls_cut == pr.calls_cut && pw.markers == pr.markers &&
+        pw.fallbacks == pr.fallbacks);
+  sink_close(&ref);
 
   variant_ctx_t v = {name, text, len, &want, 0};
   size_t cuts[2];
@@ -435,6 +450,7 @@ static void test_plain_and_malformed(void) {
   CHECK_SAME(SA " assistant" FIN "x");
   CHECK_SAME(SA " hello" FIN "x");
   CHECK_SAME(COM " to=a<b<|message|>{}");
+  CHECK_SAME(SA " \"quoted\" {json} \\ ~\x7e\xc3\xa9<|message|>{}");
   /* the same, after reasoning: the reasoning stays reasoning */
   CHECK_CASE(AN "A" SA "<|channel|>foo<|message|>x", R_("A"), C_(SA "<|channel|>foo<|message|>x"));
   /* an end marker inside a header */
