@@ -1,6 +1,7 @@
 /* Streaming harmony parser (see include/relay/harmony.h).
  *
- * Three states: outside any message, reading a header (held in p->head until
+ * Four states: the start of the text (where a header may begin without a
+ * marker), outside any message, reading a header (held in p->head until
  * <|message|> decides it), and reading a body of one kind. Every marker
  * begins with "<|" and contains no other '<', so outside a header the text up
  * to the next '<' is settled at once (one memchr per run), and a possible
@@ -15,7 +16,7 @@
 
 #include <string.h>
 
-enum { HARMONY__OUTSIDE = 0, HARMONY__HEADER = 1, HARMONY__BODY = 2 };
+enum { HARMONY__START = 0, HARMONY__OUTSIDE = 1, HARMONY__HEADER = 2, HARMONY__BODY = 3 };
 
 /* Bodies are of one of these kinds (the values of relay_harmony_kind_t that
  * carry text). */
@@ -42,6 +43,11 @@ static const struct {
     [M_RETURN] = {"<|return|>", 10},
 };
 
+/* The opener of a header that began at the start of the text with no marker
+ * (the prompt ended in <|start|>assistant and the model went on with
+ * " to=functions.f<|channel|>..."). */
+#define M_IMPLICIT M_COUNT
+
 #define BIT(m) (1u << (m))
 /* Outside a header: what starts a message, and what ends one. */
 #define HARMONY__FLOW_MARKERS \
@@ -50,6 +56,10 @@ static const struct {
 #define HARMONY__HEADER_MARKERS ((1u << M_COUNT) - 1)
 
 static const char harmony__empty[] = "";
+
+static size_t harmony__opener_len(int m) {
+  return m == M_IMPLICIT ? 0 : harmony__markers[m].len;
+}
 
 /* One feed or finish call: where segments go. */
 typedef struct {
@@ -185,10 +195,10 @@ static int harmony__recipient(harmony_header_t *h, const char *w, size_t n) {
 static int harmony__parse_header(const relay_harmony_t *p, harmony_header_t *out) {
   enum { ROLE, CHANNEL_NAME, AFTER_NAME } sect;
   const char *h = p->head;
-  size_t n = p->head_len, i = harmony__markers[p->head_open].len;
+  size_t n = p->head_len, i = harmony__opener_len(p->head_open);
   int role = 0, channel = -1; /* 0 analysis, 1 commentary, 2 final */
   memset(out, 0, sizeof *out);
-  sect = p->head_open == M_START ? ROLE : CHANNEL_NAME;
+  sect = p->head_open == M_CHANNEL ? CHANNEL_NAME : ROLE;
   while (i < n) {
     size_t l;
     if (h[i] == ' ') {
@@ -346,11 +356,43 @@ static int harmony__mark_byte(harmony_pass_t *ps, unsigned char c) {
   return 1;
 }
 
+/* ---- the start of the text ---------------------------------------------- */
+
+/* The text may begin inside a role header whose <|start|>assistant was the
+ * end of the prompt: " to=functions.f<|channel|>commentary json<|message|>".
+ * Hold leading spaces and "to=" only; once "to=" is there, read the rest as a
+ * header (given up like any other if it is none). Anything else settles the
+ * held bytes as content at once. Returns 1 if c was taken. */
+static int harmony__probe_byte(harmony_pass_t *ps, unsigned char c) {
+  relay_harmony_t *p = ps->p;
+  static const char to[] = "to=";
+  if (p->head_len >= RELAY_HARMONY_MAX_HEADER) {
+    /* only spaces so far: no header */
+  } else if (c == ' ' && p->probe_to == 0) {
+    p->head[p->head_len++] = ' ';
+    return 1;
+  } else if ((char)c == to[p->probe_to]) {
+    p->head[p->head_len++] = (char)c;
+    if (++p->probe_to == 3) {
+      p->head_open = M_IMPLICIT;
+      p->head_channel = 0;
+      p->head_in_word = 1;
+      p->head_words = 1;
+      p->state = HARMONY__HEADER;
+    }
+    return 1;
+  }
+  harmony__text(ps, RELAY_HARMONY_CONTENT, p->head, p->head_len);
+  p->head_len = 0;
+  p->state = HARMONY__OUTSIDE;
+  return 0;
+}
+
 /* ---- feeding ------------------------------------------------------------ */
 
 void relay_harmony_init(relay_harmony_t *p) {
   memset(p, 0, sizeof *p);
-  p->state = HARMONY__OUTSIDE;
+  p->state = HARMONY__START;
 }
 
 int relay_harmony_feed(relay_harmony_t *p, const char *data, size_t len,
@@ -362,6 +404,8 @@ int relay_harmony_feed(relay_harmony_t *p, const char *data, size_t len,
     unsigned char c = (unsigned char)data[i];
     if (p->mark_len) {
       i += (size_t)harmony__mark_byte(&ps, c);
+    } else if (p->state == HARMONY__START) {
+      i += (size_t)harmony__probe_byte(&ps, c);
     } else if (c == '<') {
       /* every marker starts with '<' */
       p->mark[0] = '<';
@@ -391,13 +435,21 @@ int relay_harmony_finish(relay_harmony_t *p, relay_harmony_emit_cb emit, void *u
     p->mark_len = 0;
     harmony__plain(&ps, held, n);
   }
+  if (p->state == HARMONY__START) {
+    harmony__text(&ps, RELAY_HARMONY_CONTENT, p->head, p->head_len);
+    p->head_len = 0;
+  }
   if (p->state == HARMONY__HEADER) harmony__give_up_header(&ps);
   harmony__end_body(&ps, 0);
+  /* what comes next is a new text */
+  p->state = HARMONY__START;
+  p->probe_to = 0;
   return 0;
 }
 
 size_t relay_harmony_pending(const relay_harmony_t *p) {
-  return p->mark_len + (p->state == HARMONY__HEADER ? p->head_len : 0);
+  int holds = p->state == HARMONY__HEADER || p->state == HARMONY__START;
+  return p->mark_len + (holds ? p->head_len : 0);
 }
 
 int relay_harmony_seen(const relay_harmony_t *p) { return p->markers != 0; }

@@ -29,7 +29,11 @@
  * [[<|constrain|>]TYPE]] <|message|> BODY, ended by <|end|>, <|call|> or
  * <|return|>, or by a new <|start|> or <|channel|> (llama-server drops
  * <|end|>). The header (from its opening <|start|> or <|channel|> up to
- * <|message|>) is parsed when <|message|> arrives. It is accepted when: the
+ * <|message|>) is parsed when <|message|> arrives. At the very start of the
+ * text a header may also begin with no marker, as spaces and "to=": the
+ * prompt ended in <|start|>assistant and the model went on with the role
+ * header (" to=functions.f<|channel|>commentary json<|message|>{...}",
+ * llama.cpp's tests); only those leading spaces and "to=" are held to see it. It is accepted when: the
  * role, if any, is "assistant"; the channel, if any, is analysis, commentary
  * or final; at most one recipient, non-empty, without '<'; other words only
  * after the channel name (content types such as "json"). Anything else, a
@@ -41,6 +45,13 @@
  * a new header. Outside a message and in a body, <|end|>, <|call|> and
  * <|return|> produce nothing (a trailing <|return|> after the answer
  * disappears); <|message|> and <|constrain|> there are plain text.
+ *
+ * Servers drop the stop tokens <|call|> and <|return|> from content, so a
+ * call usually ends at finish(): a CALL_END that arrives during finish()
+ * means "the text ended"; whether that was a truncation is finish_reason's
+ * to say ("length"). llama.cpp with --reasoning-format none eats the final
+ * header: "<|channel|>analysis<|message|>A<|end|>F" gives REASONING "A",
+ * CONTENT "F" (text after <|end|> is outside any message, so content).
  *
  * Streaming: outside a header only the longest tail that is still a prefix
  * of a marker that matters in the current state is held back (at most
@@ -104,9 +115,8 @@ typedef struct relay_harmony_seg_s {
    * NULL / 0 for other kinds. */
   const char *recipient;
   size_t recipient_len;
-  /* CALL_END: 1 closed by a marker, 0 cut. 0 for other kinds. Servers that
-   * strip the <|call|> stop token from content end every call "cut" at
-   * finish(); look at finish_reason ("length") to tell a truncated call. */
+  /* CALL_END: 1 closed by a marker, 0 cut (see above: usual at finish()).
+   * 0 for other kinds. */
   int complete;
 } relay_harmony_seg_t;
 
@@ -123,12 +133,13 @@ typedef struct relay_harmony_s {
   uint64_t markers;   /* harmony markers recognised (see relay_harmony_seen) */
   uint64_t fallbacks; /* headers passed through as CONTENT */
   /* private */
-  int state;           /* outside, header, body */
+  int state;           /* start of text, outside, header, body */
   int body;            /* kind of the body being read */
   int head_open;       /* marker that opened the header */
   int head_channel;    /* the header holds a <|channel|> */
   int head_in_word;    /* the last header byte was part of a word */
   unsigned head_words; /* words in the header so far */
+  unsigned probe_to;   /* bytes of "to=" seen at the start of the text */
   size_t head_len;
   size_t mark_len;     /* bytes of a possible marker held */
   unsigned mark_cand;  /* markers still possible (bit per marker) */
@@ -144,9 +155,9 @@ int relay_harmony_feed(relay_harmony_t *p, const char *data, size_t len,
                        relay_harmony_emit_cb emit, void *ud);
 /* End of the text: release everything held (a partial marker as text of the
  * current kind, an undecided header as CONTENT), end an open call with
- * CALL_END complete = 0, and go back outside any message. Calling it again
- * emits nothing; text fed afterwards is parsed as a new text (the counters
- * go on). Returns 0 or RELAY_HARMONY_EINVAL. */
+ * CALL_END complete = 0, and start over as at the start of a text. Calling
+ * it again emits nothing; text fed afterwards is parsed as a new text (the
+ * counters go on). Returns 0 or RELAY_HARMONY_EINVAL. */
 int relay_harmony_finish(relay_harmony_t *p, relay_harmony_emit_cb emit, void *ud);
 /* Bytes held back now (at most RELAY_HARMONY_MAX_HELD; 0 after finish). */
 size_t relay_harmony_pending(const relay_harmony_t *p);

@@ -55,6 +55,9 @@ static const char *const frags[] = {
     "\xc3\xa9",
     "\xe2\x98\x80",
     "\n",
+    " ",
+    "to=",
+    " to=functions.f<|channel|>commentary json<|message|>",
     /* a long word, so that headers reach RELAY_HARMONY_MAX_HEADER */
     "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn",
 };

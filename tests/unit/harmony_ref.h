@@ -25,7 +25,9 @@ static const char *const href_markers[] = {"<|start|>", "<|channel|>", "<|messag
                                            "<|constrain|>", "<|end|>", "<|call|>",
                                            "<|return|>"};
 enum { HREF_START, HREF_CHANNEL, HREF_MESSAGE, HREF_CONSTRAIN, HREF_END, HREF_CALL,
-       HREF_RETURN };
+       HREF_RETURN, HREF_IMPLICIT /* a header at the start of the text, no marker */ };
+
+static size_t href_opener_len(int m) { return m == HREF_IMPLICIT ? 0 : strlen(href_markers[m]); }
 
 /* Which marker starts at t[i] among those allowed (all, or only the ones
  * that start or end a message), or -1. */
@@ -103,12 +105,11 @@ static int href_is(href_word_t w, const char *lit) {
  * harmony.h: [role words] [<|channel|> NAME [type words]], "to=R" anywhere
  * but in the name's place, <|constrain|> starting the type words. Returns the
  * body kind, or -1; the recipient goes to *rcp. */
-static int href_parse(const href_t *r, size_t h0, size_t end, href_word_t *rcp) {
+static int href_parse(const href_t *r, size_t h0, int opener, size_t end, href_word_t *rcp) {
   static href_word_t w[RELAY_HARMONY_MAX_HEADER];
-  int start = r->n - h0 >= 9 && memcmp(r->t + h0, "<|start|>", 9) == 0;
-  size_t skip = start ? 9 : 11;
+  size_t skip = href_opener_len(opener);
   size_t nw = href_words(r->t + h0 + skip, end - h0 - skip, w, RELAY_HARMONY_MAX_HEADER);
-  enum { ROLE, NAME, TYPES } part = start ? ROLE : NAME;
+  enum { ROLE, NAME, TYPES } part = opener == HREF_CHANNEL ? NAME : ROLE;
   int channel = -1, role = 0;
   rcp->s = NULL;
   rcp->len = 0;
@@ -145,7 +146,7 @@ static int href_parse(const href_t *r, size_t h0, size_t end, href_word_t *rcp) 
  * (and the state is set). */
 static size_t href_header(href_t *r, size_t h0, int m) {
   for (;;) {
-    size_t j = h0 + strlen(href_markers[m]);
+    size_t j = h0 + href_opener_len(m);
     int has_channel = m == HREF_CHANNEL, in_word = 0;
     unsigned words = 0;
     int restart = -1;
@@ -161,7 +162,7 @@ static size_t href_header(href_t *r, size_t h0, int m) {
         r->count.markers++;
         if (mk == HREF_MESSAGE) {
           href_word_t rcp;
-          int kind = href_parse(r, h0, j, &rcp);
+          int kind = href_parse(r, h0, m, j, &rcp);
           if (kind < 0) {
             href_content(r, h0, j + l);
             r->count.fallbacks++;
@@ -218,6 +219,11 @@ static void href_run(const char *t, size_t n, relay_harmony_emit_cb emit, void *
   r.t = t;
   r.n = n;
   size_t i = 0, run = 0;
+  /* " to=..." at the very start: the role header went on from the prompt */
+  size_t sp = 0;
+  while (sp < n && t[sp] == ' ') sp++;
+  if (n - sp >= 3 && memcmp(t + sp, "to=", 3) == 0 && sp + 3 <= RELAY_HARMONY_MAX_HEADER)
+    i = run = href_header(&r, 0, HREF_IMPLICIT);
   while (i < n) {
     int m = href_marker_at(&r, i, 0);
     if (m < 0) {

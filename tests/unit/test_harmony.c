@@ -413,6 +413,55 @@ static void test_calls(void) {
   CHECK_CASE(COM " to=functions.f<|message|>{}<|ca", BF("f"), A_("{}<|ca"), E0);
   /* text after a completed call is content */
   CHECK_CASE(TOOL "tail", BF("get_weather"), A_(ARGS), E1, C_("tail"));
+  /* wire forms from /work/research/dialects/NOTES.md section 2.2 */
+  /* V6/V7: analysis channel, content type "code", body starting with a newline
+   * (vllm-mlx capture) */
+  CHECK_CASE(SA "<|channel|>analysis to=functions.ffgrep code<|message|>\n{\"path\":\"\","
+             "\"pattern\":\"TextualDisplayView\"}<|call|>",
+             BF("ffgrep"), A_("\n{\"path\":\"\",\"pattern\":\"TextualDisplayView\"}"), E1);
+  /* V10: browser.search with <|constrain|>json */
+  CHECK_CASE("<|channel|>analysis to=browser.search <|constrain|>json<|message|>"
+             "{\"query\":\"x\",\"topn\":10}<|call|>",
+             BN("browser.search"), A_("{\"query\":\"x\",\"topn\":10}"), E1);
+}
+
+/* ---- a header at the start of the text, without a marker ---------------- */
+
+/* The prompt ended in <|start|>assistant, so the model's output may go on
+ * with the role header: " to=functions.f<|channel|>..." (V3 in NOTES.md,
+ * llama.cpp's tests/test-chat.cpp). */
+static void test_implicit_start(void) {
+  CHECK_CASE(" to=functions.special_function<|channel|>commentary <|constrain|>json<|message|>"
+             "{\"arg1\": 1}",
+             BF("special_function"), A_("{\"arg1\": 1}"), E0);
+  CHECK_CASE(" to=functions.special_function<|channel|>analysis <|constrain|>json<|message|>"
+             "{\"arg1\": 1}<|call|>",
+             BF("special_function"), A_("{\"arg1\": 1}"), E1);
+  CHECK_CASE("to=functions.f<|channel|>commentary json<|message|>{}", BF("f"), A_("{}"), E0);
+  CHECK_CASE("   to=python<|channel|>analysis code<|message|>print(1)", BN("python"),
+             A_("print(1)"), E0);
+  CHECK_CASE(" to=functions.f<|channel|>commentary json<|message|>{}" SA FIN "ok", BF("f"),
+             A_("{}"), E0, C_("ok"));
+  /* only there: later, " to=" is text */
+  CHECK_SAME("x to=functions.f<|message|>{}");
+  CHECK_CASE(FIN "a to=functions.f<|message|>{}", C_("a to=functions.f<|message|>{}"));
+  /* text that only starts like it */
+  CHECK_SAME("today is fine");
+  CHECK_SAME(" t");
+  CHECK_SAME(" to");
+  CHECK_SAME("   ");
+  CHECK_SAME(" \n");
+  CHECK_SAME("t<|");
+  CHECK_SAME("to<|channel|>final");
+  CHECK_CASE(" <|channel|>final<|message|>F", C_(" F"));
+  /* "to=" but no header after all: held, then passed through exactly */
+  CHECK_SAME("to=do list: eggs, milk, bread, butter, jam, tea, rice, salt");
+  CHECK_SAME("to=do\nlist");
+  CHECK_SAME(" to=<|message|>x");
+  CHECK_SAME(" to=functions.f<|channel|>nope<|message|>x");
+  /* and V14: llama.cpp --reasoning-format none eats the final header */
+  CHECK_CASE(AN "I'm\nthinking<|end|>Hello, world!\nWhat's up?", R_("I'm\nthinking"),
+             C_("Hello, world!\nWhat's up?"));
 }
 
 /* ---- stray markup and malformed headers --------------------------------- */
@@ -529,6 +578,26 @@ static void test_header_cap(void) {
     exp_t e[] = {{'C', t.data, NULL}, END_};
     check_text("cap reached by <|channel|>", t.data, t.len - 1, e);
   }
+  /* the cap for a header at the start of the text: spaces, "to=f" */
+  for (size_t size = RELAY_HARMONY_MAX_HEADER; size <= RELAY_HARMONY_MAX_HEADER + 1; size++) {
+    relay_buf_reset(&t);
+    while (t.len + 4 < size) relay_buf_append(&t, " ", 1);
+    relay_buf_append_str(&t, "to=f<|message|>{}");
+    relay_buf_append(&t, "", 1);
+    exp_t fits[] = {BN("f"), A_("{}"), E0, END_};
+    exp_t over[] = {{'C', t.data, NULL}, END_};
+    check_text(size <= RELAY_HARMONY_MAX_HEADER ? "implicit header at the cap"
+                                                : "implicit header over the cap",
+               t.data, t.len - 1, size <= RELAY_HARMONY_MAX_HEADER ? fits : over);
+  }
+  relay_buf_reset(&t);
+  while (t.len < RELAY_HARMONY_MAX_HEADER + 10) relay_buf_append(&t, " ", 1);
+  relay_buf_append_str(&t, "to=f<|message|>{}");
+  relay_buf_append(&t, "", 1);
+  {
+    exp_t e[] = {{'C', t.data, NULL}, END_};
+    check_text("only spaces up to the cap", t.data, t.len - 1, e);
+  }
   /* the word limit */
   relay_buf_reset(&t);
   relay_buf_append_str(&t, COM);
@@ -615,6 +684,16 @@ static void test_streaming(void) {
   CHECK(relay_harmony_finish(&p, live_emit, &l) == 0);
   FEED(p, l, "plain");
   CHECK_STR(l.content.data, l.content.len, "plain");
+  /* the start of a text holds spaces and "to=" only */
+  CHECK(relay_harmony_finish(&p, live_emit, &l) == 0);
+  FEED(p, l, "  t");
+  CHECK(relay_harmony_pending(&p) == 3);
+  FEED(p, l, "o=functions.g<|channel|>commentary json<|message|>{");
+  CHECK(l.begins == 2 && relay_harmony_in_call(&p));
+  CHECK(relay_harmony_finish(&p, live_emit, &l) == 0);
+  CHECK(l.ends == 2 && p.calls_cut == 1);
+  FEED(p, l, " x");
+  CHECK_STR(l.content.data, l.content.len, "plain x");
   relay_buf_close(&l.reasoning);
   relay_buf_close(&l.content);
   relay_buf_close(&l.args);
@@ -787,6 +866,7 @@ static void test_call_ids(void) {
 int main(void) {
   test_design_table();
   test_calls();
+  test_implicit_start();
   test_plain_and_malformed();
   test_header_cap();
   test_streaming();
