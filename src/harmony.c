@@ -18,8 +18,7 @@
 
 enum { HARMONY__START = 0, HARMONY__OUTSIDE = 1, HARMONY__HEADER = 2, HARMONY__BODY = 3 };
 
-/* Bodies are of one of these kinds (the values of relay_harmony_kind_t that
- * carry text). */
+/* p->body is the kind the body's text goes out as; a call's is CALL_ARGS. */
 #define HARMONY__CALL RELAY_HARMONY_CALL_ARGS
 
 enum {
