@@ -447,9 +447,11 @@ static int chat_on_data(relay_filter_t *f, const char *data, size_t len) {
     }
     return relay_buf_append(&chat->body, data, len);
   }
-  int rc = relay_sse_feed(&chat->framer, data, len, on_event, chat);
+  size_t used;
+  int rc = relay_sse_feed(&chat->framer, data, len, on_event, chat, &used);
   if (rc) {
-    /* An event over the limit: give up on rewriting, lose nothing. */
+    /* An event over the limit: give up on rewriting, lose nothing and repeat
+     * nothing: the framer's rest, then this input from `used` on. */
     relay_log_warn("%s: SSE stream not rewritable (%s); passing it through", f->ex->log_path,
                    relay_sse_strerror(rc));
     chat->passthrough = 1;
@@ -457,7 +459,6 @@ static int chat_on_data(relay_filter_t *f, const char *data, size_t len) {
     size_t rest_len;
     relay_sse_finish(&chat->framer, &rest, &rest_len);
     chat_send(chat, rest, rest_len);
-    size_t used = chat->framer.consumed;
     return chat_send(chat, data + used, len - used);
   }
   return 0;
