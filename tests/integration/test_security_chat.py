@@ -1,0 +1,300 @@
+"""The chat rewrite against a hostile upstream (issue 8).
+
+  * Fallbacks lose and repeat nothing: an SSE event over the framer's limit, a JSON
+    body over RELAY_MAX_BODY_BUFFER, invalid JSON. Whatever the filter cannot rewrite
+    goes out byte for byte (sha256 over the whole stream, cut at many places), text a
+    replacer held back before the fallback is released first, and text that comes
+    after a choice's finish_reason is not lost either.
+"""
+
+import hashlib
+import json
+import os
+import random
+import unittest
+
+from chatmock import (ChatTestCase, DONE, USAGE_CHUNK, StreamResponse, chat_request, chunk, completion_body,
+                      cut, harmony_text, json_handler, parse_sse, sse, sse_handler, CHAT_PATH)
+from relaytest import ConnectionClosed
+
+SANITIZED = os.environ.get("RELAY_SANITIZED", "0").lower() in ("1", "on", "true", "yes")
+MAX_EVENT = 8 * 1024 * 1024       # the chat filter's own cap on one SSE event
+
+WORDS = ("alpha", "beta", "gamma", "delta", "caf\u00e9", "\u6771\u4eac", "\U0001F914", "x&y",
+         "a/b", "q\"uote", "back\\slash", "tab\there", "2 > 1", "|>", "|", "end")
+
+
+def words(rng, n):
+    """Marker-free text (no '<'): a rewrite leaves it byte for byte."""
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def plain_events(rng, n, eol="\n"):
+    return [sse(chunk(words(rng, rng.randint(1, 4)) + " "), eol) for _ in range(n)]
+
+
+def big_event(form, size, eol="\n"):
+    """An event of more than size bytes, in one of several shapes."""
+    e = eol.encode()
+    if form == "data_line":   # a chat chunk that would be rewritten if it fit
+        return (b'data: {"choices":[{"index":0,"delta":{"content":"' + b"x" * size + b'"}}]}' + e + e)
+    if form == "comment":
+        return b": " + b"p" * size + e + e
+    if form == "many_lines":
+        line = b"data: " + b"y" * 100 + e
+        return line * (size // len(line) + 1) + e
+    if form == "no_line_end":  # one line that never ends: the stream ends inside it
+        return b"data: " + b"z" * size
+    raise ValueError(form)
+
+
+def random_cuts(rng, body, lo, hi):
+    out, pos = [], 0
+    while pos < len(body):
+        pos += rng.randint(lo, hi)
+        out.append(pos)
+    return out
+
+
+class ChatSecurityCase(ChatTestCase):
+    """One relay, many responses: the mock's handler is swapped per request."""
+
+    def post(self, relay, handler, path=CHAT_PATH, stream=True, timeout=10):
+        self.upstream.handler = handler
+        headers, body = chat_request(stream)
+        r = StreamResponse(relay.port, "POST", path, headers, body, timeout=timeout)
+        try:
+            data = r.body()
+        finally:
+            r.close()
+        return r, data
+
+    def fallback_lines(self, relay):
+        return [l for l in relay.stderr_text().splitlines() if "passing it through" in l]
+
+    def assertFallbackLogged(self, relay, count):
+        relay.wait_log("passing it through", count=count)
+        self.assertEqual(len(self.fallback_lines(relay)), count, "\n".join(self.fallback_lines(relay)))
+
+
+class OverLimitEvents(ChatSecurityCase):
+    """An SSE event over the limit ends the rewrite for that response; every byte from
+    that event on goes out as it came, none twice, none lost."""
+
+    def check_stream(self, relay, body, pieces, what, fallbacks, framing="chunked"):
+        """fallbacks: how many fallback lines the relay must have logged so far."""
+        h = sse_handler([body], pieces=pieces, delay=0.0002, delay_every=3, framing=framing)
+        r, out = self.post(relay, h)
+        self.assertEqual(r.status, 200, what)
+        self.assertTrue(r.complete, what + ": stream not complete")
+        if out != body:
+            self.assertBodyEqual(out, body, what)  # a short message about the first difference
+        self.assertEqual(hashlib.sha256(out).hexdigest(), hashlib.sha256(body).hexdigest(), what)
+        self.assertFallbackLogged(relay, fallbacks)
+
+    def test_event_over_8mib_passes_byte_for_byte(self):
+        # The bug: the bytes of the read that crossed the limit went out twice.
+        relay = self.relay_for(None)
+        rng = random.Random(7)
+        n = 0
+        for form, where in (("data_line", "middle"), ("comment", "start"), ("many_lines", "middle"),
+                            ("no_line_end", "end")):
+            pre = plain_events(rng, 0 if where == "start" else 40)
+            post = [] if where == "end" else plain_events(rng, 20) + [sse(USAGE_CHUNK), DONE]
+            body = b"".join(pre) + big_event(form, MAX_EVENT + 1000) + b"".join(post)
+            # pre events and the start of the big one share reads; the big event spans many
+            pieces = cut(body, random_cuts(rng, body, 1, 200000))
+            n += 1
+            self.check_stream(relay, body, pieces, "%s at the %s" % (form, where), n)
+
+    def test_held_text_released_before_fallback(self):
+        # "<|" may start a marker: the replacer holds it. When the next event is too big
+        # to rewrite, the held text must still reach the client, before the raw rest.
+        relay = self.relay_for(None)
+        for limit_env, size in ((None, MAX_EVENT + 10), ("4096", 5000)):
+            if limit_env:
+                relay.kill()
+                relay = self.relay_for(None, RELAY_MAX_BODY_BUFFER=limit_env)
+            head = [sse(chunk("", role="assistant")), sse(chunk("Hello ")), sse(chunk("world <|"))]
+            tail = [sse(chunk("x|> after")), sse(chunk(finish="stop", delta_raw="{}")), DONE]
+            big = big_event("comment", size)
+            body = b"".join(head) + big + b"".join(tail)
+            r, out = self.post(relay, sse_handler([body], pieces=cut(body, [len(body) - 300])))
+            self.assertTrue(r.complete)
+            # the raw rest is the input from the big event on
+            rest = big + b"".join(tail)
+            self.assertTrue(out.endswith(rest), "the bytes from the big event on are not the input's")
+            evs, left = parse_sse(out[:-len(rest)])
+            self.assertEqual(left, b"")
+            text = ""
+            for e in evs:
+                for ch in (e.json() or {}).get("choices", []):
+                    text += ch.get("delta", {}).get("content") or ""
+            self.assertEqual(text, "Hello world <|", "text before the big event: %r" % evs)
+
+    def test_small_limit_every_shape_and_cut(self):
+        # RELAY_MAX_BODY_BUFFER also caps one SSE event; with 4 KiB the same class is
+        # cheap to cut in many ways: random pieces, one byte at a time around the
+        # event that crosses the limit, CR / CRLF / LF line ends, the limit crossed in
+        # the event's first read or only after many.
+        limit = 4096
+        relay = self.relay_for(None, RELAY_MAX_BODY_BUFFER=str(limit))
+        rng = random.Random(11)
+        n = 0
+        for form in ("data_line", "comment", "many_lines", "no_line_end"):
+            for eol in ("\n", "\r\n", "\r"):
+                pre = plain_events(rng, rng.randint(0, 12), eol)
+                post = [] if form == "no_line_end" else plain_events(rng, 5, eol) + [("data: [DONE]" + eol * 2).encode()]
+                big = big_event(form, limit + rng.randint(1, 3000), eol)
+                body = b"".join(pre) + big + b"".join(post)
+                start = len(b"".join(pre))
+                cut_sets = [
+                    random_cuts(rng, body, 1, 700),
+                    list(range(max(0, start - 20), start + 40)),         # byte by byte into it
+                    [start + limit - 10, start + limit + 1],              # crossed within one read
+                    [],                                                   # one write
+                ]
+                for cuts in cut_sets:
+                    n += 1
+                    self.check_stream(relay, body, cut(body, cuts), "%s eol=%r cuts=%d" % (form, eol, len(cuts)), n)
+
+    def test_event_exactly_at_limit_is_rewritten(self):
+        # The limit is inclusive: an event of exactly the limit is still rewritten.
+        limit = 4096
+        relay = self.relay_for(None, RELAY_MAX_BODY_BUFFER=str(limit))
+        marker = "<|channel|>analysis<|message|>"
+        ev = sse(chunk(marker + "a"))
+        pad = limit - len(ev)
+        ev = sse(chunk(marker + "a" * (1 + pad)))
+        self.assertEqual(len(ev), limit)
+        body = ev + sse(chunk(finish="stop", delta_raw="{}")) + DONE
+        r, out = self.post(relay, sse_handler([body], pieces=cut(body, range(0, len(body), 97))))
+        self.assertTrue(r.complete)
+        self.assertIn(b"<think>", out)
+        self.assertNotIn(b"<|channel|>", out)
+        self.assertEqual(self.fallback_lines(relay), [])
+
+
+def vm_size(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+@unittest.skipIf(SANITIZED, "an address-space limit does not work with AddressSanitizer's shadow memory")
+class OutOfMemory(ChatSecurityCase):
+    """Real allocation failures: the relay's address space is limited (prlimit) a few MiB
+    above what it uses while a 7 MiB event arrives, so that buffers fail to grow at
+    different points (glibc told to use one arena and a fixed mmap threshold, so the
+    limit applies to every large allocation). Whatever fails, a response is either
+    complete and exactly the input (the rewrite fell back to passthrough) or visibly cut
+    with a prefix of the input: never a clean end with bytes repeated or missing."""
+
+    def test_allocation_failures_never_repeat_or_drop(self):
+        import resource
+        relay = self.relay_for(None, MALLOC_ARENA_MAX="1", MALLOC_MMAP_THRESHOLD_="131072")
+        rng = random.Random(1)
+        outcomes = []
+        for headroom_mb in (0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 12, 24):
+            pre = plain_events(rng, 30)
+            body = b"".join(pre) + big_event("data_line", 7 * 1024 * 1024) + b"".join(plain_events(rng, 30)) + DONE
+            self.post(relay, sse_handler([b"".join(pre) + DONE]))   # the arena has what a small stream needs
+            lines0 = len(relay.stderr_text().splitlines())
+            resource.prlimit(relay.pid, resource.RLIMIT_AS,
+                             (vm_size(relay.pid) + int(headroom_mb * 1024 * 1024), resource.RLIM_INFINITY))
+            try:
+                self.upstream.handler = sse_handler([body], pieces=cut(body, random_cuts(rng, body, 1000, 100000)))
+                headers, req = chat_request(True)
+                r = StreamResponse(relay.port, "POST", CHAT_PATH, headers, req, timeout=10)
+                out = b""
+                try:
+                    for piece in r.pieces():
+                        out += piece
+                except (ConnectionClosed, ValueError):
+                    pass
+                finally:
+                    r.close()
+            finally:
+                resource.prlimit(relay.pid, resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            what = "headroom %.1f MiB: %d of %d bytes, complete=%s" % (headroom_mb, len(out), len(body), r.complete)
+            self.assertEqual(r.status, 200, what)
+            if r.complete:
+                self.assertEqual(hashlib.sha256(out).hexdigest(), hashlib.sha256(body).hexdigest(), what)
+            else:
+                self.assertTrue(body.startswith(out), what + ": a cut response that is not a prefix of the input")
+            log = "\n".join(relay.stderr_text().splitlines()[lines0:])
+            outcomes.append((r.complete, "out of memory" in log))
+        # the limits did bite, and the framer's own failure was taken losslessly at least once
+        self.assertIn((True, True), outcomes, outcomes)
+        self.assertIn((False, True), outcomes, outcomes)
+        # and the relay still serves
+        r, out = self.post(relay, sse_handler([b"".join(plain_events(rng, 5)) + DONE]))
+        self.assertTrue(r.complete)
+
+
+class BodyFallbacks(ChatSecurityCase):
+    """JSON bodies: over RELAY_MAX_BODY_BUFFER or not valid, byte for byte."""
+
+    def test_body_around_the_limit(self):
+        limit = 4096
+        relay = self.relay_for(None, RELAY_MAX_BODY_BUFFER=str(limit))
+        base = completion_body([harmony_text("lmstudio")])
+        for size in (limit - 1, limit, limit + 1, limit + 5000):
+            body = base[:-1] + b',"pad":"' + b"p" * (size - len(base) - 9) + b'"}'
+            self.assertEqual(len(body), size)
+            for pieces in (None, cut(body, range(0, size, 101)), cut(body, [limit - 1, limit, limit + 1])):
+                r, out = self.post(relay, json_handler(body, pieces=pieces, delay=0.0002), stream=False)
+                self.assertEqual(r.status, 200)
+                self.assertTrue(r.complete)
+                if size <= limit:
+                    self.assertIn(b"<think>", out, "body of %d bytes not rewritten" % size)
+                    self.assertEqual(json.loads(out)["pad"], json.loads(body)["pad"])
+                else:
+                    self.assertBodyEqual(out, body, "body of %d bytes" % size)
+
+    def test_bodies_not_rewritable_pass_byte_for_byte(self):
+        relay = self.relay_for(None)
+        good = completion_body([harmony_text("llama")])
+        bodies = [
+            good[:-1],                                   # truncated
+            good + b"{}",                                # two documents
+            good.replace(b'"choices":[', b'"choices":{"a":', 1).replace(b"],\"usage\"", b"},\"usage\"", 1),
+            b"[" * 5000 + b"]" * 5000,                   # deeper than the nesting limit
+            b'{"choices":[' + b"{}," * 100 + b"{}]}",    # more choices than one document may have
+            b'{"choices":[{"index":"0","message":{"content":"<|channel|>analysis<|message|>x"}}]}',
+            b"\xff\xfe not json",
+            b"",
+        ]
+        for k, body in enumerate(bodies):
+            r, out = self.post(relay, json_handler(body, pieces=cut(body, [len(body) // 2])), stream=False)
+            self.assertEqual(r.status, 200)
+            self.assertBodyEqual(out, body, "body %d" % k)
+
+
+class FinishedChoices(ChatSecurityCase):
+    """A choice gets text after its finish_reason."""
+
+    def test_text_after_finish_is_not_lost(self):
+        # A choice that finished and then gets more text: what a replacer holds of that
+        # text at the end of the stream still goes out.
+        relay = self.relay_for(None)
+        for end in ("done", "eof"):
+            events = [sse(chunk("first")), sse(chunk(finish="stop", delta_raw="{}")),
+                      sse(chunk(" more")), sse(chunk(" tail <|"))]
+            if end == "done":
+                events.append(DONE)
+            r, out = self.post(relay, sse_handler(events))
+            self.assertTrue(r.complete)
+            outs, rest = parse_sse(out)
+            self.assertEqual(rest, b"")
+            text = ""
+            for e in outs:
+                for ch in (e.json() or {}).get("choices", []):
+                    text += ch["delta"].get("content") or ""
+            self.assertEqual(text, "first more tail <|", "stream ending with %s" % end)
+
+
+if __name__ == "__main__":
+    unittest.main()
