@@ -10,8 +10,8 @@
  * What cannot be rewritten goes out as it came, each byte once: an event over
  * the limit ends the rewrite of its stream (held text first, then the rest
  * raw), a body over RELAY_MAX_BODY_BUFFER streams unchanged, a document that is
- * not a chat chunk passes as is. Only a failure to produce output (out of
- * memory) cuts a stream. */
+ * not a chat chunk passes as is, choice indexes past CHAT_MAX_CHOICES are left
+ * alone. Only a failure to produce output (out of memory) cuts a stream. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -29,6 +29,11 @@
  * RELAY_MAX_BODY_BUFFER. A longer event ends the rewrite for its response. */
 #define CHAT_MAX_EVENT (8 * 1024 * 1024)
 #define CHAT_FOUND_INITIAL 2
+/* Distinct choice indexes rewritten per response (OpenAI's own limit on n).
+ * Each holds a replacer; past the cap, text of new indexes passes through
+ * unrewritten, so an upstream that opens a new index with every event cannot
+ * grow the state of a response or the cost of a lookup. */
+#define CHAT_MAX_CHOICES 128
 
 typedef struct chat_choice_s {
   long index;
@@ -48,8 +53,9 @@ typedef struct relay_chat_s {
   int passthrough;     /* the body turned out not to be rewritable: bytes go as they came */
   relay_sse_t framer;
   relay_buf_t body;    /* JSON mode: the whole body */
-  chat_choice_t *choices;
+  chat_choice_t *choices; /* sorted by index, at most CHAT_MAX_CHOICES */
   size_t nchoices, cap;
+  int capped_logged;
   /* Scratch, reused for every event so the steady state does not allocate. */
   relay_buf_t decoded, content, reasoning, out, edits_buf;
   chat_edit_t *edits;   /* two per choice slot */
@@ -68,9 +74,28 @@ typedef struct relay_chat_s {
   int broken;
 } relay_chat_t;
 
-static chat_choice_t *chat_choice(relay_chat_t *chat, long index) {
-  for (size_t i = 0; i < chat->nchoices; i++)
-    if (chat->choices[i].index == index) return &chat->choices[i];
+/* The slot of a choice index, made on first sight. Slots stay sorted by
+ * index and are found by binary search, so n > 1 streams cost O(log n) per
+ * lookup whatever order the indexes come in; a new slot moves at most
+ * CHAT_MAX_CHOICES others, once. Returns NULL past the cap (*capped set; one
+ * warning per response) or when out of memory (*capped 0). */
+static chat_choice_t *chat_choice(relay_chat_t *chat, long index, int *capped) {
+  size_t lo = 0, hi = chat->nchoices;
+  *capped = 0;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (chat->choices[mid].index < index) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < chat->nchoices && chat->choices[lo].index == index) return &chat->choices[lo];
+  if (chat->nchoices == CHAT_MAX_CHOICES) {
+    *capped = 1;
+    if (!chat->capped_logged)
+      relay_log_warn("%s: more than %d choice indexes in one response; choice index %ld and further new "
+                     "ones pass through unrewritten", chat->base.ex->log_path, CHAT_MAX_CHOICES, index);
+    chat->capped_logged = 1;
+    return NULL;
+  }
   if (chat->nchoices == chat->cap) {
     size_t cap = chat->cap ? chat->cap * 2 : 2;
     chat_choice_t *p = realloc(chat->choices, cap * sizeof *p);
@@ -78,12 +103,15 @@ static chat_choice_t *chat_choice(relay_chat_t *chat, long index) {
     chat->choices = p;
     chat->cap = cap;
   }
-  chat_choice_t *c = &chat->choices[chat->nchoices];
-  if (chat->opts->rules && relay_replacer_init(&c->r, chat->opts->rules) != 0) return NULL;
-  c->index = index;
-  c->finished = 0;
+  chat_choice_t c;
+  memset(&c, 0, sizeof c);
+  if (chat->opts->rules && relay_replacer_init(&c.r, chat->opts->rules) != 0) return NULL;
+  c.index = index;
+  c.finished = 0;
+  memmove(&chat->choices[lo + 1], &chat->choices[lo], (chat->nchoices - lo) * sizeof c);
+  chat->choices[lo] = c;
   chat->nchoices++;
-  return c;
+  return &chat->choices[lo];
 }
 
 /* Appends that remember a failure: a builder runs to its end and its caller
@@ -460,8 +488,13 @@ static void on_event(void *ud, const relay_sse_event_t *ev) {
   edit_begin(chat);
   for (int k = 0; k < n && !chat->broken; k++) {
     const relay_json_choice_t *f = &chat->found[k];
-    chat_choice_t *c = chat_choice(chat, f->index);
-    if (!c || run_choice(chat, c, ev->data, f) != 0) chat->broken = 1;
+    int capped;
+    chat_choice_t *c = chat_choice(chat, f->index, &capped);
+    if (!c) {
+      chat->broken |= !capped;
+      continue; /* past the cap: this choice's bytes stay as they came */
+    }
+    if (run_choice(chat, c, ev->data, f) != 0) chat->broken = 1;
     else edit_choice(chat, f, second_field(chat, ev->data, ev->data_len, "delta", n, k), ev->data);
   }
   if (chat->broken) return;
@@ -568,9 +601,14 @@ static void rewrite_body(relay_chat_t *chat) {
   edit_begin(chat);
   for (int k = 0; k < n && !chat->broken; k++) {
     relay_json_choice_t f = chat->found[k];
-    chat_choice_t *c = chat_choice(chat, f.index);
+    int capped;
+    chat_choice_t *c = chat_choice(chat, f.index, &capped);
     f.finished = 1; /* a whole body: every choice ends here */
-    if (!c || run_choice(chat, c, doc, &f) != 0) chat->broken = 1;
+    if (!c) {
+      chat->broken |= !capped;
+      continue;
+    }
+    if (run_choice(chat, c, doc, &f) != 0) chat->broken = 1;
     else edit_choice(chat, &f, second_field(chat, doc, len, "message", n, k), doc);
   }
   relay_buf_reset(&chat->out);

@@ -5,20 +5,26 @@
     goes out byte for byte (sha256 over the whole stream, cut at many places), text a
     replacer held back before the fallback is released first, and text that comes
     after a choice's finish_reason is not lost either.
+  * Choice indexes: a stream that opens a new choice index with every event is served
+    in bounded memory and CPU; indexes past the cap pass through unrewritten with one
+    warning, the ones before it are still rewritten.
 """
 
 import hashlib
 import json
 import os
 import random
+import time
 import unittest
 
 from chatmock import (ChatTestCase, DONE, USAGE_CHUNK, StreamResponse, chat_request, chunk, completion_body,
-                      cut, harmony_text, json_handler, parse_sse, sse, sse_handler, CHAT_PATH)
-from relaytest import ConnectionClosed
+                      cut, harmony_text, json_handler, parse_sse, sse, sse_handler, tokens, CHAT_PATH, Event)
+from relaytest import ConnectionClosed, RssSampler
 
 SANITIZED = os.environ.get("RELAY_SANITIZED", "0").lower() in ("1", "on", "true", "yes")
 MAX_EVENT = 8 * 1024 * 1024       # the chat filter's own cap on one SSE event
+MAX_CHOICES = 128                 # distinct choice indexes rewritten per response
+HARMONY_THINK = "<think>%s</think>%s"
 
 WORDS = ("alpha", "beta", "gamma", "delta", "caf\u00e9", "\u6771\u4eac", "\U0001F914", "x&y",
          "a/b", "q\"uote", "back\\slash", "tab\there", "2 > 1", "|>", "|", "end")
@@ -54,6 +60,13 @@ def random_cuts(rng, body, lo, hi):
         pos += rng.randint(lo, hi)
         out.append(pos)
     return out
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class ChatSecurityCase(ChatTestCase):
@@ -294,6 +307,83 @@ class FinishedChoices(ChatSecurityCase):
                 for ch in (e.json() or {}).get("choices", []):
                     text += ch["delta"].get("content") or ""
             self.assertEqual(text, "first more tail <|", "stream ending with %s" % end)
+
+
+class ChoiceIndexes(ChatSecurityCase):
+    """Per-response state for choice indexes is capped and found in O(log n)."""
+
+    def test_200000_new_indexes_bounded(self):
+        n = 200000
+        body = b"".join(b'data: {"choices":[{"index":%d,"delta":{"content":"w%d "}}]}\n\n' % (i, i)
+                        for i in range(n)) + DONE
+        relay = self.relay_for(None)
+        base_rss = relay.rss_kb()
+        base_cpu = cpu_seconds(relay.pid)
+        sampler = RssSampler(relay)
+        self.addCleanup(sampler.stop)
+        h = sse_handler([body], pieces=[body[i:i + 65536] for i in range(0, len(body), 65536)], delay=0)
+        self.upstream.handler = h
+        headers, req = chat_request(True)
+        r = StreamResponse(relay.port, "POST", CHAT_PATH, headers, req, timeout=30)
+        self.addCleanup(r.close)
+        got = hashlib.sha256()
+        size = 0
+        deadline = time.monotonic() + (240 if SANITIZED else 90)
+        for piece in r.pieces():
+            got.update(piece)
+            size += len(piece)
+            self.assertLess(time.monotonic(), deadline,
+                            "200,000 events not through after %d bytes of %d" % (size, len(body)))
+        cpu = cpu_seconds(relay.pid) - base_cpu
+        peak = sampler.stop()
+        self.assertTrue(r.complete)
+        self.assertEqual((size, got.hexdigest()), (len(body), hashlib.sha256(body).hexdigest()),
+                         "output differs from the input")
+        # generous guards: the linear lookup of every index took 22 s of CPU and 80 MB here
+        self.assertLess(cpu, 20 if SANITIZED else 5, "relay CPU for 200,000 events")
+        if not SANITIZED:
+            self.assertLess(peak - base_rss, 40 * 1024, "relay RSS grew by %d KiB" % (peak - base_rss))
+        lines = relay.wait_log("choice index", count=1)
+        time.sleep(0.1)
+        lines = [l for l in relay.stderr_text().splitlines() if "choice index" in l]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn(str(MAX_CHOICES), lines[0])
+
+    def test_indexes_past_the_cap_pass_unrewritten(self):
+        relay = self.relay_for(None)
+        toks = tokens(harmony_text("lmstudio", "think", "answer"))
+        nidx = MAX_CHOICES + 8
+        order = list(range(nidx))
+        random.Random(3).shuffle(order)
+        idx_value = {k: (k * 7919 - 40000) for k in range(nidx)}   # sparse, some negative
+        events = []
+        for t in toks:                       # interleaved: every choice is open at once
+            for k in order:
+                events.append(sse(chunk(t, index=idx_value[k])))
+        for k in order:
+            events.append(sse(chunk(index=idx_value[k], finish="stop", delta_raw="{}")))
+        events.append(DONE)
+        r, out = self.post(relay, sse_handler(events, pieces=[b"".join(events)]))
+        self.assertTrue(r.complete)
+        outs, rest = parse_sse(out)
+        self.assertEqual(rest, b"")
+        self.assertEqual(len(outs), len(events), "one event out per event in")
+        text = {}
+        for e in outs:
+            for ch in (e.json() or {}).get("choices", []):
+                text[ch["index"]] = text.get(ch["index"], "") + (ch["delta"].get("content") or "")
+        # the first MAX_CHOICES indexes seen are rewritten, later ones pass as they came
+        seen = [idx_value[k] for k in order]
+        raw_text = "".join(toks)
+        for pos, iv in enumerate(seen):
+            want = HARMONY_THINK % ("think", "answer") if pos < MAX_CHOICES else raw_text
+            self.assertEqual(text[iv], want, "choice index %d (opened %d-th)" % (iv, pos))
+        for e_in, e_out in zip(events, outs):
+            j = Event(e_in).json()
+            if j and j["choices"][0]["index"] in seen[MAX_CHOICES:]:
+                self.assertEqual(e_out.raw, e_in, "an event past the cap was changed")
+        warn = [l for l in relay.stderr_text().splitlines() if "choice index" in l]
+        self.assertEqual(len(warn), 1, warn)
 
 
 if __name__ == "__main__":
