@@ -352,7 +352,9 @@ static int chat_send(relay_chat_t *chat, const char *data, size_t len) {
 }
 
 /* One event for the text a choice still held, built from the last chunk so
- * that ids and model match. */
+ * that ids and model match. It is written by the framer's writer, so a line
+ * break anywhere in the template (a chunk whose data had several lines)
+ * continues the data instead of ending it. */
 static void flush_event(relay_chat_t *chat, const chat_choice_t *c) {
   relay_buf_t choices, doc;
   relay_buf_init(&choices);
@@ -376,10 +378,8 @@ static void flush_event(relay_chat_t *chat, const chat_choice_t *c) {
   }
   if (chat->sse && !chat->broken) {
     relay_buf_reset(&chat->out);
-    chat_put_str(chat, &chat->out, "data: ");
-    chat_put(chat, &chat->out, doc.data, doc.len);
-    chat_put_str(chat, &chat->out, "\n\n");
-    if (!chat->broken) chat_send(chat, chat->out.data, chat->out.len);
+    if (relay_sse_append_event(&chat->out, doc.data ? doc.data : "", doc.len)) chat->broken = 1;
+    else chat_send(chat, chat->out.data, chat->out.len);
   }
   relay_buf_close(&doc);
   relay_buf_close(&choices);
@@ -403,32 +403,16 @@ static void flush_all(relay_chat_t *chat) {
 }
 
 /* Rebuild an event with new data: a single data line is replaced in place,
- * keeping every other line and the line ends as they were. */
+ * keeping every other line and the line ends as they were; a line break in
+ * new data (a script's) continues on a new data: line (see sse.h), so the
+ * client still reads one event with the same data. */
 static void send_event_with_data(relay_chat_t *chat, const relay_sse_event_t *ev, const char *data, size_t len) {
   relay_buf_reset(&chat->out);
-  if (ev->single_data_line) {
-    chat_put(chat, &chat->out, ev->raw, ev->data_offset);
-    /* A line break in new data (from a script) continues on a new data: line,
-     * so the client still reads one event with the same data. */
-    const char *nl;
-    while ((nl = memchr(data, '\n', len)) != NULL) {
-      chat_put(chat, &chat->out, data, (size_t)(nl - data));
-      chat_put_str(chat, &chat->out, "\ndata: ");
-      len -= (size_t)(nl - data) + 1;
-      data = nl + 1;
-    }
-    chat_put(chat, &chat->out, data, len);
-    size_t after = ev->data_offset + ev->data_len;
-    chat_put(chat, &chat->out, ev->raw + after, ev->raw_len - after);
-  } else {
-    chat_put_str(chat, &chat->out, "data: ");
-    for (size_t i = 0; i < len; i++) {
-      if (data[i] == '\n') chat_put_str(chat, &chat->out, "\ndata: ");
-      else chat_put(chat, &chat->out, data + i, 1);
-    }
-    chat_put_str(chat, &chat->out, "\n\n");
+  if (relay_sse_event_with_data(ev, data, len, &chat->out)) {
+    chat->broken = 1;
+    return;
   }
-  if (!chat->broken) chat_send(chat, chat->out.data, chat->out.len);
+  chat_send(chat, chat->out.data, chat->out.len);
 }
 
 /* An event whose data is final: through the script's on_event hook if any. */

@@ -1,4 +1,4 @@
-"""The chat rewrite against a hostile upstream (issue 8).
+"""The chat rewrite against a hostile upstream and hostile script text (issue 8).
 
   * Fallbacks lose and repeat nothing: an SSE event over the framer's limit, a JSON
     body over RELAY_MAX_BODY_BUFFER, invalid JSON. Whatever the filter cannot rewrite
@@ -8,18 +8,25 @@
   * Choice indexes: a stream that opens a new choice index with every event is served
     in bounded memory and CPU; indexes past the cap pass through unrewritten with one
     warning, the ones before it are still rewritten.
+  * Line breaks in script-made data: whatever CR, LF or CRLF an on_event hook puts in
+    its result, each upstream event gives exactly one event downstream, whose data (read
+    by a strict WHATWG SSE parser) is the script's with line breaks as LF. The same for
+    flush events built from a multi-line template and for on_text results.
 """
 
 import hashlib
 import json
 import os
 import random
+import re
 import time
 import unittest
 
 from chatmock import (ChatTestCase, DONE, USAGE_CHUNK, StreamResponse, chat_request, chunk, completion_body,
-                      cut, harmony_text, json_handler, parse_sse, sse, sse_handler, tokens, CHAT_PATH, Event)
+                      cut, harmony_text, json_handler, parse_sse, sse, sse_handler, stream_events, tokens,
+                      CHAT_PATH, Event)
 from relaytest import ConnectionClosed, RssSampler
+from test_lua_routing import LuaTestCase
 
 SANITIZED = os.environ.get("RELAY_SANITIZED", "0").lower() in ("1", "on", "true", "yes")
 MAX_EVENT = 8 * 1024 * 1024       # the chat filter's own cap on one SSE event
@@ -67,6 +74,41 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def spec_events(stream):
+    """What a WHATWG EventSource dispatches for a stream: a list of (type, data, last_id).
+    Line ends are CRLF, LF or CR; a leading BOM is skipped; an event is dispatched at an
+    empty line only if it had a data line; data lines are joined with LF; one space
+    after the colon is dropped; an unterminated last line is discarded."""
+    text = stream.decode("utf-8", "replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = re.split(r"\r\n|\r|\n", text)
+    lines.pop()  # the part after the last line end: incomplete, discarded
+    events, data, etype, last_id = [], [], "", ""
+    for line in lines:
+        if line == "":
+            if data:
+                events.append((etype or "message", "\n".join(data), last_id))
+            data, etype = [], ""
+            continue
+        if line.startswith(":"):
+            continue
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            etype = value
+        elif name == "id" and "\0" not in value:
+            last_id = value
+    return events
+
+
+def sse_lines_normalised(s):
+    return re.sub(r"\r\n|\r", "\n", s)
 
 
 class ChatSecurityCase(ChatTestCase):
@@ -384,6 +426,118 @@ class ChoiceIndexes(ChatSecurityCase):
                 self.assertEqual(e_out.raw, e_in, "an event past the cap was changed")
         warn = [l for l in relay.stderr_text().splitlines() if "choice index" in l]
         self.assertEqual(len(warn), 1, warn)
+
+
+class ScriptLineBreaks(LuaTestCase):
+    """Data an on_event hook returns: one event per upstream event whatever its line breaks."""
+
+    CASES = ["a\rb", "a\r\nb", "a\nb", "\rlead", "\r\nlead", "\nlead", "trail\r", "trail\r\n",
+             "trail\n", "\r", "\n", "\r\n", "\r\r", "\n\r", "\r\n\n", "\n\r\n\r", "", " space",
+             "  two spaces", "x\r\n\r\ny\rz\n", ":colon", "data: fake", "event: x\r\rid: 1",
+             "a\r" * 300, "\u6771\r\U0001F914\n\u00e9"]
+
+    FORMS = [  # (prefix lines, data line prefix, line end, split the JSON over two data lines)
+        ("", "data: ", "\n", False),
+        ("", "data: ", "\r\n", False),
+        ("", "data: ", "\r", False),
+        ("", "data:", "\n", False),
+        ("event: custom\nid: 42\n", "data: ", "\n", False),
+        (": note\r\nevent: custom2\r\n", "data:", "\r\n", False),
+        ("event: multi\nid: 43\n", "data: ", "\n", True),
+        ("id: 44\r", "data:", "\r", True),
+    ]
+
+    def event(self, form, new_data, k):
+        pre, dprefix, eol, split = form
+        doc = json.dumps({"x_new_data": new_data, "k": k, "choices": []}, ensure_ascii=False)
+        if split:
+            a, b = doc.split(', "k"', 1)
+            data_lines = [dprefix + a + ",", dprefix + ' "k"' + b]
+        else:
+            data_lines = [dprefix + doc]
+        pre = pre.replace("\r\n", "\n").replace("\r", "\n").replace("\n", eol)
+        return (pre + eol.join(data_lines) + eol + eol).encode("utf-8")
+
+    def test_on_event_line_breaks_stay_in_one_event(self):
+        relay = self.start_script("security_chat.lua")
+        events, want = [], []
+        for f, form in enumerate(self.FORMS):
+            etype = {4: "custom", 5: "custom2", 6: "multi"}.get(f, "message")
+            for c in self.CASES:
+                events.append(self.event(form, c, len(events)))
+                want.append((etype, sse_lines_normalised(c)))
+        # an empty data value (a "data" line without colon): the script answers "E\rF"
+        events.append(b"id: 9\ndata\n\n")
+        want.append(("message", "E\nF"))
+        events.append(DONE)
+        want.append(("message", "[DONE]"))
+        body = b"".join(events)
+        self.upstream.handler = sse_handler([body], pieces=cut(body, random_cuts(random.Random(5), body, 1, 400)))
+        headers, req = chat_request(True)
+        r = StreamResponse(relay.port, "POST", CHAT_PATH, headers, req)
+        try:
+            out = r.body()
+        finally:
+            r.close()
+        self.assertTrue(r.complete)
+        got = spec_events(out)
+        self.assertEqual(len(got), len(want), "one event per upstream event; got %d for %d" % (len(got), len(want)))
+        for k, ((gtype, gdata, _), (wtype, wdata)) in enumerate(zip(got, want)):
+            self.assertEqual((gtype, gdata), (wtype, wdata), "event %d: upstream %r" % (k, events[k]))
+        # the last id the client saw is the last one sent
+        self.assertEqual(got[-1][2], "9")
+        # what the framer of the relay reads back is the same: one event per event
+        self.assertEqual(len(parse_sse(out)[0]), len(events))
+
+    def test_on_text_line_breaks_stay_inside_json(self):
+        relay = self.start_script("security_chat.lua")
+        evs = stream_events(["Hi", " there", " <|"], finish=None)
+        self.upstream.handler = sse_handler(evs)
+        headers, req = chat_request(True)
+        r = StreamResponse(relay.port, "POST", "/v1/on-text/chat/completions", headers, req)
+        try:
+            out = r.body()
+        finally:
+            r.close()
+        self.assertTrue(r.complete)
+        got = spec_events(out)
+        # every upstream event plus one flush event (" <|" held to the end)
+        self.assertEqual(len(got), len(evs) + 1, out)
+        text = ""
+        for _, data, _ in got:
+            if data == "[DONE]":
+                continue
+            for ch in json.loads(data).get("choices", []):
+                text += ch.get("delta", {}).get("content") or ""
+        # " <|": " " goes out at once, "<|" is held to the end (a flush event)
+        self.assertEqual(text, "\rHi\r\n\n" "\r there\r\n\n" "\r \r\n\n" "\r<|\r\n\n")
+
+
+class FlushEvents(ChatSecurityCase):
+    """An event the relay makes itself (held text at the end) from a template whose data
+    had several lines."""
+
+    def test_flush_from_multiline_template(self):
+        relay = self.relay_for(None)
+        for eol in ("\n", "\r\n", "\r"):
+            def ev(text):
+                doc = json.dumps({"id": "c1", "object": "chat.completion.chunk",
+                                  "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]},
+                                 indent=1)
+                return (eol.join("data: " + l for l in doc.split("\n")) + eol + eol).encode()
+            events = [ev("Hello"), ev(" world <|"), ("data: [DONE]" + eol + eol).encode()]
+            r, out = self.post(relay, sse_handler(events))
+            self.assertTrue(r.complete)
+            got = spec_events(out)
+            self.assertEqual(len(got), 4, "2 events, the flush event, [DONE]: %r" % out)
+            try:
+                docs = [json.loads(d) for _, d, _ in got[:3]]
+            except ValueError as e:
+                self.fail("an event's data is not the JSON it should be (%s): %r" % (e, out))
+            text = "".join(d["choices"][0]["delta"].get("content") or "" for d in docs)
+            self.assertEqual(text, "Hello world <|")
+            self.assertEqual(docs[2]["id"], "c1")
+            self.assertEqual(got[3][1], "[DONE]")
 
 
 if __name__ == "__main__":
