@@ -67,6 +67,7 @@ typedef struct relay_chat_s {
    * so that an idle stream stays small. */
   relay_json_choice_t *found;
   relay_json_choice_t *found2; /* the second reasoning field ("both") */
+  int found2_ok;               /* found2 describes the current document */
   size_t found_cap;
   /* Output could not be made exactly (out of memory, or the client write
    * failed). A stream: nothing more goes out and the response is cut,
@@ -333,14 +334,16 @@ static int reuse_last_parse(relay_chat_t *chat, const char *d, size_t len) {
   return 1;
 }
 
-/* In "both" mode, where the second reasoning field sits (same choices). */
+/* In "both" mode, where the second reasoning field sits (same choices). The
+ * document is parsed at k == 0, which every caller reaches for every
+ * document; a failed parse leaves no stale offsets in use for later k. */
 static const relay_json_choice_t *second_field(relay_chat_t *chat, const char *doc, size_t len,
                                                const char *container, int n, int k) {
   if (chat->opts->mode != RELAY_MODE_FIELD || !chat->opts->field[1][0]) return NULL;
-  if (k == 0 && relay_json_find_choices(doc, len, container, chat->opts->field[1], chat->found2,
-                                        chat->found_cap) != n)
-    return NULL;
-  return &chat->found2[k];
+  if (k == 0)
+    chat->found2_ok = relay_json_find_choices(doc, len, container, chat->opts->field[1], chat->found2,
+                                              chat->found_cap) == n;
+  return chat->found2_ok ? &chat->found2[k] : NULL;
 }
 
 /* Output goes to the exchange. A failed write (out of memory, the client
@@ -472,6 +475,8 @@ static void on_event(void *ud, const relay_sse_event_t *ev) {
   edit_begin(chat);
   for (int k = 0; k < n && !chat->broken; k++) {
     const relay_json_choice_t *f = &chat->found[k];
+    /* Before any choice is skipped: the second field's parse runs at k == 0. */
+    const relay_json_choice_t *f2 = second_field(chat, ev->data, ev->data_len, "delta", n, k);
     int capped;
     chat_choice_t *c = chat_choice(chat, f->index, &capped);
     if (!c) {
@@ -479,7 +484,7 @@ static void on_event(void *ud, const relay_sse_event_t *ev) {
       continue; /* past the cap: this choice's bytes stay as they came */
     }
     if (run_choice(chat, c, ev->data, f) != 0) chat->broken = 1;
-    else edit_choice(chat, f, second_field(chat, ev->data, ev->data_len, "delta", n, k), ev->data);
+    else edit_choice(chat, f, f2, ev->data);
   }
   if (chat->broken) return;
   if (chat->nedits == 0) { /* nothing to change: the event as it came */
@@ -585,6 +590,7 @@ static void rewrite_body(relay_chat_t *chat) {
   edit_begin(chat);
   for (int k = 0; k < n && !chat->broken; k++) {
     relay_json_choice_t f = chat->found[k];
+    const relay_json_choice_t *f2 = second_field(chat, doc, len, "message", n, k);
     int capped;
     chat_choice_t *c = chat_choice(chat, f.index, &capped);
     f.finished = 1; /* a whole body: every choice ends here */
@@ -593,7 +599,7 @@ static void rewrite_body(relay_chat_t *chat) {
       continue;
     }
     if (run_choice(chat, c, doc, &f) != 0) chat->broken = 1;
-    else edit_choice(chat, &f, second_field(chat, doc, len, "message", n, k), doc);
+    else edit_choice(chat, &f, f2, doc);
   }
   relay_buf_reset(&chat->out);
   if (!chat->broken) apply_edits(chat, doc, len, &chat->out);

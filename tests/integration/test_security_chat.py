@@ -428,6 +428,46 @@ class ChoiceIndexes(ChatSecurityCase):
         self.assertEqual(len(warn), 1, warn)
 
 
+    def test_known_choices_rewritten_beside_capped_ones(self):
+        # One event with a choice past the cap first and a known one after it, in field
+        # mode with both reasoning fields (whose offsets come from a second parse that
+        # must not be skipped with the capped choice).
+        relay = self.relay_for(None, RELAY_MODE="field", RELAY_REASONING_FIELD="both")
+        # a first two-choice event whose second choice has both reasoning members, so a
+        # stale second parse would point at members that later events do not have
+        first = ('[{"index":1,"delta":{"content":"y"},"finish_reason":null},'
+                 '{"index":0,"delta":{"reasoning":"","reasoning_content":"","content":""},"finish_reason":null}]')
+        events = [sse(chunk(choices_raw=first))]
+        events += [sse(chunk("x", index=i)) for i in range(2, MAX_CHOICES)]
+
+        def two(capped_idx, text):
+            c1 = '{"index":%d,"delta":{"content":"%s"},"finish_reason":null}' % (capped_idx, "raw")
+            c0 = '{"index":0,"delta":{"content":%s},"finish_reason":null}' % json.dumps(text)
+            return sse(chunk(choices_raw="[" + c1 + "," + c0 + "]"))
+
+        toks = tokens(harmony_text("lmstudio", "deep thought", "the answer"))
+        events += [two(1000 + k, t) for k, t in enumerate(toks)]
+        events += [sse(chunk(index=0, finish="stop", delta_raw="{}")), DONE]
+        r, out = self.post(relay, sse_handler(events, pieces=[b"".join(events)]))
+        self.assertTrue(r.complete)
+        outs, rest = parse_sse(out)
+        self.assertEqual((len(outs), rest), (len(events), b""))
+        content, reasoning, reasoning2 = "", "", ""
+        for e in outs[MAX_CHOICES:]:
+            doc = e.json()
+            if doc is None:
+                continue
+            for ch in doc["choices"]:
+                if ch["index"] == 0:
+                    d = ch["delta"]
+                    content += d.get("content") or ""
+                    reasoning += d.get("reasoning_content") or ""
+                    reasoning2 += d.get("reasoning") or ""
+                else:
+                    self.assertEqual(ch["delta"], {"content": "raw"})
+        self.assertEqual((reasoning, reasoning2, content), ("deep thought", "deep thought", "the answer"))
+
+
 class ScriptLineBreaks(LuaTestCase):
     """Data an on_event hook returns: one event per upstream event whatever its line breaks."""
 
