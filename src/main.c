@@ -116,6 +116,7 @@ static void print_config(const relay_config_t *cfg, int workers) {
   printf("timeouts connect=%lums header=%lums idle=%lums keepalive=%lums shutdown=%lums\n",
          cfg->connect_timeout_ms, cfg->header_timeout_ms, cfg->idle_timeout_ms,
          cfg->keepalive_timeout_ms, cfg->shutdown_timeout_ms);
+  printf("script timeout=%lums memory=%zu\n", cfg->script_timeout_ms, cfg->script_memory);
 }
 
 static int start_workers(relay_main_t *m, int first_fd) {

@@ -8,14 +8,27 @@
 - Local answers: token names, no control bytes, framing fields ignored, no body on
   204/304 (and no Content-Length on them).
 
-Scripts: tests/integration/scripts/security_lua.lua (and the limits scripts below)."""
+- Hooks that never return (also under pcall, xpcall, coroutines, C callbacks) end at
+  script_timeout with a 500 (on_request, the routing function, on_body) or the documented
+  skip (on_text, on_event, on_end); the worker serves on and answers SIGTERM. A script
+  that never finishes loading fails --check and start-up. Memory bombs end at
+  script_memory, and the relay's RSS stays bounded.
 
-import socket
+Scripts: tests/integration/scripts/security_lua.lua, limits.lua, load_limits.lua."""
+
+import os
+import re
+import signal
 import time
 import unittest
 
-from relaytest import Client, build_request, encode_chunked, http_exchange
-from test_lua_routing import LuaTestCase
+from chatmock import (CHAT_PATH, StreamCheck, StreamResponse, chat_request, completion_body, harmony_text,
+                      json_handler, sse_handler, stream_events, tokens)
+from relaytest import Client, RssSampler, build_request, http_exchange
+from test_lua_routing import LuaTestCase, script_path
+
+SANITIZED = os.environ.get("RELAY_SANITIZED", "").lower() in ("1", "on", "true", "yes")
+MIB = 1 << 20
 
 
 def hexs(b):
@@ -264,6 +277,249 @@ class LocalAnswers(ScriptCase):
         self.assertEqual(first.header_all("content-length"), ["3"])
         self.assertEqual(second.body, b"next")
         self.assertEqual(self.script_errors(), [])
+
+
+# ---------------------------------------------------------------------------- budgets
+
+TIMEOUT = 0.2  # script_timeout the limits tests run with
+# fault -> words of its log line
+LOOPS = {"plain": "time budget", "pcall": "time budget", "pcall_error": "time budget", "nested": "time budget",
+         "xpcall": "time budget", "coroutine": "time budget", "old_coroutine": "time budget",
+         "gsub": "time budget", "sort": "time budget", "close": "time budget",
+         "gc": "__gc metamethods are not available", "gc_debug": "__gc metamethods are not available",
+         "sethook": "debug.sethook is not available"}
+HOOK_LOOPS = ["plain", "pcall", "coroutine", "xpcall"]
+BOMBS = {"strings": "script_memory", "tables": "script_memory", "doubling": "script_memory",
+         "mem_pcall": "(script_memory|time budget)", "hoard": "script_memory"}
+
+
+class LimitsCase(LuaTestCase):
+
+    def start_limits(self, **env):
+        env.setdefault("SCRIPT_TIMEOUT", str(TIMEOUT))
+        env.setdefault("SCRIPT_MEMORY", str(64 * MIB))
+        return self.start_script("limits.lua", **env)
+
+    def setUp(self):
+        super().setUp()
+        self.relay = self.start_limits()
+        self.port = self.relay.port
+
+    def script_errors(self):
+        return [l for l in self.relay.stderr_text().splitlines() if "script error" in l]
+
+    def assertOneNewError(self, n_before, rx):
+        self.relay.wait_log("script error", count=n_before + 1)
+        time.sleep(0.02)
+        lines = self.script_errors()
+        self.assertEqual(len(lines), n_before + 1, lines[n_before:])
+        self.assertRegex(lines[-1], rx)
+        return lines[-1]
+
+    def assertServes(self):
+        """A plain request and one through the routing function both work at once."""
+        t0 = time.monotonic()
+        r = http_exchange(self.port, "GET", "/plain", timeout=3)
+        self.assertEqual(r.status, 200)
+        r = http_exchange(self.port, "GET", "/mem/none", timeout=3)
+        self.assertEqual((r.status, r.body), (200, b"survived\n"))
+        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertIsNone(self.relay.proc.poll())
+
+
+class EndlessLoops(LimitsCase):
+
+    def test_on_request_and_the_routing_function(self):
+        n = 0
+        for path in ("/loop/request", "/routing-function"):
+            for fault, words in LOOPS.items():
+                if path != "/loop/request" and fault not in HOOK_LOOPS:
+                    continue
+                t0 = time.monotonic()
+                r = http_exchange(self.port, "GET", path, [("X-Loop", fault)], timeout=TIMEOUT + 4)
+                took = time.monotonic() - t0
+                self.assertErrorResponse(r, 500, "server_error", "script_error")
+                line = self.assertOneNewError(n, words)
+                n += 1
+                self.assertIn(path, line)
+                self.assertRegex(line, r"limits\.lua:\d+: ", fault)
+                self.assertLess(took, TIMEOUT + 2.5, fault)
+                if words == "time budget":
+                    self.assertIn("script_timeout = %g s" % TIMEOUT, line)
+                    self.assertGreater(took, TIMEOUT * 0.8, fault)
+                self.assertServes()
+        self.assertEqual([q.target for q in self.upstream.requests], ["/plain"] * n)
+
+    def stream(self, hook, fault):
+        events = stream_events(tokens(harmony_text("lmstudio")))
+        self.upstream.handler = sse_handler(events)
+        headers, body = chat_request(True, [("X-Loop", fault)])
+        r = StreamResponse(self.port, "POST", "/v1/%s/chat/completions" % hook, headers, body, timeout=TIMEOUT + 4)
+        try:
+            data = r.body()
+        finally:
+            r.close()
+        return r, events, data
+
+    def test_stream_hooks_are_skipped_for_the_exchange(self):
+        n = 0
+        for hook in ("on_text", "on_event", "on_end"):
+            for fault in HOOK_LOOPS:
+                t0 = time.monotonic()
+                r, events, data = self.stream(hook, fault)
+                took = time.monotonic() - t0
+                self.assertEqual(r.status, 200)
+                self.assertTrue(r.complete, (hook, fault))
+                # the stream is the one the core makes without the hook
+                # (the routes have no rules: the text passes as the upstream sent it)
+                self.assertEqual(StreamCheck(self, events, data).text(), harmony_text("lmstudio"))
+                line = self.assertOneNewError(n, "script error in %s: .*time budget" % hook)
+                n += 1
+                # one budget for the exchange: the hook is not called again after it failed
+                self.assertLess(took, TIMEOUT + 2.5, (hook, fault))
+                self.assertServes()
+
+    def test_on_body_is_a_500(self):
+        n = 0
+        for fault in HOOK_LOOPS:
+            self.upstream.handler = json_handler(completion_body([harmony_text("lmstudio")]))
+            headers, body = chat_request(False, [("X-Loop", fault)])
+            with Client(self.port, timeout=TIMEOUT + 4) as c:
+                c.request("POST", "/v1/on_body/chat/completions", headers, body)
+                r = c.read_response("POST")
+            self.assertErrorResponse(r, 500, "server_error", "script_error")
+            self.assertOneNewError(n, "script error in on_body: .*time budget")
+            n += 1
+            self.assertServes()
+
+    def test_sigterm_while_a_hook_loops(self):
+        relay = self.start_limits(SCRIPT_TIMEOUT="2")
+        c = Client(relay.port, timeout=8)
+        self.addCleanup(c.close)
+        c.request("GET", "/loop/request", [("X-Loop", "pcall")])
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        relay.signal(signal.SIGTERM)
+        rc = relay.wait_exit(6)
+        took = time.monotonic() - t0
+        self.assertIsNotNone(rc, "the relay did not exit after SIGTERM while a hook looped")
+        self.assertEqual(rc, 0)
+        self.assertLess(took, 2 + 2.5)
+        r = c.read_response()
+        self.assertEqual(r.status, 500)
+        relay.expect_alive = False
+
+    def test_several_workers_one_stuck(self):
+        relay = self.start_limits(WORKERS="2", SCRIPT_TIMEOUT="1")
+        stuck = [Client(relay.port, timeout=5) for _ in range(2)]
+        for c in stuck:
+            self.addCleanup(c.close)
+            c.request("GET", "/loop/request", [("X-Loop", "plain")])
+        for c in stuck:
+            self.assertEqual(c.read_response().status, 500)
+        r = http_exchange(relay.port, "GET", "/plain", timeout=3)
+        self.assertEqual(r.status, 200)
+
+
+class MemoryBombs(LimitsCase):
+    """With time enough for the memory limit to be what ends a bomb (ASan is slow)."""
+
+    def start_limits(self, **env):
+        env.setdefault("SCRIPT_TIMEOUT", "3")
+        return super().start_limits(**env)
+
+    def rss_bound_kb(self, base_kb):
+        # the state's cap plus the rest of the process; ASan keeps freed memory in quarantine
+        return base_kb + (64 + (700 if SANITIZED else 80)) * 1024
+
+    def test_on_request(self):
+        base = self.relay.rss_kb()
+        sampler = RssSampler(self.relay)
+        n = 0
+        try:
+            for fault, words in BOMBS.items():
+                r = http_exchange(self.port, "GET", "/mem/" + fault, timeout=3 + 8)
+                self.assertErrorResponse(r, 500, "server_error", "script_error")
+                self.assertOneNewError(n, words)
+                n += 1
+                if fault != "hoard":
+                    self.assertServes()
+            # the hoard is still there: a request that needs memory fails, the rest works
+            r = http_exchange(self.port, "GET", "/mem/strings", timeout=3 + 8)
+            self.assertEqual(r.status, 500)
+            n += 1
+            r = http_exchange(self.port, "GET", "/plain", timeout=3)
+            self.assertEqual(r.status, 200)
+            r = http_exchange(self.port, "GET", "/mem/free", timeout=3)
+            self.assertEqual((r.status, r.body), (200, b"survived\n"))
+            self.assertServes()
+        finally:
+            peak = sampler.stop()
+        self.assertLess(peak, self.rss_bound_kb(base), "RSS %d kB (at start %d kB)" % (peak, base))
+
+    def test_response_hooks(self):
+        base = self.relay.rss_kb()
+        sampler = RssSampler(self.relay)
+        try:
+            for hook in ("on_event", "on_end"):
+                r, events, data = EndlessLoops.stream(self, hook, "strings")
+                self.assertTrue(r.complete)
+                self.assertIn(b"data: [DONE]", data)
+            self.upstream.handler = json_handler(completion_body([harmony_text("lmstudio")]))
+            headers, body = chat_request(False, [("X-Loop", "tables")])
+            with Client(self.port, timeout=3 + 8) as c:
+                c.request("POST", "/v1/on_body/chat/completions", headers, body)
+                self.assertErrorResponse(c.read_response("POST"), 500, "server_error", "script_error")
+            lines = self.relay.wait_log("script error in on_", count=3)
+            self.assertEqual(len(lines), 3, lines)
+            for l in lines:
+                self.assertIn("script_memory (%d bytes)" % (64 * MIB), l)
+            self.assertServes()
+        finally:
+            peak = sampler.stop()
+        self.assertLess(peak, self.rss_bound_kb(base), "RSS %d kB (at start %d kB)" % (peak, base))
+
+
+def fault_line(name):
+    with open(script_path("load_limits.lua")) as f:
+        for n, line in enumerate(f, 1):
+            if "FAULT-" + name in line:
+                return n
+    raise AssertionError(name)
+
+
+class LoadLimits(LuaTestCase):
+
+    def run_load(self, fault, check):
+        env = {"LISTEN_PORT": "9", "LOAD_FAULT": fault}
+        args = (["--check"] if check else []) + ["--script", script_path("load_limits.lua")]
+        t0 = time.monotonic()
+        rc, out, err = self.run_relay(args, env=env, timeout=20)
+        return rc, err, time.monotonic() - t0
+
+    def test_endless_loop_at_load(self):
+        path = script_path("load_limits.lua")
+        for fault in ("plain", "pcall", "coroutine"):
+            for check in (True, False):
+                rc, err, took = self.run_load(fault, check)
+                self.assertNotEqual(rc, 0, err)
+                self.assertIn("the script ran past its time budget at load (1 s, 10 x script_timeout)", err)
+                if fault == "plain":
+                    self.assertIn("%s:%d: " % (path, fault_line(fault)), err)
+                else:
+                    self.assertRegex(err, re.escape(path) + r":\d+: the script ran past")
+                self.assertLess(took, 1 + 4, (fault, check))
+                self.assertGreater(took, 0.9, (fault, check))
+
+    def test_memory_bomb_at_load(self):
+        path = script_path("load_limits.lua")
+        for fault in ("memory", "tables"):
+            for check in (True, False):
+                rc, err, took = self.run_load(fault, check)
+                self.assertNotEqual(rc, 0, err)
+                self.assertIn("%s: not enough memory: the script's state reached script_memory (%d bytes)"
+                              % (path, 16 * MIB), err)
+                self.assertLess(took, 8)
 
 
 if __name__ == "__main__":
