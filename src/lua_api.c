@@ -45,8 +45,8 @@ static relay_lua_guard_t *guard_of(lua_State *L) {
 }
 
 /* Shrinking never fails (Lua relies on that); growth past the limit does,
- * after which Lua collects garbage once and retries, then raises
- * "not enough memory". */
+ * inside a protected call, after which Lua collects garbage once and
+ * retries, then raises "not enough memory". */
 static void *guard_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   relay_lua_guard_t *g = ud;
   size_t old = ptr ? osize : 0;
@@ -55,7 +55,7 @@ static void *guard_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     g->used -= old;
     return NULL;
   }
-  if (nsize > old && nsize - old > (g->limit > g->used ? g->limit - g->used : 0)) {
+  if (g->enforce && nsize > old && nsize - old > (g->limit > g->used ? g->limit - g->used : 0)) {
     g->over = 1;
     return NULL;
   }
@@ -96,7 +96,9 @@ static void guard_hook(lua_State *L, lua_Debug *ar) {
   if (g->untimed) return;
   uint64_t now = uv_hrtime();
   if (!g->start_ns) {
-    g->start_ns = now; /* Lua running outside a call from C (a finalizer): timed from here */
+    /* The clock starts at the call's first check: a call shorter than
+     * RELAY_GUARD_COUNT instructions (a no-op hook) never reads it. */
+    g->start_ns = now;
     return;
   }
   if (now - g->start_ns < guard_budget_ns(g)) return;
@@ -108,10 +110,12 @@ static void guard_hook(lua_State *L, lua_Debug *ar) {
 
 void relay_lua_guard_begin(lua_State *L) {
   relay_lua_guard_t *g = guard_of(L);
-  g->start_ns = uv_hrtime();
+  g->start_ns = 0;
   g->expired = 0;
   g->over = 0;
 }
+
+void relay_lua_guard_call(lua_State *L, int in_pcall) { guard_of(L)->enforce = in_pcall; }
 
 void relay_lua_guard_end(lua_State *L) {
   relay_lua_guard_t *g = guard_of(L);
@@ -483,7 +487,9 @@ int relay_script_load(relay_script_t *s, const char *path, char *err, size_t err
   if (rc == LUA_OK) {
     s->guard.loading = 1;
     relay_lua_guard_begin(L);
+    relay_lua_guard_call(L, 1);
     rc = lua_pcall(L, 0, 0, -2);
+    relay_lua_guard_call(L, 0);
     relay_lua_guard_end(L);
     s->guard.loading = 0;
   }
@@ -526,7 +532,11 @@ int relay_script_run_file(const char *path, char *err, size_t errlen) {
   s->guard.untimed = 1; /* tests and tools: a memory limit, no time budget */
   lua_pushcfunction(L, traceback_handler);
   int rc = luaL_loadfilex(L, path, "t");
-  if (rc == LUA_OK) rc = lua_pcall(L, 0, 0, -2);
+  if (rc == LUA_OK) {
+    relay_lua_guard_call(L, 1);
+    rc = lua_pcall(L, 0, 0, -2);
+    relay_lua_guard_call(L, 0);
+  }
   if (rc != LUA_OK) set_err(err, errlen, L, rc, path);
   relay_script_close(s);
   free(s);

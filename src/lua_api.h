@@ -13,6 +13,10 @@ struct relay_script_s *relay_lua_script(lua_State *L);
  * script_timeout, the state stays under script_memory (see lua_api.c). */
 void relay_lua_guard_begin(lua_State *L);
 void relay_lua_guard_end(lua_State *L);
+/* 1 right before the lua_pcall, 0 right after: only then is the memory
+ * limit applied, so that an allocation the relay makes outside a protected
+ * call (pushing an event, a body) never fails for it. */
+void relay_lua_guard_call(lua_State *L, int in_pcall);
 /* The message of a failed lua_pcall (rc its result) at the top of the stack,
  * converting nothing; memory errors name the limit. buf holds it when made. */
 const char *relay_lua_error_text(lua_State *L, int rc, char *buf, size_t len);

@@ -383,8 +383,10 @@ int relay_lua_call_on_request(relay_worker_t *w, relay_exchange_t *ex, int with_
   lua_pushcfunction(L, call_on_request);
   lua_pushlightuserdata(L, w);
   lua_pushlightuserdata(L, ex);
-  lua_pushinteger(L, with_body); /* an integer in a stack slot: no allocation outside the pcall */
+  lua_pushinteger(L, with_body);
+  relay_lua_guard_call(L, 1);
   int rc = lua_pcall(L, 3, 0, top + 1);
+  relay_lua_guard_call(L, 0);
   if (rc != LUA_OK) {
     char buf[256];
     snprintf(err, errlen, "%s", relay_lua_error_text(L, rc, buf, sizeof buf));
@@ -419,122 +421,119 @@ static int hook_bit(const char *hook) {
   }
 }
 
-/* One response-hook call. Everything that touches the state (the ctx table,
- * the arguments, the result) happens inside lua_pcall, so a state at its
- * memory limit fails the hook, never the process. */
-typedef struct hook_call_s {
-  relay_exchange_t *ex;
-  int ref;
-  const char *hook;       /* "on_text", "on_event", "on_body", "on_end" */
-  long index;             /* on_text */
-  const char *kind;       /* on_text */
-  relay_buf_t *buf;       /* text, data or body; a string result replaces it */
-  const char *event_name; /* on_event, or NULL */
-  size_t event_len;
-  int drop;               /* on_event returned false */
-} hook_call_t;
-
-static int push_hook_args(lua_State *L, hook_call_t *hc) {
-  relay_exchange_t *ex = hc->ex;
-  relay_buf_t *b = hc->buf;
-  switch (hook_bit(hc->hook)) {
-    case 1:
-      lua_pushinteger(L, hc->index);
-      lua_pushlstring(L, b->data ? b->data : "", b->len);
-      lua_pushstring(L, hc->kind);
-      return 3;
-    case 2:
-      lua_createtable(L, 0, 2);
-      lua_pushlstring(L, b->data ? b->data : "", b->len);
-      lua_setfield(L, -2, "data");
-      if (hc->event_name) {
-        lua_pushlstring(L, hc->event_name, hc->event_len);
-        lua_setfield(L, -2, "event");
-      }
-      lua_getfield(L, LUA_REGISTRYINDEX, "relay.event_mt");
-      lua_setmetatable(L, -2);
-      return 1;
-    case 4:
-      lua_pushlstring(L, b->data ? b->data : "", b->len);
-      return 1;
-    default:
-      lua_createtable(L, 0, 4);
-      lua_pushinteger(L, ex->status);
-      lua_setfield(L, -2, "status");
-      lua_pushinteger(L, (lua_Integer)ex->bytes_out);
-      lua_setfield(L, -2, "bytes_out");
-      lua_pushinteger(L, (lua_Integer)ex->bytes_in);
-      lua_setfield(L, -2, "bytes_in");
-      lua_pushboolean(L, ex->resp_complete);
-      lua_setfield(L, -2, "complete");
-      return 1;
-  }
+/* Every way out of a response hook: the stack as it was, the budget closed. */
+static void hook_end(lua_State *L, int top) {
+  lua_settop(L, top);
+  relay_lua_guard_end(L);
 }
 
-/* Protected: (ctx, args...) to the hook; a string result replaces buf, nil
- * keeps it, false drops an event; anything else is the hook's error. */
-static int call_hook_protected(lua_State *L) {
-  hook_call_t *hc = lua_touserdata(L, 1);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, hc->ref);
-  push_ctx(L, hc->ex);
-  int nargs = push_hook_args(L, hc);
-  lua_call(L, 1 + nargs, 1);
-  if (!hc->buf || lua_isnil(L, -1)) return 0; /* on_end's result is ignored */
-  if (hook_bit(hc->hook) == 2 && lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
-    hc->drop = 1;
-    return 0;
+static int hook_failed(relay_exchange_t *ex, lua_State *L, const char *hook, int rc, int top) {
+  if (!(ex->route.hook_error_logged & hook_bit(hook))) {
+    char buf[256];
+    relay_log_error("%s %s: script error in %s: %s", llhttp_method_name(ex->method), ex->log_path, hook,
+                    relay_lua_error_text(L, rc, buf, sizeof buf));
+    ex->route.hook_error_logged |= hook_bit(hook);
   }
-  if (lua_type(L, -1) != LUA_TSTRING)
-    return luaL_error(L, "%s must return a string or nil (got %s)", hc->hook, luaL_typename(L, -1));
-  size_t n;
-  const char *s = lua_tolstring(L, -1, &n);
-  relay_buf_reset(hc->buf);
-  relay_buf_append(hc->buf, s, n);
+  hook_end(L, top);
+  return -1;
+}
+
+/* Calls the hook with (ctx, args...) already pushed after it; leaves one result. */
+static int call_hook(relay_exchange_t *ex, lua_State *L, const char *hook, int nargs, int top) {
+  if (ex->route.hook_error_logged & hook_bit(hook)) {
+    hook_end(L, top);
+    return -1;
+  }
+  relay_lua_guard_call(L, 1);
+  int rc = lua_pcall(L, nargs, 1, top + 1);
+  relay_lua_guard_call(L, 0);
+  if (rc != LUA_OK) return hook_failed(ex, L, hook, rc, top);
   return 0;
 }
 
-/* Runs the hook within the state's budget; logs its first failure. */
-static int run_hook(hook_call_t *hc) {
-  relay_exchange_t *ex = hc->ex;
-  if (ex->route.hook_error_logged & hook_bit(hc->hook)) return -1;
+/* Opens the call's budget. The pushes before the pcall are the relay's own
+ * (bounded by the event or body) and not held to the memory limit, so they
+ * cannot fail outside a protected call. */
+static lua_State *hook_begin(relay_exchange_t *ex, int ref, int *top) {
   lua_State *L = ex->script->L;
-  int top = lua_gettop(L);
+  *top = lua_gettop(L);
   relay_lua_guard_begin(L);
   lua_pushcfunction(L, on_request_handler);
-  lua_pushcfunction(L, call_hook_protected);
-  lua_pushlightuserdata(L, hc);
-  int rc = lua_pcall(L, 1, 0, top + 1);
-  if (rc != LUA_OK) {
-    char buf[256];
-    relay_log_error("%s %s: script error in %s: %s", llhttp_method_name(ex->method), ex->log_path, hc->hook,
-                    relay_lua_error_text(L, rc, buf, sizeof buf));
-    ex->route.hook_error_logged |= hook_bit(hc->hook);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  push_ctx(L, ex);
+  return L;
+}
+
+/* A string result replaces buf; nil keeps it. */
+static int take_string_result(relay_exchange_t *ex, lua_State *L, const char *hook, relay_buf_t *buf, int top) {
+  if (lua_isnil(L, -1)) {
+    hook_end(L, top);
+    return 0;
   }
-  lua_settop(L, top);
-  relay_lua_guard_end(L);
-  return rc == LUA_OK ? 0 : -1;
+  if (lua_type(L, -1) != LUA_TSTRING) {
+    lua_pushfstring(L, "%s must return a string or nil (got %s)", hook, luaL_typename(L, -1));
+    return hook_failed(ex, L, hook, LUA_ERRRUN, top);
+  }
+  size_t n;
+  const char *s = lua_tolstring(L, -1, &n);
+  relay_buf_reset(buf);
+  relay_buf_append(buf, s, n);
+  hook_end(L, top);
+  return 0;
 }
 
 int relay_lua_hook_text(relay_exchange_t *ex, int ref, long index, const char *kind, relay_buf_t *text) {
-  hook_call_t hc = {.ex = ex, .ref = ref, .hook = "on_text", .index = index, .kind = kind, .buf = text};
-  return run_hook(&hc);
+  int top;
+  lua_State *L = hook_begin(ex, ref, &top);
+  lua_pushinteger(L, index);
+  lua_pushlstring(L, text->data ? text->data : "", text->len);
+  lua_pushstring(L, kind);
+  if (call_hook(ex, L, "on_text", 4, top)) return -1;
+  return take_string_result(ex, L, "on_text", text, top);
 }
 
 int relay_lua_hook_event(relay_exchange_t *ex, int ref, relay_buf_t *data, const char *event_name,
                          size_t event_len, int *drop) {
-  hook_call_t hc = {.ex = ex, .ref = ref, .hook = "on_event", .buf = data, .event_name = event_name,
-                    .event_len = event_len};
-  int rc = run_hook(&hc);
-  *drop = rc == 0 && hc.drop;
-  return rc;
+  int top;
+  lua_State *L = hook_begin(ex, ref, &top);
+  lua_createtable(L, 0, 2);
+  lua_pushlstring(L, data->data ? data->data : "", data->len);
+  lua_setfield(L, -2, "data");
+  if (event_name) {
+    lua_pushlstring(L, event_name, event_len);
+    lua_setfield(L, -2, "event");
+  }
+  lua_getfield(L, LUA_REGISTRYINDEX, "relay.event_mt");
+  lua_setmetatable(L, -2);
+  if (call_hook(ex, L, "on_event", 2, top)) return -1;
+  *drop = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+  if (*drop) {
+    hook_end(L, top);
+    return 0;
+  }
+  return take_string_result(ex, L, "on_event", data, top);
 }
 
 int relay_lua_hook_body(relay_exchange_t *ex, int ref, relay_buf_t *body) {
-  hook_call_t hc = {.ex = ex, .ref = ref, .hook = "on_body", .buf = body};
-  return run_hook(&hc);
+  int top;
+  lua_State *L = hook_begin(ex, ref, &top);
+  lua_pushlstring(L, body->data ? body->data : "", body->len);
+  if (call_hook(ex, L, "on_body", 2, top)) return -1;
+  return take_string_result(ex, L, "on_body", body, top);
 }
 
 void relay_lua_hook_end(relay_exchange_t *ex, int ref) {
-  hook_call_t hc = {.ex = ex, .ref = ref, .hook = "on_end"};
-  run_hook(&hc);
+  int top;
+  lua_State *L = hook_begin(ex, ref, &top);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, ex->status);
+  lua_setfield(L, -2, "status");
+  lua_pushinteger(L, (lua_Integer)ex->bytes_out);
+  lua_setfield(L, -2, "bytes_out");
+  lua_pushinteger(L, (lua_Integer)ex->bytes_in);
+  lua_setfield(L, -2, "bytes_in");
+  lua_pushboolean(L, ex->resp_complete);
+  lua_setfield(L, -2, "complete");
+  if (call_hook(ex, L, "on_end", 2, top)) return;
+  hook_end(L, top);
 }

@@ -450,6 +450,21 @@ class MemoryBombs(LimitsCase):
             n += 1
             r = http_exchange(self.port, "GET", "/plain", timeout=3)
             self.assertEqual(r.status, 200)
+            # hooks that allocate little still run on a state at its limit, and the
+            # relay's own pushes around them (an event, a body) never fail outside a
+            # protected call: the process lives
+            for hook in ("on_event", "on_text"):
+                sr, events, data = EndlessLoops.stream(self, hook, "none")
+                self.assertTrue(sr.complete, hook)
+                self.assertEqual(StreamCheck(self, events, data).text(), harmony_text("lmstudio"))
+            big = completion_body(["x" * (2 * MIB)])
+            self.upstream.handler = json_handler(big)
+            headers, body = chat_request(False, [("X-Loop", "none")])
+            with Client(self.port, timeout=5) as c:
+                c.request("POST", "/v1/on_body/chat/completions", headers, body)
+                rb = c.read_response("POST")
+            self.assertIn(rb.status, (200, 500))
+            self.assertIsNone(self.relay.proc.poll())
             r = http_exchange(self.port, "GET", "/mem/free", timeout=3)
             self.assertEqual((r.status, r.body), (200, b"survived\n"))
             self.assertServes()
