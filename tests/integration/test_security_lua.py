@@ -537,5 +537,42 @@ class LoadLimits(LuaTestCase):
                 self.assertLess(took, 8)
 
 
+# ---------------------------------------------------------------------------- history hygiene
+
+
+class LongHistory(LuaTestCase):
+    """The stock script strips earlier reasoning from every assistant message of a chat
+    request; on a long history that must stay linear (one relay.json.set per message
+    re-read the whole body each time: seconds of CPU while the worker served nobody)."""
+
+    N = 12000  # messages
+
+    def test_long_history_is_stripped_in_linear_time(self):
+        from chatmock import completion_body
+        self.upstream.handler = json_handler(completion_body(["ok"]))
+        relay = self.start_relay(WORKERS="1")
+        msgs, want = [], []
+        for i in range(self.N // 2):
+            msgs.append('{"role":"user","content":"question %d"}' % i)
+            want.append(msgs[-1])
+            msgs.append('{"role":"assistant","content":"<think>%s</think>answer %d"}' % ("r" * 20, i))
+            want.append('{"role":"assistant","content":"answer %d"}' % i)
+        msgs.append('{"role":"user","content":"last"}')
+        want.append(msgs[-1])
+        body = ('{"model":"gpt-oss","stream":false,"messages":[%s]}' % ",".join(msgs)).encode()
+        stripped = ('{"model":"gpt-oss","stream":false,"messages":[%s]}' % ",".join(want)).encode()
+        cpu0 = relay.cpu_seconds()
+        with Client(relay.port, timeout=30) as c:
+            c.request("POST", CHAT_PATH, [("Content-Type", "application/json")], body)
+            r = c.read_response("POST")
+        cpu = relay.cpu_seconds() - cpu0
+        self.assertEqual(r.status, 200)
+        q = self.upstream.wait_requests(1)[0]
+        self.assertBodyEqual(q.body, stripped, "upstream body")
+        self.assertEqual(q.header("content-length"), str(len(stripped)))
+        # used to be ~6 s here (and 12 s for 8,000 longer messages in the report)
+        self.assertLess(cpu, 2.0, "the relay spent %.2f s of CPU on one %d-byte request" % (cpu, len(body)))
+
+
 if __name__ == "__main__":
     unittest.main()
