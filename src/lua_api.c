@@ -22,6 +22,12 @@ relay_script_t *relay_lua_script(lua_State *L) {
   return s;
 }
 
+struct relay_script_s *relay_lua_declaring(lua_State *L, const char *what) {
+  relay_script_t *s = relay_lua_script(L);
+  if (s->serving) luaL_error(L, "%s can only be called while the script loads, not from a hook", what);
+  return s;
+}
+
 /* ---- the budget of a Lua state ------------------------------------------
  *
  * A script is code the relay runs on its event loop: an endless loop in a
@@ -197,7 +203,7 @@ static void copy_bounded(lua_State *L, char *dst, size_t cap, const char *src, c
 
 /* relay.listen{addr = "0.0.0.0", port = 8080} */
 static int l_listen(lua_State *L) {
-  relay_script_t *s = relay_lua_script(L);
+  relay_script_t *s = relay_lua_declaring(L, "relay.listen");
   luaL_checktype(L, 1, LUA_TTABLE);
   const char *addr = opt_str_field(L, 1, "addr", s->cfg.listen_addr);
   char tmp[RELAY_HOST_MAX];
@@ -213,7 +219,7 @@ static int l_listen(lua_State *L) {
 
 /* relay.upstream{name = "default", host = "127.0.0.1", port = 1234}: returns the name. */
 static int l_upstream(lua_State *L) {
-  relay_script_t *s = relay_lua_script(L);
+  relay_script_t *s = relay_lua_declaring(L, "relay.upstream");
   luaL_checktype(L, 1, LUA_TTABLE);
   const char *name = opt_str_field(L, 1, "name", "default");
   const char *host = opt_str_field(L, 1, "host", NULL);
@@ -246,7 +252,7 @@ static int l_upstream(lua_State *L) {
 
 /* relay.settings{connect_timeout = 10, ...}: timeouts in seconds. */
 static int l_settings(lua_State *L) {
-  relay_script_t *s = relay_lua_script(L);
+  relay_script_t *s = relay_lua_declaring(L, "relay.settings");
   relay_config_t *c = &s->cfg;
   luaL_checktype(L, 1, LUA_TTABLE);
   static const char *const known[] = {"connect_timeout", "header_timeout", "idle_timeout",
@@ -499,6 +505,7 @@ int relay_script_load(relay_script_t *s, const char *path, char *err, size_t err
     return -1;
   }
   lua_settop(L, 0);
+  s->serving = 1;
   if (s->cfg.nupstreams == 0) {
     snprintf(err, errlen, "%s: the script declares no upstream (relay.upstream{...})",
              path ? path : "stock script");

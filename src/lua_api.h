@@ -8,6 +8,9 @@
 struct relay_script_s;
 
 struct relay_script_s *relay_lua_script(lua_State *L);
+/* The script of the state, for a declaration: raises when the script is
+ * already serving (a hook cannot re-declare routes or lift its own budget). */
+struct relay_script_s *relay_lua_declaring(lua_State *L, const char *what);
 /* Every call from C into a script's Lua state (and every C-side push that
  * may allocate around it) runs between begin and end: the call gets
  * script_timeout, the state stays under script_memory (see lua_api.c). */

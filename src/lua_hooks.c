@@ -14,7 +14,7 @@
 
 /* relay.on_request(fn [, {body = true}]) */
 static int l_on_request(lua_State *L) {
-  relay_script_t *s = relay_lua_script(L);
+  relay_script_t *s = relay_lua_declaring(L, "relay.on_request");
   luaL_checktype(L, 1, LUA_TFUNCTION);
   int wants_body = 0;
   if (lua_istable(L, 2)) {

@@ -64,6 +64,7 @@ typedef struct relay_script_s {
   int on_request_ref; /* LUA_NOREF when the script has no routing function */
   int on_request_wants_body;
   int log_level; /* from relay.settings{log_level=}, -1 = not set */
+  int serving;   /* loaded: declarations (relay.route, relay.settings, ...) are closed */
 } relay_script_t;
 
 /* Load the script (path NULL = stock). On error returns -1 with a message of

@@ -287,7 +287,10 @@ LOOPS = {"plain": "time budget", "pcall": "time budget", "pcall_error": "time bu
          "xpcall": "time budget", "coroutine": "time budget", "old_coroutine": "time budget",
          "gsub": "time budget", "sort": "time budget", "close": "time budget",
          "gc": "__gc metamethods are not available", "gc_debug": "__gc metamethods are not available",
-         "sethook": "debug.sethook is not available"}
+         "sethook": "debug.sethook is not available",
+         "settings": "relay.settings can only be called while the script loads",
+         "route": "relay.route can only be called while the script loads",
+         "on_request": "relay.on_request can only be called while the script loads"}
 HOOK_LOOPS = ["plain", "pcall", "coroutine", "xpcall"]
 BOMBS = {"strings": "script_memory", "tables": "script_memory", "doubling": "script_memory",
          "mem_pcall": "(script_memory|time budget)", "hoard": "script_memory"}

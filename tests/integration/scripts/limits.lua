@@ -57,6 +57,10 @@ local faults = {
     forever()
   end,
   sethook = function() debug.sethook(); forever() end,
+  -- a hook cannot lift its own budget, nor re-declare the relay
+  settings = function() relay.settings({ script_timeout = 3600 }); forever() end,
+  route = function() relay.route({ path = "/new" }) end,
+  on_request = function() relay.on_request(function() end) end,
   -- memory
   strings = function()
     local t = {}
