@@ -1108,7 +1108,7 @@ static int json_batch_run(json_batch_t *b, relay_buf_t *out) {
       return b->err;
     }
   }
-  qsort(b->be, b->n, sizeof *b->be, json_bedit_cmp);
+  if (b->n > 1) qsort(b->be, b->n, sizeof *b->be, json_bedit_cmp);
   for (size_t i = 1; i < b->n; i++) {
     const relay_json_edit_t *p = b->be[i - 1].e, *q = b->be[i].e;
     size_t s = 0;
@@ -1127,7 +1127,7 @@ static int json_batch_run(json_batch_t *b, relay_buf_t *out) {
   int rc = b->n ? json_batch_resolve(b, 0, 0, b->n, 0) : 0;
   if (rc == 0) rc = b->err;
   if (rc) return rc;
-  qsort(b->ops, b->nops, sizeof *b->ops, json_op_cmp);
+  if (b->nops > 1) qsort(b->ops, b->nops, sizeof *b->ops, json_op_cmp);
   size_t total = (size_t)d->len;
   for (size_t i = 0; i < b->nops; i++) {
     if (i && b->ops[i].start < b->ops[i - 1].end) return RELAY_JSON_EOVERLAP; /* cannot happen */

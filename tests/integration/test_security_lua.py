@@ -24,7 +24,7 @@ import unittest
 
 from chatmock import (CHAT_PATH, StreamCheck, StreamResponse, chat_request, completion_body, harmony_text,
                       json_handler, sse_handler, stream_events, tokens)
-from relaytest import Client, RssSampler, build_request, http_exchange
+from relaytest import Client, ConnectionClosed, RssSampler, build_request, http_exchange
 from test_lua_routing import LuaTestCase, script_path
 
 SANITIZED = os.environ.get("RELAY_SANITIZED", "").lower() in ("1", "on", "true", "yes")
@@ -130,9 +130,15 @@ class ReplacedBody(ScriptCase):
             c.request(method, target, body=body, **kw)
             r = c.read_response(method)
             self.assertEqual(r.status, 200)
-            # the same connection goes on: the client's body was read to its end
-            c.request("GET", "/after")
-            r2 = c.read_response()
+            # the same connection goes on when the client's body was read to its end
+            # before the answer; a big body still arriving after it closes the
+            # connection instead (the core never reuses one mid-request)
+            try:
+                c.request("GET", "/after")
+                r2 = c.read_response()
+            except (ConnectionClosed, OSError):
+                self.assertGreater(len(body or b""), 65536, "closed after a small body")
+                r2 = http_exchange(self.port, "GET", "/after")
             self.assertEqual(r2.status, 200)
         reqs = self.upstream.wait_requests(2)
         time.sleep(0.05)
