@@ -837,6 +837,15 @@ class Relay:
             return None
         return None
 
+    def cpu_seconds(self):
+        """utime + stime of the relay (all its threads) in seconds, from /proc/PID/stat."""
+        try:
+            with open("/proc/%d/stat" % self.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def signal(self, sig):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
