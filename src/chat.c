@@ -5,7 +5,13 @@
  * SSE: one event out per event in, in order; text held back by a replacer is
  * released by a later event, the choice's finish event, [DONE] or the end of
  * the stream. JSON: the whole body is collected, rewritten once, and sent with
- * its new Content-Length. */
+ * its new Content-Length.
+ *
+ * What cannot be rewritten goes out as it came, each byte once: an event over
+ * the limit ends the rewrite of its stream (held text first, then the rest
+ * raw), a body over RELAY_MAX_BODY_BUFFER streams unchanged, a document that is
+ * not a chat chunk passes as is, choice indexes past CHAT_MAX_CHOICES are left
+ * alone. Only a failure to produce output (out of memory) cuts a stream. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -19,8 +25,15 @@
 #include "relay/json_splice.h"
 #include "relay/sse.h"
 
+/* One SSE event is held whole to be rewritten: at most this, and at most
+ * RELAY_MAX_BODY_BUFFER. A longer event ends the rewrite for its response. */
 #define CHAT_MAX_EVENT (8 * 1024 * 1024)
 #define CHAT_FOUND_INITIAL 2
+/* Distinct choice indexes rewritten per response (OpenAI's own limit on n).
+ * Each holds a replacer; past the cap, text of new indexes passes through
+ * unrewritten, so an upstream that opens a new index with every event cannot
+ * grow the state of a response or the cost of a lookup. */
+#define CHAT_MAX_CHOICES 128
 
 typedef struct chat_choice_s {
   long index;
@@ -40,8 +53,9 @@ typedef struct relay_chat_s {
   int passthrough;     /* the body turned out not to be rewritable: bytes go as they came */
   relay_sse_t framer;
   relay_buf_t body;    /* JSON mode: the whole body */
-  chat_choice_t *choices;
+  chat_choice_t *choices; /* sorted by index, at most CHAT_MAX_CHOICES */
   size_t nchoices, cap;
+  int capped_logged;
   /* Scratch, reused for every event so the steady state does not allocate. */
   relay_buf_t decoded, content, reasoning, out, edits_buf;
   chat_edit_t *edits;   /* two per choice slot */
@@ -53,13 +67,36 @@ typedef struct relay_chat_s {
    * so that an idle stream stays small. */
   relay_json_choice_t *found;
   relay_json_choice_t *found2; /* the second reasoning field ("both") */
+  int found2_ok;               /* found2 describes the current document */
   size_t found_cap;
-  int oom;
+  /* Output could not be made exactly (out of memory, or the client write
+   * failed). A stream: nothing more goes out and the response is cut,
+   * visibly. A JSON body: it goes out as it came. */
+  int broken;
 } relay_chat_t;
 
-static chat_choice_t *chat_choice(relay_chat_t *chat, long index) {
-  for (size_t i = 0; i < chat->nchoices; i++)
-    if (chat->choices[i].index == index) return &chat->choices[i];
+/* The slot of a choice index, made on first sight. Slots stay sorted by
+ * index and are found by binary search, so n > 1 streams cost O(log n) per
+ * lookup whatever order the indexes come in; a new slot moves at most
+ * CHAT_MAX_CHOICES others, once. Returns NULL past the cap (*capped set; one
+ * warning per response) or when out of memory (*capped 0). */
+static chat_choice_t *chat_choice(relay_chat_t *chat, long index, int *capped) {
+  size_t lo = 0, hi = chat->nchoices;
+  *capped = 0;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (chat->choices[mid].index < index) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < chat->nchoices && chat->choices[lo].index == index) return &chat->choices[lo];
+  if (chat->nchoices == CHAT_MAX_CHOICES) {
+    *capped = 1;
+    if (!chat->capped_logged)
+      relay_log_warn("%s: more than %d choice indexes in one response; choice index %ld and further new "
+                     "ones pass through unrewritten", chat->base.ex->log_path, CHAT_MAX_CHOICES, index);
+    chat->capped_logged = 1;
+    return NULL;
+  }
   if (chat->nchoices == chat->cap) {
     size_t cap = chat->cap ? chat->cap * 2 : 2;
     chat_choice_t *p = realloc(chat->choices, cap * sizeof *p);
@@ -67,20 +104,46 @@ static chat_choice_t *chat_choice(relay_chat_t *chat, long index) {
     chat->choices = p;
     chat->cap = cap;
   }
-  chat_choice_t *c = &chat->choices[chat->nchoices];
-  if (chat->opts->rules && relay_replacer_init(&c->r, chat->opts->rules) != 0) return NULL;
-  c->index = index;
-  c->finished = 0;
+  chat_choice_t c;
+  memset(&c, 0, sizeof c);
+  if (chat->opts->rules && relay_replacer_init(&c.r, chat->opts->rules) != 0) return NULL;
+  c.index = index;
+  c.finished = 0;
+  memmove(&chat->choices[lo + 1], &chat->choices[lo], (chat->nchoices - lo) * sizeof c);
+  chat->choices[lo] = c;
   chat->nchoices++;
-  return c;
+  return &chat->choices[lo];
+}
+
+/* Appends that remember a failure: a builder runs to its end and its caller
+ * looks at chat->broken once, instead of every call checking. */
+static void chat_put(relay_chat_t *chat, relay_buf_t *b, const void *p, size_t n) {
+  if (relay_buf_append(b, p, n)) chat->broken = 1;
+}
+
+static void chat_put_str(relay_chat_t *chat, relay_buf_t *b, const char *s) {
+  chat_put(chat, b, s, strlen(s));
+}
+
+static void put_json_string(relay_chat_t *chat, relay_buf_t *b, const char *s, size_t len) {
+  chat_put(chat, b, "\"", 1);
+  if (relay_json_escape(b, s ? s : "", len)) chat->broken = 1;
+  chat_put(chat, b, "\"", 1);
+}
+
+/* "name": for a configured field name. */
+static void put_key(relay_chat_t *chat, relay_buf_t *b, const char *name) {
+  chat_put(chat, b, "\"", 1);
+  chat_put_str(chat, b, name);
+  chat_put(chat, b, "\":", 2);
 }
 
 /* Replacer output lands in content or reasoning by the output mode. */
 static void chat_emit(void *ud, relay_out_kind_t kind, unsigned state, const char *data, size_t len) {
   relay_chat_t *chat = ud;
   switch (relay_output_sink(chat->opts->mode, chat->opts->reasoning_states, kind, state)) {
-    case RELAY_SINK_CONTENT: chat->oom |= relay_buf_append(&chat->content, data, len); break;
-    case RELAY_SINK_REASONING: chat->oom |= relay_buf_append(&chat->reasoning, data, len); break;
+    case RELAY_SINK_CONTENT: chat_put(chat, &chat->content, data, len); break;
+    case RELAY_SINK_REASONING: chat_put(chat, &chat->reasoning, data, len); break;
     case RELAY_SINK_DROP: break;
   }
 }
@@ -93,7 +156,7 @@ static void edit_begin(relay_chat_t *chat) {
 /* Record that [start, end) becomes the bytes appended to edits_buf since off. */
 static void edit_add(relay_chat_t *chat, size_t start, size_t end, size_t off) {
   if (chat->nedits == 4 * chat->found_cap) {
-    chat->oom = 1;
+    chat->broken = 1;
     return;
   }
   chat_edit_t *e = &chat->edits[chat->nedits++];
@@ -103,20 +166,14 @@ static void edit_add(relay_chat_t *chat, size_t start, size_t end, size_t off) {
   e->len = chat->edits_buf.len - off;
 }
 
-static void append_json_string(relay_buf_t *b, const char *s, size_t len) {
-  relay_buf_append(b, "\"", 1);
-  relay_json_escape(b, s, len);
-  relay_buf_append(b, "\"", 1);
-}
-
 /* A reasoning member of field mode, for the flush event built from scratch. */
 static void append_reasoning_members(relay_chat_t *chat, relay_buf_t *b) {
   const relay_chat_opts_t *o = chat->opts;
   for (int f = 0; f < 2; f++) {
     if (!o->field[f][0]) continue;
-    if (f > 0) relay_buf_append(b, ",", 1);
-    relay_buf_printf(b, "\"%s\":", o->field[f]);
-    append_json_string(b, chat->reasoning.data ? chat->reasoning.data : "", chat->reasoning.len);
+    if (f > 0) chat_put(chat, b, ",", 1);
+    put_key(chat, b, o->field[f]);
+    put_json_string(chat, b, chat->reasoning.data, chat->reasoning.len);
   }
 }
 
@@ -131,11 +188,11 @@ static void apply_edits(relay_chat_t *chat, const char *doc, size_t len, relay_b
   size_t pos = 0;
   for (size_t i = 0; i < chat->nedits; i++) {
     const chat_edit_t *e = &chat->edits[i];
-    relay_buf_append(out, doc + pos, e->start - pos);
-    relay_buf_append(out, chat->edits_buf.data + e->off, e->len);
+    chat_put(chat, out, doc + pos, e->start - pos);
+    chat_put(chat, out, chat->edits_buf.data + e->off, e->len);
     pos = e->end;
   }
-  relay_buf_append(out, doc + pos, len - pos);
+  chat_put(chat, out, doc + pos, len - pos);
 }
 
 /* After a choice's text went through its replacer (chat->content and
@@ -154,7 +211,7 @@ static void edit_choice(relay_chat_t *chat, const relay_json_choice_t *f, const 
   int unchanged = f->has_content && f->content_is_string && chat->content.len == chat->decoded.len &&
                   (chat->content.len == 0 || memcmp(chat->content.data, chat->decoded.data, chat->content.len) == 0);
   if (f->has_content && !unchanged && (f->content_is_string || chat->content.len > 0)) {
-    append_json_string(&chat->edits_buf, chat->content.data ? chat->content.data : "", chat->content.len);
+    put_json_string(chat, &chat->edits_buf, chat->content.data, chat->content.len);
     edit_add(chat, f->content_start, f->content_end, off);
   }
   int insert_field[2] = {0, 0};
@@ -168,10 +225,11 @@ static void edit_choice(relay_chat_t *chat, const relay_json_choice_t *f, const 
     off = chat->edits_buf.len;
     relay_buf_t joined;
     relay_buf_init(&joined);
-    if (m->reasoning_is_string)
-      relay_json_unescape(json + m->reasoning_start + 1, m->reasoning_end - m->reasoning_start - 2, &joined);
-    relay_buf_append(&joined, chat->reasoning.data, chat->reasoning.len);
-    append_json_string(&chat->edits_buf, joined.data, joined.len);
+    if (m->reasoning_is_string &&
+        relay_json_unescape(json + m->reasoning_start + 1, m->reasoning_end - m->reasoning_start - 2, &joined))
+      chat->broken = 1;
+    chat_put(chat, &joined, chat->reasoning.data, chat->reasoning.len);
+    put_json_string(chat, &chat->edits_buf, joined.data, joined.len);
     relay_buf_close(&joined);
     edit_add(chat, m->reasoning_start, m->reasoning_end, off);
   }
@@ -181,16 +239,16 @@ static void edit_choice(relay_chat_t *chat, const relay_json_choice_t *f, const 
   int members = 0;
   for (int i = 0; i < 2; i++) {
     if (!insert_field[i]) continue;
-    if (members++) relay_buf_append(&chat->edits_buf, ",", 1);
-    relay_buf_printf(&chat->edits_buf, "\"%s\":", o->field[i]);
-    append_json_string(&chat->edits_buf, chat->reasoning.data, chat->reasoning.len);
+    if (members++) chat_put(chat, &chat->edits_buf, ",", 1);
+    put_key(chat, &chat->edits_buf, o->field[i]);
+    put_json_string(chat, &chat->edits_buf, chat->reasoning.data, chat->reasoning.len);
   }
   if (insert_content) {
-    if (members++) relay_buf_append(&chat->edits_buf, ",", 1);
-    relay_buf_append_str(&chat->edits_buf, "\"content\":");
-    append_json_string(&chat->edits_buf, chat->content.data, chat->content.len);
+    if (members++) chat_put(chat, &chat->edits_buf, ",", 1);
+    chat_put_str(chat, &chat->edits_buf, "\"content\":");
+    put_json_string(chat, &chat->edits_buf, chat->content.data, chat->content.len);
   }
-  if (!f->container_empty) relay_buf_append(&chat->edits_buf, ",", 1);
+  if (!f->container_empty) chat_put(chat, &chat->edits_buf, ",", 1);
   edit_add(chat, f->container_open + 1, f->container_open + 1, off);
 }
 
@@ -212,8 +270,11 @@ static int run_choice(relay_chat_t *chat, chat_choice_t *c, const char *json,
     if (relay_json_unescape(json + f->content_start + 1, f->content_end - f->content_start - 2,
                             &chat->decoded) != 0)
       return -1;
-    if (!chat->opts->rules) relay_buf_append(&chat->content, chat->decoded.data, chat->decoded.len);
+    if (!chat->opts->rules) chat_put(chat, &chat->content, chat->decoded.data, chat->decoded.len);
     else if (relay_replacer_feed(&c->r, chat->decoded.data, chat->decoded.len, chat_emit, chat)) return -1;
+    /* Text after the choice's finish_reason: what the replacer holds of it
+     * is released again at the end, not dropped as already finished. */
+    if (chat->decoded.len) c->finished = 0;
   }
   if (f->finished && !c->finished) {
     if (chat->opts->rules) relay_replacer_finish(&c->r, chat_emit, chat);
@@ -273,24 +334,64 @@ static int reuse_last_parse(relay_chat_t *chat, const char *d, size_t len) {
   return 1;
 }
 
-/* In "both" mode, where the second reasoning field sits (same choices). */
+/* In "both" mode, where the second reasoning field sits (same choices). The
+ * document is parsed at k == 0, which every caller reaches for every
+ * document; a failed parse leaves no stale offsets in use for later k. */
 static const relay_json_choice_t *second_field(relay_chat_t *chat, const char *doc, size_t len,
                                                const char *container, int n, int k) {
   if (chat->opts->mode != RELAY_MODE_FIELD || !chat->opts->field[1][0]) return NULL;
-  if (k == 0 && relay_json_find_choices(doc, len, container, chat->opts->field[1], chat->found2,
-                                        chat->found_cap) != n)
-    return NULL;
-  return &chat->found2[k];
+  if (k == 0)
+    chat->found2_ok = relay_json_find_choices(doc, len, container, chat->opts->field[1], chat->found2,
+                                              chat->found_cap) == n;
+  return chat->found2_ok ? &chat->found2[k] : NULL;
 }
 
+/* Output goes to the exchange. A failed write (out of memory, the client
+ * gone) means bytes are missing, so nothing more may follow them. */
 static int chat_send(relay_chat_t *chat, const char *data, size_t len) {
-  return relay_exchange_emit(chat->base.ex, data, len);
+  if (relay_exchange_emit(chat->base.ex, data, len) == 0) return 0;
+  chat->broken = 1;
+  return -1;
 }
 
-/* Text still held when the stream ends without a finish_reason for it goes
- * out in one more event, built from the last chunk so ids and model match. */
+/* One event for the text a choice still held, built from the last chunk so
+ * that ids and model match. It is written by the framer's writer, so a line
+ * break anywhere in the template (a chunk whose data had several lines)
+ * continues the data instead of ending it. */
+static void flush_event(relay_chat_t *chat, const chat_choice_t *c) {
+  relay_buf_t choices, doc;
+  relay_buf_init(&choices);
+  relay_buf_init(&doc);
+  if (relay_buf_printf(&choices, "[{\"index\":%ld,\"delta\":{", c->index)) chat->broken = 1;
+  int reasoning = chat->reasoning.len && chat->opts->mode == RELAY_MODE_FIELD;
+  if (reasoning) append_reasoning_members(chat, &choices);
+  if (chat->content.len) {
+    if (reasoning) chat_put(chat, &choices, ",", 1);
+    chat_put_str(chat, &choices, "\"content\":");
+    put_json_string(chat, &choices, chat->content.data, chat->content.len);
+  }
+  chat_put_str(chat, &choices, "},\"finish_reason\":null}]");
+  relay_json_path_seg_t path = {"choices", 7, 0};
+  if (!chat->broken && (!chat->last_chunk.len || relay_json_edit(chat->last_chunk.data, chat->last_chunk.len, &path,
+                                                               1, choices.data, choices.len, &doc))) {
+    relay_buf_reset(&doc);
+    chat_put_str(chat, &doc, "{\"object\":\"chat.completion.chunk\",\"choices\":");
+    chat_put(chat, &doc, choices.data, choices.len);
+    chat_put_str(chat, &doc, "}");
+  }
+  if (chat->sse && !chat->broken) {
+    relay_buf_reset(&chat->out);
+    if (relay_sse_append_event(&chat->out, doc.data ? doc.data : "", doc.len)) chat->broken = 1;
+    else chat_send(chat, chat->out.data, chat->out.len);
+  }
+  relay_buf_close(&doc);
+  relay_buf_close(&choices);
+}
+
+/* Text still held when the stream ends (or the rewrite gives up) without a
+ * finish_reason for it goes out in one more event per choice. */
 static void flush_all(relay_chat_t *chat) {
-  for (size_t i = 0; i < chat->nchoices; i++) {
+  for (size_t i = 0; i < chat->nchoices && !chat->broken; i++) {
     chat_choice_t *c = &chat->choices[i];
     if (c->finished) continue;
     c->finished = 1;
@@ -300,66 +401,19 @@ static void flush_all(relay_chat_t *chat) {
     relay_replacer_finish(&c->r, chat_emit, chat);
     run_text_hook(chat, c);
     if (chat->content.len == 0 && chat->reasoning.len == 0) continue;
-    relay_buf_t choices;
-    relay_buf_init(&choices);
-    relay_buf_printf(&choices, "[{\"index\":%ld,\"delta\":{", c->index);
-    int reasoning = chat->reasoning.len && chat->opts->mode == RELAY_MODE_FIELD;
-    if (reasoning) append_reasoning_members(chat, &choices);
-    if (chat->content.len) {
-      if (reasoning) relay_buf_append(&choices, ",", 1);
-      relay_buf_append_str(&choices, "\"content\":");
-      append_json_string(&choices, chat->content.data, chat->content.len);
-    }
-    relay_buf_append_str(&choices, "},\"finish_reason\":null}]");
-    relay_buf_t doc;
-    relay_buf_init(&doc);
-    relay_json_path_seg_t path = {"choices", 7, 0};
-    if (!chat->last_chunk.len ||
-        relay_json_edit(chat->last_chunk.data, chat->last_chunk.len, &path, 1, choices.data, choices.len, &doc)) {
-      relay_buf_reset(&doc);
-      relay_buf_append_str(&doc, "{\"object\":\"chat.completion.chunk\",\"choices\":");
-      relay_buf_append(&doc, choices.data, choices.len);
-      relay_buf_append_str(&doc, "}");
-    }
-    if (chat->sse) {
-      relay_buf_t ev;
-      relay_buf_init(&ev);
-      relay_buf_append_str(&ev, "data: ");
-      relay_buf_append(&ev, doc.data, doc.len);
-      relay_buf_append_str(&ev, "\n\n");
-      chat_send(chat, ev.data, ev.len);
-      relay_buf_close(&ev);
-    }
-    relay_buf_close(&doc);
-    relay_buf_close(&choices);
+    flush_event(chat, c);
   }
 }
 
 /* Rebuild an event with new data: a single data line is replaced in place,
- * keeping every other line and the line ends as they were. */
+ * keeping every other line and the line ends as they were; a line break in
+ * new data (a script's) continues on a new data: line (see sse.h), so the
+ * client still reads one event with the same data. */
 static void send_event_with_data(relay_chat_t *chat, const relay_sse_event_t *ev, const char *data, size_t len) {
   relay_buf_reset(&chat->out);
-  if (ev->single_data_line) {
-    relay_buf_append(&chat->out, ev->raw, ev->data_offset);
-    /* A line break in new data (from a script) continues on a new data: line,
-     * so the client still reads one event with the same data. */
-    const char *nl;
-    while ((nl = memchr(data, '\n', len)) != NULL) {
-      relay_buf_append(&chat->out, data, (size_t)(nl - data));
-      relay_buf_append_str(&chat->out, "\ndata: ");
-      len -= (size_t)(nl - data) + 1;
-      data = nl + 1;
-    }
-    relay_buf_append(&chat->out, data, len);
-    size_t after = ev->data_offset + ev->data_len;
-    relay_buf_append(&chat->out, ev->raw + after, ev->raw_len - after);
-  } else {
-    relay_buf_append_str(&chat->out, "data: ");
-    for (size_t i = 0; i < len; i++) {
-      if (data[i] == '\n') relay_buf_append_str(&chat->out, "\ndata: ");
-      else relay_buf_append(&chat->out, data + i, 1);
-    }
-    relay_buf_append_str(&chat->out, "\n\n");
+  if (relay_sse_event_with_data(ev, data, len, &chat->out)) {
+    chat->broken = 1;
+    return;
   }
   chat_send(chat, chat->out.data, chat->out.len);
 }
@@ -371,7 +425,8 @@ static void send_data_event(relay_chat_t *chat, const relay_sse_event_t *ev, con
   if (ref != LUA_NOREF) {
     relay_buf_t *b = &chat->hook_buf;
     relay_buf_reset(b);
-    relay_buf_append(b, data, len);
+    chat_put(chat, b, data, len);
+    if (chat->broken) return;
     int drop = 0;
     if (relay_lua_hook_event(chat->base.ex, ref, b, ev->event, ev->event_len, &drop) == 0) {
       if (drop) return;
@@ -387,13 +442,14 @@ static void send_data_event(relay_chat_t *chat, const relay_sse_event_t *ev, con
 
 static void on_event(void *ud, const relay_sse_event_t *ev) {
   relay_chat_t *chat = ud;
+  if (chat->broken) return; /* the response is being cut: nothing goes after a gap */
   if (!ev->data) {
     chat_send(chat, ev->raw, ev->raw_len);
     return;
   }
   if (ev->is_done) {
     flush_all(chat);
-    send_data_event(chat, ev, ev->data, ev->data_len, 0);
+    if (!chat->broken) send_data_event(chat, ev, ev->data, ev->data_len, 0);
     return;
   }
   const char *reasoning_key = chat->opts->mode == RELAY_MODE_FIELD ? chat->opts->field[0] : NULL;
@@ -404,6 +460,10 @@ static void on_event(void *ud, const relay_sse_event_t *ev) {
     chat->template_ok = n == 1 && chat->opts->mode != RELAY_MODE_FIELD && f->has_container &&
                         f->has_content && f->content_is_string && !f->finished;
   }
+  if (n == RELAY_JSON_ENOMEM) {
+    chat->broken = 1;
+    return;
+  }
   if (n <= 0) {
     /* Not a chunk we understand (or no choices, like the usage chunk): as is. */
     chat->template_ok = 0;
@@ -411,55 +471,96 @@ static void on_event(void *ud, const relay_sse_event_t *ev) {
     return;
   }
   relay_buf_reset(&chat->last_chunk);
-  chat->oom |= relay_buf_append(&chat->last_chunk, ev->data, ev->data_len);
+  chat_put(chat, &chat->last_chunk, ev->data, ev->data_len);
   edit_begin(chat);
-  for (int k = 0; k < n; k++) {
+  for (int k = 0; k < n && !chat->broken; k++) {
     const relay_json_choice_t *f = &chat->found[k];
-    chat_choice_t *c = chat_choice(chat, f->index);
-    if (!c || run_choice(chat, c, ev->data, f) != 0) {
-      send_data_event(chat, ev, ev->data, ev->data_len, 0);
-      return;
+    /* Before any choice is skipped: the second field's parse runs at k == 0. */
+    const relay_json_choice_t *f2 = second_field(chat, ev->data, ev->data_len, "delta", n, k);
+    int capped;
+    chat_choice_t *c = chat_choice(chat, f->index, &capped);
+    if (!c) {
+      chat->broken |= !capped;
+      continue; /* past the cap: this choice's bytes stay as they came */
     }
-    edit_choice(chat, f, second_field(chat, ev->data, ev->data_len, "delta", n, k), ev->data);
+    if (run_choice(chat, c, ev->data, f) != 0) chat->broken = 1;
+    else edit_choice(chat, f, f2, ev->data);
   }
-  if (chat->oom) {
+  if (chat->broken) return;
+  if (chat->nedits == 0) { /* nothing to change: the event as it came */
     send_data_event(chat, ev, ev->data, ev->data_len, 0);
     return;
   }
   relay_buf_t *data = &chat->decoded; /* free again: reuse for the new payload */
   relay_buf_reset(data);
   apply_edits(chat, ev->data, ev->data_len, data);
-  send_data_event(chat, ev, data->data, data->len, 1);
+  if (!chat->broken) send_data_event(chat, ev, data->data, data->len, 1);
+}
+
+/* The rewrite is over for this response: its buffers and replacers are not
+ * needed any more (an event of up to the limit must not stay allocated for
+ * the rest of a long stream). Safe to call twice. */
+static void chat_drop_state(relay_chat_t *chat) {
+  if (chat->opts->rules)
+    for (size_t i = 0; i < chat->nchoices; i++) relay_replacer_close(&chat->choices[i].r);
+  chat->nchoices = 0;
+  relay_sse_close(&chat->framer);
+  relay_buf_close(&chat->body);
+  relay_buf_close(&chat->decoded);
+  relay_buf_close(&chat->content);
+  relay_buf_close(&chat->reasoning);
+  relay_buf_close(&chat->out);
+  relay_buf_close(&chat->edits_buf);
+  relay_buf_close(&chat->last_chunk);
+  relay_buf_close(&chat->hook_buf);
+  chat->template_ok = 0;
+}
+
+/* The stream cannot be rewritten any further (an event over the limit, or
+ * the framer out of memory). Text the replacers hold goes out first, in a
+ * flush event, since it came before; then the bytes the framer had not
+ * delivered and the rest of this input, exactly as they came, and from then
+ * on every byte as it comes. Nothing is lost and nothing is sent twice: the
+ * framer's rest plus data[used..] is exactly what it did not deliver. */
+static int sse_fall_back(relay_chat_t *chat, int err, const char *data, size_t len) {
+  relay_log_warn("%s: SSE stream not rewritable (%s); passing it through", chat->base.ex->log_path,
+                 relay_sse_strerror(err));
+  const char *rest;
+  size_t rest_len;
+  relay_sse_finish(&chat->framer, &rest, &rest_len);
+  flush_all(chat);
+  chat->passthrough = 1;
+  if (chat->broken || chat_send(chat, rest, rest_len) || chat_send(chat, data, len)) return -1;
+  chat_drop_state(chat);
+  return 0;
+}
+
+/* JSON: the body is collected whole; one too big to hold is streamed as it
+ * came from here on, the part already held first. */
+static int body_data(relay_chat_t *chat, const char *data, size_t len) {
+  relay_exchange_t *ex = chat->base.ex;
+  if (chat->body.len + len <= ex->client->w->cfg->max_body_buffer)
+    return relay_buf_append(&chat->body, data, len) ? -1 : 0;
+  relay_log_warn("%s: JSON body over the buffer limit; passing it through", ex->log_path);
+  chat->passthrough = 1;
+  relay_exchange_unbuffer(ex);
+  if (chat_send(chat, chat->body.data, chat->body.len) || chat_send(chat, data, len)) return -1;
+  chat_drop_state(chat);
+  return 0;
 }
 
 static int chat_on_data(relay_filter_t *f, const char *data, size_t len) {
   relay_chat_t *chat = (relay_chat_t *)f;
   if (chat->passthrough) return chat_send(chat, data, len);
-  if (!chat->sse) {
-    if (chat->body.len + len > f->ex->client->w->cfg->max_body_buffer) {
-      /* Too big to hold: stop rewriting and stream what we have and the rest. */
-      relay_log_warn("%s: JSON body over the buffer limit; passing it through", f->ex->log_path);
-      chat->passthrough = 1;
-      relay_exchange_unbuffer(f->ex);
-      chat_send(chat, chat->body.data, chat->body.len);
-      relay_buf_close(&chat->body);
-      return chat_send(chat, data, len);
-    }
-    return relay_buf_append(&chat->body, data, len);
+  if (!chat->sse) return body_data(chat, data, len);
+  size_t used;
+  int rc = relay_sse_feed(&chat->framer, data, len, on_event, chat, &used);
+  if (chat->broken) {
+    /* Output is missing a piece: the proxy cuts the response, visibly. */
+    relay_log_warn("%s: out of memory or write failed while rewriting; cutting the response", f->ex->log_path);
+    return -1;
   }
-  int rc = relay_sse_feed(&chat->framer, data, len, on_event, chat);
-  if (rc) {
-    /* An event over the limit: give up on rewriting, lose nothing. */
-    relay_log_warn("%s: SSE stream not rewritable (%s); passing it through", f->ex->log_path,
-                   relay_sse_strerror(rc));
-    chat->passthrough = 1;
-    const char *rest;
-    size_t rest_len;
-    relay_sse_finish(&chat->framer, &rest, &rest_len);
-    chat_send(chat, rest, rest_len);
-    size_t used = chat->framer.consumed;
-    return chat_send(chat, data + used, len - used);
-  }
+  if (rc) return sse_fall_back(chat, rc, data + used, len - used);
   return 0;
 }
 
@@ -471,10 +572,12 @@ static void send_body(relay_chat_t *chat, relay_buf_t *body) {
     chat->base.failed = 1;
     return;
   }
-  chat_send(chat, body->data ? body->data : "", body->len);
+  if (chat_send(chat, body->data ? body->data : "", body->len)) chat->base.failed = 1;
 }
 
-/* JSON body: rewrite choices[i].message.content of the whole document. */
+/* JSON body: rewrite choices[i].message.content of the whole document. Any
+ * failure on the way (not a chat document, out of memory) sends the body as
+ * it came. */
 static void rewrite_body(relay_chat_t *chat) {
   const char *doc = chat->body.data ? chat->body.data : "";
   size_t len = chat->body.len;
@@ -485,28 +588,33 @@ static void rewrite_body(relay_chat_t *chat) {
     return;
   }
   edit_begin(chat);
-  for (int k = 0; k < n; k++) {
+  for (int k = 0; k < n && !chat->broken; k++) {
     relay_json_choice_t f = chat->found[k];
-    chat_choice_t *c = chat_choice(chat, f.index);
+    const relay_json_choice_t *f2 = second_field(chat, doc, len, "message", n, k);
+    int capped;
+    chat_choice_t *c = chat_choice(chat, f.index, &capped);
     f.finished = 1; /* a whole body: every choice ends here */
-    if (!c || run_choice(chat, c, doc, &f) != 0) {
-      send_body(chat, &chat->body);
-      return;
+    if (!c) {
+      chat->broken |= !capped;
+      continue;
     }
-    edit_choice(chat, &f, second_field(chat, doc, len, "message", n, k), doc);
+    if (run_choice(chat, c, doc, &f) != 0) chat->broken = 1;
+    else edit_choice(chat, &f, f2, doc);
   }
-  if (chat->oom) {
+  relay_buf_reset(&chat->out);
+  if (!chat->broken) apply_edits(chat, doc, len, &chat->out);
+  if (chat->broken) {
+    chat->broken = 0;
     send_body(chat, &chat->body);
     return;
   }
-  relay_buf_reset(&chat->out);
-  apply_edits(chat, doc, len, &chat->out);
   send_body(chat, &chat->out);
 }
 
 static int chat_on_end(relay_filter_t *f, int complete) {
   relay_chat_t *chat = (relay_chat_t *)f;
   if (chat->passthrough) return 0;
+  if (chat->broken) return -1; /* already being cut: nothing more */
   if (!chat->sse) {
     if (complete) rewrite_body(chat);
     return 0;
@@ -517,24 +625,14 @@ static int chat_on_end(relay_filter_t *f, int complete) {
   /* Nothing held back is lost: an unterminated last event goes out as it came,
    * after any text the replacers still hold. */
   flush_all(chat);
-  if (rest_len) chat_send(chat, rest, rest_len);
-  return 0;
+  if (!chat->broken && rest_len) chat_send(chat, rest, rest_len);
+  return chat->broken ? -1 : 0;
 }
 
 static void chat_destroy(relay_filter_t *f) {
   relay_chat_t *chat = (relay_chat_t *)f;
-  if (chat->opts->rules)
-    for (size_t i = 0; i < chat->nchoices; i++) relay_replacer_close(&chat->choices[i].r);
+  chat_drop_state(chat);
   free(chat->choices);
-  relay_sse_close(&chat->framer);
-  relay_buf_close(&chat->body);
-  relay_buf_close(&chat->decoded);
-  relay_buf_close(&chat->content);
-  relay_buf_close(&chat->reasoning);
-  relay_buf_close(&chat->out);
-  relay_buf_close(&chat->edits_buf);
-  relay_buf_close(&chat->last_chunk);
-  relay_buf_close(&chat->hook_buf);
   free(chat->found);
   free(chat->found2);
   free(chat->edits);
@@ -584,11 +682,10 @@ int relay_chat_attach(relay_exchange_t *ex) {
     free(chat);
     return 0;
   }
-  if (sse && relay_sse_init(&chat->framer, CHAT_MAX_EVENT) != 0) {
-    free(chat);
-    return 0;
-  }
-  if (!sse) relay_sse_init(&chat->framer, 1);
+  /* One event is held whole to be rewritten, like a JSON body: the smaller of
+   * the two limits applies (the framer does not allocate until it must). */
+  size_t max_body = ex->client->w->cfg->max_body_buffer;
+  relay_sse_init(&chat->framer, max_body < CHAT_MAX_EVENT ? max_body : CHAT_MAX_EVENT);
   ex->filter = &chat->base;
   return 1;
 }

@@ -32,6 +32,9 @@ typedef struct relay_config_s {
   size_t max_header_size;
   size_t max_body_buffer; /* request bodies a route asks to see, and JSON bodies rewritten */
   int workers;            /* 0 = number of CPUs */
+  /* Each Lua state: time per call from C into a script, bytes it may hold. */
+  unsigned long script_timeout_ms;
+  size_t script_memory;
 } relay_config_t;
 
 void relay_config_defaults(relay_config_t *cfg);

@@ -14,7 +14,7 @@
 
 /* relay.on_request(fn [, {body = true}]) */
 static int l_on_request(lua_State *L) {
-  relay_script_t *s = relay_lua_script(L);
+  relay_script_t *s = relay_lua_declaring(L, "relay.on_request");
   luaL_checktype(L, 1, LUA_TFUNCTION);
   int wants_body = 0;
   if (lua_istable(L, 2)) {
@@ -145,28 +145,118 @@ static int copy_string_field(lua_State *L, int t, const char *key, relay_buf_t *
   return present;
 }
 
-/* headers = {name = "value" | false}: set or remove request headers. */
+/* RFC 9110 section 5.6.2 tchar: a field name is one token, so nothing a
+ * script returns can add a field, end the head or split a name. */
+static int is_tchar(unsigned char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
+  return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int header_name_ok(const char *s, size_t n) {
+  if (n == 0) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!is_tchar((unsigned char)s[i])) return 0;
+  return 1;
+}
+
+/* A field value may hold HTAB, visible bytes and obs-text (RFC 9110 section
+ * 5.5); any other control byte is an error: CR and LF would end the field,
+ * NUL and the rest are read differently by different servers. Returns the
+ * offending byte's offset, or -1. */
+static long header_value_bad(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return (long)i;
+  }
+  return -1;
+}
+
+/* Fields that frame the message or manage the connection: the core writes
+ * them from what it parsed, so a script's copy would contradict the body
+ * actually sent. */
+static const char *const framing_fields[] = {"content-length", "transfer-encoding", "connection", "keep-alive",
+                                             "proxy-connection", "te", "trailer", "upgrade", NULL};
+/* ...and the fields the relay sets on every upstream request itself. */
+static const char *const relay_set_fields[] = {"host", "x-forwarded-for", "x-forwarded-proto", NULL};
+
+static int name_in(const char *name, size_t n, const char *const *list) {
+  for (; *list; list++)
+    if (relay_name_eq(name, n, *list)) return 1;
+  return 0;
+}
+
+/* A header name or value as it may appear in a log line: control bytes and
+ * quotes escaped, so that a hostile value cannot forge log lines. */
+static const char *push_printable(lua_State *L, const char *s, size_t n) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (size_t i = 0; i < n && i < 64; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || c >= 0x7f || c == '\'' || c == '\\') {
+      char esc[8];
+      snprintf(esc, sizeof esc, "\\x%02x", c);
+      luaL_addstring(&b, esc);
+    } else {
+      luaL_addchar(&b, (char)c);
+    }
+  }
+  if (n > 64) luaL_addstring(&b, "...");
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
+/* The checks both kinds of script headers share: the key at -2 must be a
+ * token, the value at -1 (a string or number) free of control bytes. who is
+ * the message prefix ("on_request", "respond"). Raises on a bad one. */
+static void check_header_pair(lua_State *L, const char *who, const char **name, size_t *nlen,
+                              const char **value, size_t *vlen) {
+  *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, nlen) : NULL;
+  if (!*name || !header_name_ok(*name, *nlen)) {
+    if (!*name) luaL_error(L, "%s: bad header name (a %s, not a string)", who, luaL_typename(L, -2));
+    luaL_error(L, "%s: bad header name '%s' (not an RFC 9110 token)", who, push_printable(L, *name, *nlen));
+  }
+  if (!value) return;
+  int t = lua_type(L, -1);
+  if (t != LUA_TSTRING && t != LUA_TNUMBER)
+    luaL_error(L, "%s: header '%s' must be a string (got %s)", who, *name, luaL_typename(L, -1));
+  *value = lua_tolstring(L, -1, vlen); /* converts a number in place: values may be, keys not */
+  long bad = header_value_bad(*value, *vlen);
+  if (bad >= 0) {
+    char c = (*value)[bad];
+    if (c == '\r' || c == '\n') luaL_error(L, "%s: header '%s' has a line break", who, *name);
+    char hex[8];
+    snprintf(hex, sizeof hex, "\\x%02x", (unsigned)(unsigned char)c); /* lua_pushfstring has no %x */
+    luaL_error(L, "%s: header '%s' has a control byte (%s)", who, *name, hex);
+  }
+}
+
+/* headers = {name = "value" | false}: set or remove request headers. Names
+ * must be tokens and values free of control bytes; framing fields and those
+ * the relay sets itself cannot be touched (the core owns framing). */
 static void read_header_edits(lua_State *L, int t, relay_route_t *r) {
   lua_getfield(L, t, "headers");
   if (lua_istable(L, -1)) {
     lua_pushnil(L);
     while (lua_next(L, -2)) {
-      const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-      if (!name || strpbrk(name, ":\r\n ") || !*name) luaL_error(L, "on_request: bad header name");
-      relay_buf_append(&r->header_edits, name, strlen(name) + 1);
-      if (lua_toboolean(L, -1) == 0) {
-        relay_buf_append(&r->header_edits, "\x01", 2);
-      } else {
-        const char *v = luaL_tolstring(L, -1, NULL);
-        if (strpbrk(v, "\r\n")) luaL_error(L, "on_request: header '%s' has a line break", name);
-        relay_buf_append(&r->header_edits, v, strlen(v) + 1);
-        lua_pop(L, 1);
-      }
+      const char *name, *v = NULL;
+      size_t nlen, vlen = 0;
+      int remove = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+      check_header_pair(L, "on_request", &name, &nlen, remove ? NULL : &v, &vlen);
+      if (name_in(name, nlen, framing_fields) || name_in(name, nlen, relay_set_fields))
+        luaL_error(L, "on_request: header '%s' is set by the relay itself (framing, Host, X-Forwarded-*); "
+                   "a script cannot set or remove it", name);
+      relay_buf_append(&r->header_edits, name, nlen + 1);
+      if (remove) relay_buf_append(&r->header_edits, "\x01", 2);
+      else relay_buf_append(&r->header_edits, v, vlen + 1);
       lua_pop(L, 1);
     }
   }
   lua_pop(L, 1);
 }
+
+/* Statuses whose responses never have content (RFC 9110 sections 6.4.1,
+ * 15.3.6): a body there would be read as the start of the next response. */
+static int status_has_no_content(lua_Integer status) { return status == 204 || status == 205 || status == 304; }
 
 /* respond = {status = 401, headers = {...}, body = "..." | json = {...}} */
 static void read_local_response(lua_State *L, int t, relay_route_t *r) {
@@ -177,6 +267,7 @@ static void read_local_response(lua_State *L, int t, relay_route_t *r) {
   int json = 0;
   lua_getfield(L, t, "json");
   if (!lua_isnil(L, -1)) {
+    if (status_has_no_content(status)) luaL_error(L, "respond: status %d cannot have a body (json)", (int)status);
     lua_getglobal(L, "require");
     lua_pushliteral(L, "cjson");
     lua_call(L, 1, 1);
@@ -190,6 +281,8 @@ static void read_local_response(lua_State *L, int t, relay_route_t *r) {
     json = 1;
   } else {
     copy_string_field(L, t, "body", &r->local_body);
+    if (r->local_body.len && status_has_no_content(status))
+      luaL_error(L, "respond: status %d cannot have a body", (int)status);
   }
   lua_pop(L, 1);
   int has_type = 0;
@@ -197,17 +290,19 @@ static void read_local_response(lua_State *L, int t, relay_route_t *r) {
   if (lua_istable(L, -1)) {
     lua_pushnil(L);
     while (lua_next(L, -2)) {
-      const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-      const char *v = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : NULL;
-      if (!name || !v || strpbrk(name, ":\r\n ") || strpbrk(v, "\r\n"))
-        luaL_error(L, "respond: headers must map names to single-line strings");
-      if (strcasecmp(name, "content-length") == 0 || strcasecmp(name, "transfer-encoding") == 0 ||
-          strcasecmp(name, "connection") == 0) {
+      const char *name, *v;
+      size_t nlen, vlen;
+      check_header_pair(L, "respond", &name, &nlen, &v, &vlen);
+      /* Framing is the core's: the script's own Content-Length and the like go. */
+      if (name_in(name, nlen, framing_fields)) {
         lua_pop(L, 1);
         continue;
       }
-      if (strcasecmp(name, "content-type") == 0) has_type = 1;
-      relay_buf_printf(&r->local_head, "%s: %s\r\n", name, v);
+      if (relay_name_eq(name, nlen, "content-type")) has_type = 1;
+      relay_buf_append(&r->local_head, name, nlen);
+      relay_buf_append(&r->local_head, ": ", 2);
+      relay_buf_append(&r->local_head, v, vlen);
+      relay_buf_append(&r->local_head, "\r\n", 2);
       lua_pop(L, 1);
     }
   }
@@ -290,20 +385,26 @@ int relay_lua_call_on_request(relay_worker_t *w, relay_exchange_t *ex, int with_
   if (ex->route.on_request_wants_body && !with_body) return 1;
   lua_State *L = s->L;
   int top = lua_gettop(L);
+  relay_lua_guard_begin(L);
   lua_pushcfunction(L, on_request_handler);
   lua_pushcfunction(L, call_on_request);
   lua_pushlightuserdata(L, w);
   lua_pushlightuserdata(L, ex);
   lua_pushinteger(L, with_body);
+  relay_lua_guard_call(L, 1);
   int rc = lua_pcall(L, 3, 0, top + 1);
+  relay_lua_guard_call(L, 0);
   if (rc != LUA_OK) {
-    snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+    char buf[256];
+    snprintf(err, errlen, "%s", relay_lua_error_text(L, rc, buf, sizeof buf));
     lua_settop(L, top);
+    relay_lua_guard_end(L);
     relay_route_release(ex->script, &ex->route);
     relay_route_init(&ex->route);
     return -1;
   }
   lua_settop(L, top);
+  relay_lua_guard_end(L);
   if (ex->route.local_status) relay_exchange_respond_local(ex);
   return 0;
 }
@@ -327,29 +428,43 @@ static int hook_bit(const char *hook) {
   }
 }
 
-static int hook_failed(relay_exchange_t *ex, lua_State *L, const char *hook, int top) {
+/* Every way out of a response hook: the stack as it was, the budget closed. */
+static void hook_end(lua_State *L, int top) {
+  lua_settop(L, top);
+  relay_lua_guard_end(L);
+}
+
+static int hook_failed(relay_exchange_t *ex, lua_State *L, const char *hook, int rc, int top) {
   if (!(ex->route.hook_error_logged & hook_bit(hook))) {
+    char buf[256];
     relay_log_error("%s %s: script error in %s: %s", llhttp_method_name(ex->method), ex->log_path, hook,
-                    lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+                    relay_lua_error_text(L, rc, buf, sizeof buf));
     ex->route.hook_error_logged |= hook_bit(hook);
   }
-  lua_settop(L, top);
+  hook_end(L, top);
   return -1;
 }
 
 /* Calls the hook with (ctx, args...) already pushed after it; leaves one result. */
 static int call_hook(relay_exchange_t *ex, lua_State *L, const char *hook, int nargs, int top) {
   if (ex->route.hook_error_logged & hook_bit(hook)) {
-    lua_settop(L, top);
+    hook_end(L, top);
     return -1;
   }
-  if (lua_pcall(L, nargs, 1, top + 1) != LUA_OK) return hook_failed(ex, L, hook, top);
+  relay_lua_guard_call(L, 1);
+  int rc = lua_pcall(L, nargs, 1, top + 1);
+  relay_lua_guard_call(L, 0);
+  if (rc != LUA_OK) return hook_failed(ex, L, hook, rc, top);
   return 0;
 }
 
+/* Opens the call's budget. The pushes before the pcall are the relay's own
+ * (bounded by the event or body) and not held to the memory limit, so they
+ * cannot fail outside a protected call. */
 static lua_State *hook_begin(relay_exchange_t *ex, int ref, int *top) {
   lua_State *L = ex->script->L;
   *top = lua_gettop(L);
+  relay_lua_guard_begin(L);
   lua_pushcfunction(L, on_request_handler);
   lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
   push_ctx(L, ex);
@@ -359,18 +474,18 @@ static lua_State *hook_begin(relay_exchange_t *ex, int ref, int *top) {
 /* A string result replaces buf; nil keeps it. */
 static int take_string_result(relay_exchange_t *ex, lua_State *L, const char *hook, relay_buf_t *buf, int top) {
   if (lua_isnil(L, -1)) {
-    lua_settop(L, top);
+    hook_end(L, top);
     return 0;
   }
   if (lua_type(L, -1) != LUA_TSTRING) {
     lua_pushfstring(L, "%s must return a string or nil (got %s)", hook, luaL_typename(L, -1));
-    return hook_failed(ex, L, hook, top);
+    return hook_failed(ex, L, hook, LUA_ERRRUN, top);
   }
   size_t n;
   const char *s = lua_tolstring(L, -1, &n);
   relay_buf_reset(buf);
   relay_buf_append(buf, s, n);
-  lua_settop(L, top);
+  hook_end(L, top);
   return 0;
 }
 
@@ -400,7 +515,7 @@ int relay_lua_hook_event(relay_exchange_t *ex, int ref, relay_buf_t *data, const
   if (call_hook(ex, L, "on_event", 2, top)) return -1;
   *drop = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
   if (*drop) {
-    lua_settop(L, top);
+    hook_end(L, top);
     return 0;
   }
   return take_string_result(ex, L, "on_event", data, top);
@@ -427,5 +542,5 @@ void relay_lua_hook_end(relay_exchange_t *ex, int ref) {
   lua_pushboolean(L, ex->resp_complete);
   lua_setfield(L, -2, "complete");
   if (call_hook(ex, L, "on_end", 2, top)) return;
-  lua_settop(L, top);
+  hook_end(L, top);
 }

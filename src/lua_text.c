@@ -12,6 +12,22 @@
 
 #define RULESET_MT "relay.ruleset"
 #define REPLACER_MT "relay.replacer"
+#define BUF_MT "relay.buf"
+
+/* A C buffer owned by a userdata on the Lua stack. Pushing a result may
+ * raise (the state's memory limit, see lua_api.c); the garbage collector
+ * then frees the buffer instead of it leaking outside the count. */
+static relay_buf_t *push_buf_box(lua_State *L) {
+  relay_buf_t *b = lua_newuserdatauv(L, sizeof *b, 0);
+  relay_buf_init(b);
+  luaL_setmetatable(L, BUF_MT);
+  return b;
+}
+
+static int l_buf_gc(lua_State *L) {
+  relay_buf_close(luaL_checkudata(L, 1, BUF_MT));
+  return 0;
+}
 
 typedef struct {
   relay_ruleset_t *rs;
@@ -142,8 +158,8 @@ typedef struct {
 } l_replacer_t;
 
 typedef struct {
-  relay_buf_t content;
-  relay_buf_t reasoning;
+  relay_buf_t *content;
+  relay_buf_t *reasoning;
   l_replacer_t *u;
   int oom;
 } l_emit_t;
@@ -152,8 +168,8 @@ typedef struct {
 static void l_emit(void *ud, relay_out_kind_t kind, unsigned state, const char *data, size_t len) {
   l_emit_t *e = ud;
   switch (relay_output_sink(e->u->mode, e->u->reasoning, kind, state)) {
-    case RELAY_SINK_CONTENT: e->oom |= relay_buf_append(&e->content, data, len); break;
-    case RELAY_SINK_REASONING: e->oom |= relay_buf_append(&e->reasoning, data, len); break;
+    case RELAY_SINK_CONTENT: e->oom |= relay_buf_append(e->content, data, len); break;
+    case RELAY_SINK_REASONING: e->oom |= relay_buf_append(e->reasoning, data, len); break;
     case RELAY_SINK_DROP: break;
   }
 }
@@ -186,15 +202,15 @@ static int replacer_run(lua_State *L, int finish) {
   size_t len = 0;
   const char *s = finish ? NULL : luaL_checklstring(L, 2, &len);
   l_emit_t e;
-  relay_buf_init(&e.content);
-  relay_buf_init(&e.reasoning);
+  e.content = push_buf_box(L);
+  e.reasoning = push_buf_box(L);
   e.u = u;
   e.oom = 0;
   int rc = finish ? relay_replacer_finish(&u->r, l_emit, &e) : relay_replacer_feed(&u->r, s, len, l_emit, &e);
-  lua_pushlstring(L, e.content.data ? e.content.data : "", e.content.len);
-  lua_pushlstring(L, e.reasoning.data ? e.reasoning.data : "", e.reasoning.len);
-  relay_buf_close(&e.content);
-  relay_buf_close(&e.reasoning);
+  lua_pushlstring(L, e.content->data ? e.content->data : "", e.content->len);
+  lua_pushlstring(L, e.reasoning->data ? e.reasoning->data : "", e.reasoning->len);
+  relay_buf_close(e.content);
+  relay_buf_close(e.reasoning);
   if (rc || e.oom) return luaL_error(L, "replacer: %s", rc ? relay_replacer_strerror(rc) : "out of memory");
   if (u->mode == RELAY_MODE_FIELD) return 2;
   lua_pop(L, 1);
@@ -269,17 +285,16 @@ static int json_edit(lua_State *L, const char *raw, size_t raw_len) {
   const char *doc = luaL_checklstring(L, 1, &len);
   relay_json_path_seg_t segs[PATH_MAX_DEPTH];
   int n = read_path(L, 2, segs, PATH_MAX_DEPTH);
-  relay_buf_t out;
-  relay_buf_init(&out);
-  int rc = relay_json_edit(doc, len, segs, (size_t)n, raw, raw_len, &out);
+  relay_buf_t *out = push_buf_box(L);
+  int rc = relay_json_edit(doc, len, segs, (size_t)n, raw, raw_len, out);
   if (rc) {
-    relay_buf_close(&out);
+    relay_buf_close(out);
     lua_pushnil(L);
     lua_pushstring(L, relay_json_strerror(rc));
     return 2;
   }
-  lua_pushlstring(L, out.data ? out.data : "", out.len);
-  relay_buf_close(&out);
+  lua_pushlstring(L, out->data ? out->data : "", out->len);
+  relay_buf_close(out);
   return 1;
 }
 
@@ -290,65 +305,64 @@ static int l_json_set_raw(lua_State *L) {
   return json_edit(L, raw, raw_len);
 }
 
-/* relay.json.set(doc, path, value): strings, numbers, booleans; tables via cjson. */
-static int l_json_set(lua_State *L) {
-  luaL_checkany(L, 3);
-  relay_buf_t enc;
-  relay_buf_init(&enc);
-  switch (lua_type(L, 3)) {
+/* Pushes the value at idx encoded as JSON text: strings escaped as
+ * relay_json_escape does, integers as they are, floats in the shortest
+ * spelling that reads back as the same double, booleans, cjson.null, tables
+ * through cjson. fname names the function in errors. */
+static void push_json_value(lua_State *L, int idx, const char *fname) {
+  relay_buf_t *enc = push_buf_box(L);
+  switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
       size_t n;
-      const char *s = lua_tolstring(L, 3, &n);
-      relay_buf_append(&enc, "\"", 1);
-      relay_json_escape(&enc, s, n);
-      relay_buf_append(&enc, "\"", 1);
+      const char *s = lua_tolstring(L, idx, &n);
+      relay_buf_append(enc, "\"", 1);
+      relay_json_escape(enc, s, n);
+      relay_buf_append(enc, "\"", 1);
       break;
     }
-    case LUA_TBOOLEAN: relay_buf_append_str(&enc, lua_toboolean(L, 3) ? "true" : "false"); break;
+    case LUA_TBOOLEAN: relay_buf_append_str(enc, lua_toboolean(L, idx) ? "true" : "false"); break;
     case LUA_TNUMBER:
-      if (lua_isinteger(L, 3)) relay_buf_printf(&enc, "%lld", (long long)lua_tointeger(L, 3));
+      if (lua_isinteger(L, idx)) relay_buf_printf(enc, "%lld", (long long)lua_tointeger(L, idx));
       else {
         /* The shortest spelling that reads back as the same double. */
-        double d = lua_tonumber(L, 3);
-        if (d != d || d == HUGE_VAL || d == -HUGE_VAL) {
-          relay_buf_close(&enc);
-          return luaL_error(L, "relay.json.set: %f is not a JSON number", d);
-        }
+        double d = lua_tonumber(L, idx);
+        if (d != d || d == HUGE_VAL || d == -HUGE_VAL) luaL_error(L, "%s: %f is not a JSON number", fname, d);
         char tmp[32];
         for (int prec = 15; prec <= 17; prec++) {
           snprintf(tmp, sizeof tmp, "%.*g", prec, d);
           if (strtod(tmp, NULL) == d) break;
         }
-        relay_buf_append_str(&enc, tmp);
+        relay_buf_append_str(enc, tmp);
       }
       break;
     case LUA_TLIGHTUSERDATA:
       /* cjson.null */
-      if (lua_touserdata(L, 3) != NULL) {
-        relay_buf_close(&enc);
-        return luaL_error(L, "relay.json.set: cannot encode a userdata");
-      }
-      relay_buf_append_str(&enc, "null");
+      if (lua_touserdata(L, idx) != NULL) luaL_error(L, "%s: cannot encode a userdata", fname);
+      relay_buf_append_str(enc, "null");
       break;
     case LUA_TTABLE: {
       lua_getglobal(L, "require");
       lua_pushstring(L, "cjson");
       lua_call(L, 1, 1);
       lua_getfield(L, -1, "encode");
-      lua_pushvalue(L, 3);
+      lua_pushvalue(L, idx);
       lua_call(L, 1, 1);
-      size_t n;
-      const char *s = lua_tolstring(L, -1, &n);
-      relay_buf_append(&enc, s, n);
-      lua_pop(L, 2);
-      break;
+      lua_replace(L, -3); /* the encoding takes the box's place */
+      lua_pop(L, 1);
+      relay_buf_close(enc);
+      return;
     }
-    default: relay_buf_close(&enc); return luaL_error(L, "relay.json.set: cannot encode a %s", luaL_typename(L, 3));
+    default: luaL_error(L, "%s: cannot encode a %s", fname, luaL_typename(L, idx));
   }
-  /* The encoding moves onto the Lua stack before anything may raise, so a
-   * path error cannot leak the C buffer. */
-  lua_pushlstring(L, enc.data ? enc.data : "", enc.len);
-  relay_buf_close(&enc);
+  lua_pushlstring(L, enc->data ? enc->data : "", enc->len);
+  relay_buf_close(enc);
+  lua_replace(L, -2);
+}
+
+/* relay.json.set(doc, path, value): strings, numbers, booleans; tables via cjson. */
+static int l_json_set(lua_State *L) {
+  luaL_checkany(L, 3);
+  push_json_value(L, 3, "relay.json.set");
   size_t raw_len;
   const char *raw = lua_tolstring(L, -1, &raw_len);
   return json_edit(L, raw, raw_len);
@@ -361,18 +375,112 @@ static int l_json_remove(lua_State *L) { return json_edit(L, NULL, 0); }
 static int l_json_string(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
-  relay_buf_t enc;
-  relay_buf_init(&enc);
-  relay_buf_append(&enc, "\"", 1);
-  relay_json_escape(&enc, s, n);
-  relay_buf_append(&enc, "\"", 1);
-  lua_pushlstring(L, enc.data, enc.len);
-  relay_buf_close(&enc);
+  relay_buf_t *enc = push_buf_box(L);
+  relay_buf_append(enc, "\"", 1);
+  relay_json_escape(enc, s, n);
+  relay_buf_append(enc, "\"", 1);
+  lua_pushlstring(L, enc->data, enc->len);
+  relay_buf_close(enc);
+  return 1;
+}
+
+/* relay.json.edit(doc, {{path = p, value = v} | {path = p, raw = "json"} |
+ * {path = p, remove = true}, ...}) -> new doc | nil, err, index: every edit
+ * read against doc as given and applied in one pass (relay_json_edit_many),
+ * where a loop of relay.json.set calls would re-read the document each
+ * time. The paths, edits and encoded values live in Lua memory (a userdata
+ * and a table on the stack), so nothing leaks if reading them raises. */
+static int l_json_edit(lua_State *L) {
+  size_t len;
+  const char *doc = luaL_checklstring(L, 1, &len);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  size_t n = (size_t)lua_rawlen(L, 2), nsegs = 0;
+  for (size_t i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, 2, (lua_Integer)i) != LUA_TTABLE) return luaL_error(L, "relay.json.edit: edit %d must be a table", (int)i);
+    if (lua_getfield(L, -1, "path") != LUA_TTABLE)
+      return luaL_error(L, "relay.json.edit: edit %d: path must be a table", (int)i);
+    size_t d = (size_t)lua_rawlen(L, -1);
+    if (d == 0 || d > PATH_MAX_DEPTH)
+      return luaL_error(L, "relay.json.edit: edit %d: path must have 1 to %d elements", (int)i, PATH_MAX_DEPTH);
+    nsegs += d;
+    lua_pop(L, 2);
+  }
+  relay_json_edit_t *edits = lua_newuserdatauv(L, n * sizeof *edits + nsegs * sizeof(relay_json_path_seg_t) + 1, 0);
+  relay_json_path_seg_t *segs = (relay_json_path_seg_t *)(edits + n);
+  lua_createtable(L, (int)n, 0); /* the encoded values */
+  int values = lua_gettop(L);
+  for (size_t i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, (lua_Integer)i);
+    int t = lua_gettop(L);
+    relay_json_edit_t *e = &edits[i - 1];
+    lua_getfield(L, t, "path");
+    lua_pushfstring(L, "relay.json.edit: edit %d", (int)i);
+    /* read_path's messages name the element; say which edit it is in */
+    int d = (int)lua_rawlen(L, t + 1);
+    for (int k = 1; k <= d; k++) {
+      lua_rawgeti(L, t + 1, k);
+      relay_json_path_seg_t *g = &segs[k - 1];
+      if (lua_type(L, -1) == LUA_TNUMBER) {
+        lua_Integer x = lua_tointeger(L, -1);
+        if (x < 1) return luaL_error(L, "%s: path element %d: array positions start at 1", lua_tostring(L, t + 2), k);
+        g->key = NULL;
+        g->key_len = 0;
+        g->index = (long)(x - 1);
+      } else if (lua_type(L, -1) == LUA_TSTRING) {
+        g->key = lua_tolstring(L, -1, &g->key_len); /* alive in the path table */
+        g->index = 0;
+      } else {
+        return luaL_error(L, "%s: path element %d must be a string or a number", lua_tostring(L, t + 2), k);
+      }
+      lua_pop(L, 1);
+    }
+    e->path = segs;
+    e->depth = (size_t)d;
+    segs += d;
+    lua_getfield(L, t, "remove");
+    int remove = lua_toboolean(L, -1);
+    lua_getfield(L, t, "raw");
+    lua_getfield(L, t, "value");
+    int has_raw = !lua_isnil(L, -2), has_value = !lua_isnil(L, -1);
+    if (remove + has_raw + has_value != 1)
+      return luaL_error(L, "%s: needs one of value, raw or remove = true", lua_tostring(L, t + 2));
+    if (remove) {
+      e->raw = NULL;
+      e->raw_len = 0;
+    } else {
+      if (has_raw) {
+        if (lua_type(L, -2) != LUA_TSTRING) return luaL_error(L, "%s: raw must be a string", lua_tostring(L, t + 2));
+        lua_pushvalue(L, -2);
+      } else {
+        push_json_value(L, lua_gettop(L), lua_tostring(L, t + 2));
+      }
+      e->raw = lua_tolstring(L, -1, &e->raw_len);
+      lua_rawseti(L, values, (lua_Integer)i); /* keeps the string alive */
+    }
+    lua_settop(L, values);
+  }
+  relay_buf_t *out = push_buf_box(L);
+  size_t failed = 0;
+  int rc = relay_json_edit_many(doc, len, edits, n, out, &failed);
+  if (rc) {
+    relay_buf_close(out);
+    lua_pushnil(L);
+    lua_pushstring(L, relay_json_strerror(rc));
+    lua_pushinteger(L, (lua_Integer)failed + 1);
+    return 3;
+  }
+  lua_pushlstring(L, out->data ? out->data : "", out->len);
+  relay_buf_close(out);
   return 1;
 }
 
 void relay_lua_open_text(lua_State *L) {
   /* the relay table is on top */
+  if (luaL_newmetatable(L, BUF_MT)) {
+    lua_pushcfunction(L, l_buf_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
   if (luaL_newmetatable(L, RULESET_MT)) {
     lua_pushcfunction(L, l_ruleset_gc);
     lua_setfield(L, -2, "__gc");
@@ -395,7 +503,8 @@ void relay_lua_open_text(lua_State *L) {
   lua_setfield(L, -2, "new");
   lua_setfield(L, -2, "replacer");
   static const luaL_Reg json[] = {{"get", l_json_get}, {"set", l_json_set}, {"set_raw", l_json_set_raw},
-                                  {"remove", l_json_remove}, {"string", l_json_string}, {NULL, NULL}};
+                                  {"remove", l_json_remove}, {"string", l_json_string}, {"edit", l_json_edit},
+                                  {NULL, NULL}};
   luaL_newlib(L, json);
   lua_setfield(L, -2, "json");
 }

@@ -116,6 +116,7 @@ static void print_config(const relay_config_t *cfg, int workers) {
   printf("timeouts connect=%lums header=%lums idle=%lums body=%lums send=%lums keepalive=%lums shutdown=%lums\n",
          cfg->connect_timeout_ms, cfg->header_timeout_ms, cfg->idle_timeout_ms, cfg->body_timeout_ms,
          cfg->send_timeout_ms, cfg->keepalive_timeout_ms, cfg->shutdown_timeout_ms);
+  printf("script timeout=%lums memory=%zu\n", cfg->script_timeout_ms, cfg->script_memory);
 }
 
 static int start_workers(relay_main_t *m, int first_fd) {
@@ -220,21 +221,25 @@ int main(int argc, char **argv) {
   if (!m.workers || !m.threads) return 1;
   signal(SIGPIPE, SIG_IGN);
   m.loop = uv_default_loop();
-  if (start_workers(&m, fd) != 0) return 1;
-  relay_log_info("oss-relay %s listening on %s:%d (%d worker%s), upstream %s:%d, script %s", RELAY_VERSION,
-                 m.cfg.listen_addr, m.cfg.listen_port, m.nworkers, m.nworkers == 1 ? "" : "s",
-                 m.cfg.upstreams[0].host, m.cfg.upstreams[0].port, m.script_path ? m.script_path : "stock");
-  /* Without its signal handlers the relay could not be stopped gracefully. */
+  /* The handlers go in before the first connection can be accepted: a
+   * SIGHUP (or SIGTERM) that came while the workers were already serving but
+   * the main thread had not got here yet killed the process (the default
+   * action). Signals that arrive early wait in libuv until uv_run. Without
+   * its handlers the relay could not be stopped gracefully: start-up fails. */
   if (uv_signal_init(m.loop, &m.sigint) || uv_signal_init(m.loop, &m.sigterm) || uv_signal_init(m.loop, &m.sighup)) {
     relay_log_error("cannot set up signal handling");
-    exit(1);
+    return 1;
   }
   m.sigint.data = m.sigterm.data = m.sighup.data = &m;
   if (uv_signal_start(&m.sigint, on_stop_signal, SIGINT) || uv_signal_start(&m.sigterm, on_stop_signal, SIGTERM) ||
       uv_signal_start(&m.sighup, on_hup_signal, SIGHUP)) {
     relay_log_error("cannot set up signal handling");
-    exit(1);
+    return 1;
   }
+  if (start_workers(&m, fd) != 0) return 1;
+  relay_log_info("oss-relay %s listening on %s:%d (%d worker%s), upstream %s:%d, script %s", RELAY_VERSION,
+                 m.cfg.listen_addr, m.cfg.listen_port, m.nworkers, m.nworkers == 1 ? "" : "s",
+                 m.cfg.upstreams[0].host, m.cfg.upstreams[0].port, m.script_path ? m.script_path : "stock");
   uv_run(m.loop, UV_RUN_DEFAULT);
   for (int i = 0; i < m.nworkers; i++) uv_thread_join(&m.threads[i]);
   for (int i = 0; i < m.nworkers; i++) relay_worker_close(&m.workers[i]);

@@ -217,6 +217,9 @@ void relay_exchange_begin(relay_client_t *c) {
     return;
   }
   if (ex->route.local_status) return; /* answered by relay_route_head */
+  /* A body the script replaced without reading: the new one goes up whole,
+   * with its own length; the client's is still read, and dropped. */
+  if (ex->route.body_replaced) ex->req_chunked = 0;
   if (rc == 1) {
     ex->buffer_request = 1;
     /* The script reads the body before any upstream is asked, so the relay
@@ -287,6 +290,7 @@ int relay_exchange_on_request_body(relay_exchange_t *ex, const char *data, size_
   relay_client_t *c = ex->client;
   ex->bytes_in += len;
   if (ex->state == RELAY_EX_DONE) return 0; /* answered early; the rest is discarded */
+  if (ex->route.body_replaced && !ex->buffer_request) return 0; /* the script replaced it */
   if (ex->buffer_request) {
     if (ex->req_body.len + len > ex_worker(ex)->cfg->max_body_buffer) {
       relay_send_error(c, 413, "invalid_request_error", "request_too_large",
@@ -710,7 +714,10 @@ void relay_exchange_respond_local(relay_exchange_t *ex) {
   relay_buf_init(&b);
   relay_buf_printf(&b, "HTTP/1.1 %d %s\r\n", r->local_status, status_reason(r->local_status));
   relay_buf_append(&b, r->local_head.data, r->local_head.len);
-  relay_buf_printf(&b, "Content-Length: %zu\r\n", r->local_body.len);
+  /* 204 and 304 have no content and no length (RFC 9110 sections 8.6, 15.3.5);
+   * the script's reader refused a body for them. */
+  if (r->local_status != 204 && r->local_status != 304)
+    relay_buf_printf(&b, "Content-Length: %zu\r\n", r->local_body.len);
   ex->status = r->local_status;
   ex->resp_head_sent = 1;
   ex->resp_complete = 1;

@@ -97,7 +97,7 @@ int relay_lua_read_chat_opts(lua_State *L, int t, relay_chat_opts_t *opts) {
 
 /* relay.route{method = "POST", path = "/v1/chat/completions", upstream = "default", rewrite = {...}} */
 static int l_route(lua_State *L) {
-  relay_script_t *s = relay_lua_script(L);
+  relay_script_t *s = relay_lua_declaring(L, "relay.route");
   luaL_checktype(L, 1, LUA_TTABLE);
   if (s->nroutes == RELAY_MAX_ROUTES) return luaL_error(L, "too many routes (at most %d)", RELAY_MAX_ROUTES);
   relay_static_route_t r;

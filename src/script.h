@@ -5,6 +5,7 @@
 
 #include <lua.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "relay/replacer.h"
@@ -34,8 +35,26 @@ typedef struct relay_static_route_s {
   int wants_body;
 } relay_static_route_t;
 
+/* What one Lua state may spend: its allocator counts bytes against `limit`,
+ * and a count hook checks the time of the call in progress (see lua_api.c).
+ * The state's allocator gets a pointer to it, so it must not move while the
+ * state lives. */
+typedef struct relay_lua_guard_s {
+  size_t used;          /* bytes the state holds now */
+  size_t limit;         /* script_memory */
+  int enforce;          /* inside lua_pcall: the limit applies (see relay_lua_guard_call) */
+  int over;             /* an allocation was refused for the limit */
+  uint64_t timeout_ns;  /* script_timeout: one call from C into Lua */
+  uint64_t start_ns;    /* when the call in progress was first seen running; 0 = not yet */
+  int loading;          /* the script's top level: 10 x timeout */
+  int expired;          /* past the budget: raise until control is back in C */
+  int untimed;          /* --run: no time budget */
+  lua_State *main;      /* the state's main thread */
+} relay_lua_guard_t;
+
 typedef struct relay_script_s {
   lua_State *L;
+  relay_lua_guard_t guard;
   int refs; /* the worker and every exchange routed with it */
   char path[1024]; /* "" = the built-in stock script */
   relay_config_t cfg;
@@ -45,6 +64,7 @@ typedef struct relay_script_s {
   int on_request_ref; /* LUA_NOREF when the script has no routing function */
   int on_request_wants_body;
   int log_level; /* from relay.settings{log_level=}, -1 = not set */
+  int serving;   /* loaded: declarations (relay.route, relay.settings, ...) are closed */
 } relay_script_t;
 
 /* Load the script (path NULL = stock). On error returns -1 with a message of

@@ -51,6 +51,7 @@ static void sse_event_reset(relay_sse_t *s) {
   s->data_lines = 0;
   s->has_event = 0;
   s->joined.len = 0;
+  s->bom = 0;
 }
 
 /* Remember what one complete, non-empty line says. Only data: and event:
@@ -129,7 +130,10 @@ static int sse_scan(relay_sse_t *s, const char *ev, size_t i, size_t avail, size
 
     size_t ls = s->line_start;
     if (s->stream_start) {
-      if (q - ls >= 3 && memcmp(ev + ls, sse_bom, 3) == 0) ls += 3;
+      if (q - ls >= 3 && memcmp(ev + ls, sse_bom, 3) == 0) {
+        ls += 3;
+        s->bom = 1;
+      }
       s->stream_start = 0;
     }
     int blank = (q == ls);
@@ -173,6 +177,7 @@ static void sse_deliver(relay_sse_t *s, const char *ev, size_t n, relay_sse_even
     e.event_len = s->event_len;
   }
   e.is_done = e.data && e.data_len == 6 && memcmp(e.data, "[DONE]", 6) == 0;
+  e.bom = s->bom;
   cb(ud, &e);
 }
 
@@ -185,67 +190,87 @@ static size_t sse_line_span(sse_lf_t *lf, const char *x, const char *end) {
   return q < end ? (size_t)(q - x) + 1 : (size_t)(end - x);
 }
 
-/* An error ends the stream for this framer; remember it and how much of the
- * current input had been taken, so the caller can fall back losslessly. */
-static int sse_fail(relay_sse_t *s, int err, size_t consumed) {
-  s->err = err;
-  s->consumed = consumed;
-  return err;
-}
-
 /* Events wholly inside the input are delivered in place; the first one cut by
  * the end of the input is copied to the buffer. When an event is already in
  * the buffer it is extended by at most one line per step (bounded by
  * max_event + 1), so that no byte of a following event is copied; a byte taken
- * only to learn whether a '\n' follows a '\r' is given back. */
-int relay_sse_feed(relay_sse_t *s, const char *data, size_t len, relay_sse_event_cb cb,
-                   void *ud) {
+ * only to learn whether a '\n' follows a '\r' is given back. *p counts the
+ * input bytes taken (delivered or buffered), also when an error returns. */
+static int sse_feed(relay_sse_t *s, const char *data, size_t len, relay_sse_event_cb cb, void *ud,
+                    size_t *pp) {
   size_t p = 0, evlen;
-  sse_lf_t lf_in = {NULL, NULL, NULL}; /* for the input, kept across its events */
-  int rc;
-  if (s->err) return sse_fail(s, s->err, 0);
-  if (len == 0) {
-    s->consumed = 0;
-    return 0;
-  }
-  lf_in.limit = data + len;
+  sse_lf_t lf_in = {NULL, NULL, data + len}; /* for the input, kept across its events */
+  int rc = 0;
   while (p < len) {
     size_t room = s->max_event + 1 - s->buf.len;
     if (s->buf.len == 0) {
       size_t avail = len - p < room ? len - p : room;
       rc = sse_scan(s, data + p, 0, avail, &evlen, &lf_in);
-      if (rc < 0) return sse_fail(s, rc, p);
+      if (rc < 0) break;
       if (rc == 1) {
-        if (evlen > s->max_event) return sse_fail(s, RELAY_SSE_ETOOBIG, p);
+        if (evlen > s->max_event) {
+          rc = RELAY_SSE_ETOOBIG;
+          break;
+        }
         sse_deliver(s, data + p, evlen, cb, ud);
         sse_event_reset(s);
         p += evlen;
+        rc = 0;
         continue;
       }
-      if (avail > s->max_event) return sse_fail(s, RELAY_SSE_ETOOBIG, p);
-      if (relay_buf_append(&s->buf, data + p, avail)) return sse_fail(s, RELAY_SSE_ENOMEM, p);
+      if (avail > s->max_event) {
+        rc = RELAY_SSE_ETOOBIG;
+        break;
+      }
+      if (relay_buf_append(&s->buf, data + p, avail)) {
+        rc = RELAY_SSE_ENOMEM;
+        break;
+      }
       p += avail;
       continue;
     }
     size_t take = s->pending_cr ? 1 : sse_line_span(&lf_in, data + p, data + len);
     if (take > room) take = room;
     size_t from = s->buf.len;
-    if (relay_buf_append(&s->buf, data + p, take)) return sse_fail(s, RELAY_SSE_ENOMEM, p);
+    if (relay_buf_append(&s->buf, data + p, take)) {
+      rc = RELAY_SSE_ENOMEM;
+      break;
+    }
     p += take;
     sse_lf_t lf_buf = {NULL, NULL, s->buf.data + s->buf.len}; /* the buffer moves as it grows */
     rc = sse_scan(s, s->buf.data, from, s->buf.len, &evlen, &lf_buf);
-    if (rc < 0) return sse_fail(s, rc, p);
+    if (rc < 0) break;
     if (rc == 0) {
-      if (s->buf.len > s->max_event) return sse_fail(s, RELAY_SSE_ETOOBIG, p);
+      if (s->buf.len > s->max_event) {
+        rc = RELAY_SSE_ETOOBIG;
+        break;
+      }
       continue;
     }
-    if (evlen > s->max_event) return sse_fail(s, RELAY_SSE_ETOOBIG, p);
+    if (evlen > s->max_event) {
+      rc = RELAY_SSE_ETOOBIG; /* the bytes past it stay in the buffer: they are in the rest */
+      break;
+    }
     p -= s->buf.len - evlen; /* bytes past the event go back to the input */
     sse_deliver(s, s->buf.data, evlen, cb, ud);
     sse_event_reset(s);
+    rc = 0;
   }
-  s->consumed = len;
-  return 0;
+  *pp = p;
+  return rc;
+}
+
+/* The count of bytes taken is handed to the caller, never kept in the framer,
+ * so that no later call (finish() resets the framer) can change what a
+ * caller falling back to passthrough relies on. An error is sticky. */
+int relay_sse_feed(relay_sse_t *s, const char *data, size_t len, relay_sse_event_cb cb, void *ud,
+                   size_t *used) {
+  *used = 0;
+  if (s->err) return s->err;
+  if (len == 0) return 0;
+  int rc = sse_feed(s, data, len, cb, ud, used);
+  if (rc) s->err = rc;
+  return rc;
 }
 
 /* Whatever was not delivered goes back to the caller unchanged; the framer
@@ -256,5 +281,103 @@ void relay_sse_finish(relay_sse_t *s, const char **rest, size_t *rest_len) {
   sse_event_reset(s);
   s->stream_start = 1;
   s->err = 0;
-  s->consumed = 0;
+}
+
+/* Offset of the first CR or LF in d[0..len), or len. lf caches the next LF
+ * (NULL: none left), so that data made of CRs alone is not rescanned for an
+ * LF at every line: the whole value is searched once for each kind. */
+static size_t sse_next_break(const char *d, size_t len, const char **lf) {
+  const char *stop = *lf ? *lf : d + len;
+  const char *cr = memchr(d, '\r', (size_t)(stop - d));
+  return (size_t)((cr ? cr : stop) - d);
+}
+
+/* Append a data value; each line break in it (CR, LF or CRLF) becomes the
+ * line end eol and a new "data: " line, so the value cannot end the line, the
+ * event or the stream's framing early. The first line's prefix and the last
+ * line's end are the caller's. */
+static int sse_put_value(relay_buf_t *out, const char *d, size_t len, const char *eol, size_t eol_len) {
+  const char *lf = memchr(d, '\n', len);
+  for (;;) {
+    size_t n = sse_next_break(d, len, &lf);
+    if (relay_buf_append(out, d, n)) return RELAY_SSE_ENOMEM;
+    if (n == len) return 0;
+    size_t skip = d[n] == '\r' && n + 1 < len && d[n + 1] == '\n' ? 2 : 1;
+    if (relay_buf_append(out, eol, eol_len) || relay_buf_append(out, "data: ", 6)) return RELAY_SSE_ENOMEM;
+    d += n + skip;
+    len -= n + skip;
+    if (lf && lf < d) lf = memchr(d, '\n', len);
+  }
+}
+
+/* The separator between a data line's name and a new value: the line kept
+ * up to the value ("data: ", "data:" or a bare "data") must still read as a
+ * data line whose value starts with the value's first byte, a space
+ * included (the parser drops one space after the colon). */
+static int sse_put_separator(relay_buf_t *out, char last, const char *d, size_t len) {
+  int space = len > 0 && d[0] == ' ';
+  if (last == ' ') return 0;
+  if (last != ':' && relay_buf_append(out, ":", 1)) return RELAY_SSE_ENOMEM;
+  return space && relay_buf_append(out, " ", 1) ? RELAY_SSE_ENOMEM : 0;
+}
+
+/* The line end at raw[at] (the event is complete, so there is one). */
+static size_t sse_eol_len(const char *raw, size_t raw_len, size_t at) {
+  return raw[at] == '\r' && at + 1 < raw_len && raw[at + 1] == '\n' ? 2 : 1;
+}
+
+/* An event with several data lines (or none) is rebuilt line by line: the
+ * first data line carries the new value, later ones go, others stay. Field
+ * names are read as the framer read them (a stream's BOM is not part of one). */
+static int sse_rebuild(const relay_sse_event_t *ev, const char *data, size_t len, relay_buf_t *out) {
+  const char *raw = ev->raw;
+  size_t n = ev->raw_len, i = ev->bom ? 3 : 0;
+  int put = 0;
+  if (relay_buf_append(out, raw, i)) return RELAY_SSE_ENOMEM;
+  while (i < n) {
+    size_t q = i;
+    while (q < n && raw[q] != '\r' && raw[q] != '\n') q++;
+    if (q == n) return relay_buf_append(out, raw + i, n - i) ? RELAY_SSE_ENOMEM : 0;
+    size_t el = sse_eol_len(raw, n, q);
+    const char *l = raw + i;
+    size_t ll = q - i;
+    int is_data = ll >= 4 && memcmp(l, "data", 4) == 0 && (ll == 4 || l[4] == ':');
+    if (ll == 0 && !put) { /* the empty line: a data line goes before it */
+      if (relay_buf_append(out, "data: ", 6) || sse_put_value(out, data, len, raw + q, el) ||
+          relay_buf_append(out, raw + q, el))
+        return RELAY_SSE_ENOMEM;
+      put = 1;
+    }
+    if (is_data && !put) {
+      size_t vs = ll == 4 ? 4 : (ll > 5 && l[5] == ' ' ? 6 : 5);
+      if (relay_buf_append(out, l, vs) || sse_put_separator(out, l[vs - 1], data, len) ||
+          sse_put_value(out, data, len, raw + q, el) || relay_buf_append(out, raw + q, el))
+        return RELAY_SSE_ENOMEM;
+      put = 1;
+    } else if (!is_data && relay_buf_append(out, l, ll + el)) {
+      return RELAY_SSE_ENOMEM;
+    }
+    i = q + el;
+  }
+  return 0;
+}
+
+/* A single data line (nearly every event) is replaced in place: the bytes
+ * before and after it are copied as they are, with no line walk. */
+int relay_sse_event_with_data(const relay_sse_event_t *ev, const char *data, size_t len, relay_buf_t *out) {
+  if (!ev->single_data_line) return sse_rebuild(ev, data, len, out);
+  size_t at = ev->data_offset, after = at + ev->data_len;
+  size_t el = sse_eol_len(ev->raw, ev->raw_len, after);
+  if (relay_buf_append(out, ev->raw, at) || sse_put_separator(out, ev->raw[at - 1], data, len) ||
+      sse_put_value(out, data, len, ev->raw + after, el) ||
+      relay_buf_append(out, ev->raw + after, ev->raw_len - after))
+    return RELAY_SSE_ENOMEM;
+  return 0;
+}
+
+int relay_sse_append_event(relay_buf_t *out, const char *data, size_t len) {
+  if (relay_buf_append(out, "data: ", 6) || sse_put_value(out, data, len, "\n", 1) ||
+      relay_buf_append(out, "\n\n", 2))
+    return RELAY_SSE_ENOMEM;
+  return 0;
 }

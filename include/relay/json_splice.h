@@ -32,6 +32,8 @@
 #define RELAY_JSON_ETOODEEP -4  /* path longer than RELAY_JSON_MAX_PATH, or a document
                                   nested deeper than RELAY_JSON_MAX_NESTING */
 #define RELAY_JSON_ETOOMANY -5  /* more choices than the caller has room for */
+#define RELAY_JSON_EOVERLAP -6  /* two edits of a batch name the same value, or one
+                                  lies inside the other */
 
 #define RELAY_JSON_MAX_CHOICES 64
 #define RELAY_JSON_MAX_PATH 32
@@ -120,6 +122,34 @@ int relay_json_find(const char *json, size_t len, const relay_json_path_seg_t *p
  * is left as it was. */
 int relay_json_edit(const char *json, size_t len, const relay_json_path_seg_t *path,
                     size_t depth, const char *raw_value, size_t raw_len, relay_buf_t *out);
+
+/* One edit of a batch: the value at path (depth segments) set to raw JSON text
+ * (raw_len bytes, not checked), or removed when raw is NULL. */
+typedef struct relay_json_edit_s {
+  const relay_json_path_seg_t *path;
+  size_t depth;
+  const char *raw;
+  size_t raw_len;
+} relay_json_edit_t;
+
+/* Append to out the document json with all n edits applied, each exactly as
+ * relay_json_edit() would apply it to the original document: every path is
+ * read in the original (array positions do not shift when an earlier element
+ * is removed), and the result is the same whatever the order of the edits,
+ * except that several keys inserted into one object are appended in the
+ * order the edits give them. Removing neighbouring items takes exactly one
+ * separator per item, as relay_json_edit() one after another would.
+ * One jsmn pass and one walk over the containers the paths go through, then
+ * the output in one pass: linear in the document plus n log n, where n
+ * relay_json_edit() calls would cost n passes over the document.
+ * Returns 0 or a negative code with out left as it was: EOVERLAP when two
+ * paths are equal or one is a prefix of the other (or a whole-document edit
+ * is not alone), ENOTFOUND, EINVAL, ETOODEEP as for relay_json_edit(). When
+ * failed is not NULL it gets the position of the first edit (in the given
+ * order) that failed, for EOVERLAP the later of the two. n = 0 copies the
+ * document (after checking it). */
+int relay_json_edit_many(const char *json, size_t len, const relay_json_edit_t *edits, size_t n,
+                         relay_buf_t *out, size_t *failed);
 
 const char *relay_json_strerror(int err);
 

@@ -24,6 +24,19 @@
  * pointing into that input (no copy); only the bytes of an event cut by the
  * end of an input are copied into the framer's buffer, which is reused, so the
  * steady state does not allocate.
+ *
+ * Errors: an event longer than the limit (or out of memory) ends the framing.
+ * feed() then says through *used how much of its input it took; the bytes not
+ * delivered as events are exactly finish()'s rest followed by input[*used..],
+ * so a caller that falls back to passing the stream through loses nothing and
+ * repeats nothing. *used belongs to the caller: nothing the framer does later
+ * (finish() included) can change it.
+ *
+ * Writing: relay_sse_event_with_data() and relay_sse_append_event() put new
+ * data into an event. Every line break in the new data (CR, LF or CRLF, the
+ * three SSE line ends) continues on a new "data:" line, so the client reads one
+ * event whose data is the new data with each break as LF; a leading space is
+ * kept. Text from anywhere (a script, a template) cannot split or end an event.
  */
 #ifndef RELAY_SSE_H
 #define RELAY_SSE_H
@@ -54,6 +67,7 @@ typedef struct relay_sse_event_s {
   const char *event;
   size_t event_len;
   int is_done; /* data is exactly "[DONE]" */
+  int bom;     /* raw starts with the stream's UTF-8 BOM (3 bytes, not a field) */
 } relay_sse_event_t;
 
 /* Called once per event; must not call back into the same framer. */
@@ -74,27 +88,39 @@ typedef struct relay_sse_s {
   int has_event;
   size_t event_off, event_len; /* last event: value */
   relay_buf_t joined;          /* data values joined with "\n" once there are two */
-  /* After feed() returns an error: bytes of its input that were consumed
-   * (delivered in events or held in the buffer). The undelivered bytes are
-   * then finish()'s rest followed by input[consumed..]; a caller that falls
-   * back to passing the stream through loses nothing. */
-  size_t consumed;
+  int bom;                     /* the event in progress starts with the BOM */
   int err; /* sticky error code, 0 while healthy */
 } relay_sse_t;
 
 /* max_event bounds one event's raw size (0 means 1 MiB). Never fails today;
  * returns 0 so callers can treat it like the other init functions. */
 int relay_sse_init(relay_sse_t *s, size_t max_event);
-/* Feed bytes; calls cb once per complete event, in order. Returns 0, or a
- * negative code after which the framer is done (see `consumed`); feeding
- * again after an error gives the same error. */
-int relay_sse_feed(relay_sse_t *s, const char *data, size_t len, relay_sse_event_cb cb, void *ud);
-/* End of stream: the bytes not delivered as events (an unterminated last
- * event, or one held for a possible '\n'; often empty) are returned through
+/* Feed bytes; calls cb once per complete event, in order. *used (required)
+ * is set on every return: len after success; after an error, the bytes of
+ * this input that were delivered in events or went into the buffer (so they
+ * are in finish()'s rest). Returns 0, or a negative code after which the
+ * framer is done until finish(): feeding again gives the same error with
+ * *used = 0. */
+int relay_sse_feed(relay_sse_t *s, const char *data, size_t len, relay_sse_event_cb cb, void *ud,
+                   size_t *used);
+/* End of stream, or giving up after an error: the bytes not delivered as
+ * events (an unterminated last event, one held for a possible '\n', or the
+ * event in progress when an error struck; often empty) are returned through
  * *rest so the caller can pass them on unchanged. *rest stays valid until the
  * next feed() or close(). The framer is reset and may take a new stream. */
 void relay_sse_finish(relay_sse_t *s, const char **rest, size_t *rest_len);
 void relay_sse_close(relay_sse_t *s);
 const char *relay_sse_strerror(int err);
+
+/* Append to out the event ev (as delivered to a callback) with its data
+ * replaced by data[0..len): the first data line gets the new data (its
+ * breaks continued on new "data: " lines ending like that line), further
+ * data lines are dropped, every other line and line end stays as it was. An
+ * event without a data line gets one before its empty line. Returns 0 or
+ * RELAY_SSE_ENOMEM (out may then hold part of the event). */
+int relay_sse_event_with_data(const relay_sse_event_t *ev, const char *data, size_t len, relay_buf_t *out);
+/* Append a whole event made of data alone: "data: " lines ending in "\n",
+ * then the empty line. Returns 0 or RELAY_SSE_ENOMEM. */
+int relay_sse_append_event(relay_buf_t *out, const char *data, size_t len);
 
 #endif

@@ -26,6 +26,8 @@ relay.settings({
   max_header_size = env.integer("RELAY_MAX_HEADER_SIZE", 65536, 1024, 16777216),
   max_body_buffer = env.integer("RELAY_MAX_BODY_BUFFER", 16777216, 1024, 1073741824),
   workers = env.integer("WORKERS", 0, 0, 256),
+  script_timeout = env.seconds("RELAY_SCRIPT_TIMEOUT", 1),
+  script_memory = env.integer("RELAY_SCRIPT_MEMORY", 268435456, 1048576, 1099511627776),
 })
 
 -- The rewrite of POST /v1/chat/completions responses. OPEN_PATTERN and

@@ -5,8 +5,13 @@
  * fz_template), bytes 1-2 a split point. The stream is framed whole, split in two at the chosen
  * point, and one byte at a time; all three must give the same events (raw,
  * data, event name, [DONE]) and the same rest or error, and raw events + rest
- * must be the input. Each event's data then goes through find_choices, the
- * string round trips and the edits. Any broken promise calls abort().
+ * must be the input; after an error (an event over a tiny limit), the events
+ * delivered, finish()'s rest and the input from *used on must be the input,
+ * each byte once. Each event of the whole run is also rebuilt with new data
+ * (its own raw bytes, every kind of line break in them) and framed again: one
+ * event, the new data with breaks as LF, the other lines unchanged. Each
+ * event's data then goes through find_choices, the string round trips and
+ * the edits. Any broken promise calls abort().
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,11 +30,117 @@ typedef struct fz_run_s {
   relay_buf_t bytes; /* raw events then rest: must equal the input */
   relay_buf_t datas; /* each event's data, length-prefixed, for the JSON checks */
   int err;
+  int rebuild; /* check relay_sse_event_with_data on every event */
 } fz_run_t;
 
 static void fz_put(relay_buf_t *b, const void *p, size_t n) {
   FUZZ_CHECK(relay_buf_append(b, &n, sizeof n) == 0);
   FUZZ_CHECK(relay_buf_append(b, p, n) == 0);
+}
+
+/* What a second framer makes of a rebuilt event. */
+typedef struct fz_back_s {
+  int skip; /* the sentinel empty event still to come first */
+  size_t n, data_lines;
+  relay_buf_t data, event, raw;
+  int has_data, has_event;
+} fz_back_t;
+
+static void fz_back_cb(void *ud, const relay_sse_event_t *e) {
+  fz_back_t *b = ud;
+  if (b->skip) {
+    b->skip = 0;
+    FUZZ_CHECK(e->raw_len == 1 && !e->data);
+    return;
+  }
+  if (b->n++) return;
+  if (e->data) FUZZ_CHECK(relay_buf_append(&b->data, e->data, e->data_len) == 0);
+  FUZZ_CHECK(relay_buf_append(&b->raw, e->raw, e->raw_len) == 0);
+  if (e->event) FUZZ_CHECK(relay_buf_append(&b->event, e->event, e->event_len) == 0);
+  b->has_data = e->data != NULL;
+  b->has_event = e->event != NULL;
+  b->data_lines = e->data_lines;
+}
+
+static int fz_same(const relay_buf_t *a, const char *p, size_t n) {
+  return a->len == n && (n == 0 || memcmp(a->data, p, n) == 0);
+}
+
+/* The lines of an event that are not data lines (after the BOM, if it has
+ * one), in order: a rebuilt event must keep them byte for byte. */
+static void fz_other_lines(const char *raw, size_t n, int bom, relay_buf_t *out) {
+  size_t i = bom ? 3 : 0;
+  while (i < n) {
+    size_t q = i;
+    while (q < n && raw[q] != '\r' && raw[q] != '\n') q++;
+    size_t e = q < n ? q + 1 : q;
+    if (q < n && raw[q] == '\r' && q + 1 < n && raw[q + 1] == '\n') e++;
+    if (!(q - i >= 4 && memcmp(raw + i, "data", 4) == 0 && (q - i == 4 || raw[i + 4] == ':')))
+      FUZZ_CHECK(relay_buf_append(out, raw + i, e - i) == 0);
+    i = e;
+  }
+}
+
+/* Frame out as the relay's client would: mid-stream (an empty line first
+ * ends the stream start, so that a BOM is a BOM only where the original
+ * event had one), then one more byte so a CR-ended event is delivered. It
+ * must give exactly one event with data x (line breaks as LF), one data
+ * line per line, and the name and other lines of the original event. */
+static void fz_check_rebuilt(const relay_sse_event_t *e, const relay_buf_t *out, const char *x, size_t xlen) {
+  relay_sse_t s;
+  fz_back_t b;
+  size_t used;
+  const char *rest;
+  size_t rest_len;
+  memset(&b, 0, sizeof b);
+  b.skip = !e->bom;
+  relay_sse_init(&s, out->len + 16);
+  if (!e->bom) FUZZ_CHECK(relay_sse_feed(&s, "\n", 1, fz_back_cb, &b, &used) == 0);
+  FUZZ_CHECK(relay_sse_feed(&s, out->data, out->len, fz_back_cb, &b, &used) == 0);
+  FUZZ_CHECK(relay_sse_feed(&s, ":", 1, fz_back_cb, &b, &used) == 0);
+  relay_sse_finish(&s, &rest, &rest_len);
+  FUZZ_CHECK(b.n == 1 && b.has_data && !b.skip && rest_len == 1);
+  relay_buf_t want, a, c;
+  relay_buf_init(&want);
+  relay_buf_init(&a);
+  relay_buf_init(&c);
+  size_t lines = 1;
+  for (size_t i = 0; i < xlen; i++) {
+    int brk = x[i] == '\r' || x[i] == '\n';
+    if (x[i] == '\r' && i + 1 < xlen && x[i + 1] == '\n') i++;
+    lines += brk;
+    FUZZ_CHECK(relay_buf_append(&want, brk ? "\n" : x + i, 1) == 0);
+  }
+  FUZZ_CHECK(fz_same(&b.data, want.data, want.len) && b.data_lines == lines);
+  FUZZ_CHECK(b.has_event == (e->event != NULL));
+  if (e->event) FUZZ_CHECK(fz_same(&b.event, e->event, e->event_len));
+  fz_other_lines(e->raw, e->raw_len, e->bom, &a);
+  fz_other_lines(b.raw.data, b.raw.len, e->bom, &c);
+  FUZZ_CHECK(fz_same(&a, c.data, c.len));
+  relay_sse_close(&s);
+  relay_buf_close(&want);
+  relay_buf_close(&a);
+  relay_buf_close(&c);
+  relay_buf_close(&b.data);
+  relay_buf_close(&b.event);
+  relay_buf_close(&b.raw);
+}
+
+/* New data into the event: its own raw bytes (every kind of line break the
+ * input has, empty lines, field-like text), and through append_event. */
+static void fz_rebuild(const relay_sse_event_t *e) {
+  relay_buf_t out;
+  relay_buf_init(&out);
+  FUZZ_CHECK(relay_sse_event_with_data(e, e->raw, e->raw_len, &out) == 0);
+  fz_check_rebuilt(e, &out, e->raw, e->raw_len);
+  relay_sse_event_t plain;
+  memset(&plain, 0, sizeof plain);
+  plain.raw = "\n";
+  plain.raw_len = 1;
+  out.len = 0;
+  FUZZ_CHECK(relay_sse_append_event(&out, e->raw, e->raw_len) == 0);
+  fz_check_rebuilt(&plain, &out, e->raw, e->raw_len);
+  relay_buf_close(&out);
 }
 
 /* Record an event and check the pointers the framer promises. */
@@ -50,6 +161,7 @@ static void fz_on_event(void *ud, const relay_sse_event_t *e) {
   fz_put(&r->log, e->event ? e->event : "", e->event ? e->event_len : 0);
   FUZZ_CHECK(relay_buf_append(&r->bytes, e->raw, e->raw_len) == 0);
   if (e->data) fz_put(&r->datas, e->data, e->data_len);
+  if (r->rebuild) fz_rebuild(e);
 }
 
 /* Frame data in pieces of at most `piece` bytes, the first piece ending at
@@ -61,22 +173,23 @@ static void fz_frame(fz_run_t *r, const uint8_t *data, size_t len, size_t max_ev
   size_t p = 0;
   r->err = 0;
   while (p < len) {
-    size_t n = len - p;
+    size_t n = len - p, used;
     if (first && p < first) n = first - p;
     else if (n > piece) n = piece;
-    int rc = relay_sse_feed(&s, (const char *)data + p, n, fz_on_event, r);
+    int rc = relay_sse_feed(&s, (const char *)data + p, n, fz_on_event, r, &used);
     if (rc) {
       r->err = rc;
+      FUZZ_CHECK(used <= n);
       /* fall back: rest + unconsumed input + the rest of the stream */
       const char *rest;
       size_t rest_len;
-      size_t consumed = s.consumed;
       relay_sse_finish(&s, &rest, &rest_len);
       FUZZ_CHECK(relay_buf_append(&r->bytes, rest, rest_len) == 0);
-      FUZZ_CHECK(relay_buf_append(&r->bytes, data + p + consumed, len - p - consumed) == 0);
+      FUZZ_CHECK(relay_buf_append(&r->bytes, data + p + used, len - p - used) == 0);
       relay_sse_close(&s);
       return;
     }
+    FUZZ_CHECK(used == n);
     p += n;
   }
   const char *rest;
@@ -206,6 +319,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     relay_buf_init(&runs[i]->log);
     relay_buf_init(&runs[i]->bytes);
     relay_buf_init(&runs[i]->datas);
+    runs[i]->rebuild = i == 0;
   }
   fz_frame(&whole, data, size, max_event, 0, (size_t)-1);
   fz_frame(&cut, data, size, max_event, split, (size_t)-1);

@@ -843,10 +843,9 @@ class Relay:
         """utime + stime of the relay (all its threads) in seconds, from /proc/PID/stat."""
         try:
             with open("/proc/%d/stat" % self.pid) as f:
-                data = f.read()
+                fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             return None
-        fields = data[data.rindex(")") + 2:].split()   # fields[0] is field 3 (state)
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def signal(self, sig):

@@ -106,7 +106,7 @@ RUNTIME_ERRORS = {
     "/bad-path": "path must start with '/'",
     "/bad-path-space": "space or control byte",
     "/bad-rewrite": "rewrite mode 'weird'",
-    "/bad-respond-header": "single-line strings",
+    "/bad-respond-header": "has a line break",
     "/bad-body-type": "'body' must be a string",
     "/nil-index": "attempt to index",
 }

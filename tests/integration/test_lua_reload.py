@@ -7,6 +7,7 @@ tests/integration/scripts/reload.lua, copied and edited by the tests."""
 import json
 import os
 import signal
+import socket
 import threading
 import time
 import unittest
@@ -151,6 +152,33 @@ class Reload(LuaTestCase):
             self.assertEqual(r.body, b"from-b", "%s after the reload went to the old upstream" % target)
         self.assertEqual([q.target for q in self.upstream_b.requests], ["/after-1", "/after-2"])
         self.assertEqual([q.target for q in self.upstream.requests], ["/slow"])
+
+    def test_signal_as_soon_as_it_accepts(self):
+        # With several workers the first one listens while the others still load
+        # their script; a SIGHUP or SIGTERM in that window (a supervisor that
+        # reloads as soon as the port answers) used to kill the relay outright.
+        self.script = os.path.join(self.workdir, "reload-test.lua")
+        self.write_script(1)
+        for sig in (signal.SIGHUP, signal.SIGHUP, signal.SIGHUP, signal.SIGTERM):
+            relay = self.start_relay(args=["--script", self.script], wait=False, WORKERS="8",
+                                     UPSTREAM_B_PORT=str(self.upstream_b.port))
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and relay.proc.poll() is None:
+                s = socket.socket()
+                try:
+                    if s.connect_ex(("127.0.0.1", relay.port)) == 0:
+                        break
+                finally:
+                    s.close()
+            relay.signal(sig)
+            if sig == signal.SIGHUP:
+                relay.wait_log("script reloaded", count=8, timeout=10)
+                self.assertIsNone(relay.proc.poll(), "the relay died of an early SIGHUP (exit %s)"
+                                  % relay.proc.returncode)
+                self.assertEqual(http_exchange(relay.port, "GET", "/version").status, 200)
+            else:
+                self.assertEqual(relay.wait_exit(10), 0, "an early SIGTERM is a clean stop")
+            relay.kill()
 
 
 if __name__ == "__main__":

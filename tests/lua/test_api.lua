@@ -140,6 +140,64 @@ nd, err = relay.json.remove('{"a":1}', { "z" })
 T.eq(nd, nil, "remove missing key")
 T.eq(err, "path not found", "its error")
 
+-- relay.json.edit: a batch, every path read in the document as given
+local chat = '{"model":"m","messages":[{"role":"user","content":"hi"},' ..
+  '{"role":"assistant","content":"<think>x</think>a","reasoning":"r"},{"role":"assistant","content":"b"}],"n":1.50}'
+local edits = {
+  { path = { "messages", 2, "content" }, value = "a" },
+  { path = { "messages", 2, "reasoning" }, remove = true },
+  { path = { "messages", 3 }, remove = true },
+  { path = { "model" }, raw = '"x/y"' },
+  { path = { "extra" }, value = { 1, 2 } },
+  { path = { "n" }, value = 2.5 },
+}
+local want = '{"model":"x/y","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"a"}],' ..
+  '"n":2.5,"extra":[1,2]}'
+T.eq(relay.json.edit(chat, edits), want, "edit: sets, removals, raw, insert")
+-- the same result whatever the order of the list
+local perm = { edits[6], edits[3], edits[1], edits[5], edits[4], edits[2] }
+T.eq(relay.json.edit(chat, perm), want, "edit: order does not matter")
+-- and the same as one relay.json.set / remove after another (object keys: paths do not shift)
+local seq = chat
+seq = relay.json.set(seq, { "messages", 2, "content" }, "a")
+seq = relay.json.remove(seq, { "messages", 2, "reasoning" })
+seq = relay.json.remove(seq, { "messages", 3 })
+seq = relay.json.set_raw(seq, { "model" }, '"x/y"')
+seq = relay.json.set(seq, { "n" }, 2.5)
+seq = relay.json.set(seq, { "extra" }, { 1, 2 })
+T.eq(relay.json.edit(chat, edits), seq, "edit: as the single edits one by one")
+-- array positions are those of the document as given
+T.eq(relay.json.edit("[1,2,3,4]", { { path = { 1 }, remove = true }, { path = { 2 }, remove = true },
+  { path = { 4 }, value = "four" } }), '[3,"four"]', "edit: positions do not shift")
+T.eq(relay.json.edit(' {"a":1} ', {}), ' {"a":1} ', "edit: no edits")
+nd, err = relay.json.edit(chat, { { path = { "model" }, value = 1 }, { path = { "zz", "q" }, value = 1 } })
+local _, _, idx = relay.json.edit(chat, { { path = { "model" }, value = 1 }, { path = { "zz", "q" }, value = 1 } })
+T.eq(nd, nil, "edit: a missing path fails the batch")
+T.eq(err, "path not found", "its error")
+T.eq(idx, 2, "and the edit it was")
+nd, err, idx = relay.json.edit(chat, { { path = { "messages", 2 }, remove = true }, { path = { "model" }, value = 1 },
+  { path = { "messages", 2, "content" }, value = "" } })
+T.eq(nd, nil, "edit: nested paths")
+T.eq(err, "edits overlap", "its error")
+T.eq(idx, 3, "the later of the two")
+nd, err, idx = relay.json.edit(chat, { { path = { "model" }, value = 1 }, { path = { "model" }, value = 2 } })
+T.eq(err, "edits overlap", "edit: the same path twice")
+nd, err = relay.json.edit("{", { { path = { "a" }, value = 1 } })
+T.ok(err:find("invalid JSON", 1, true), "edit: invalid JSON")
+T.raises("relay.json.edit: edit 2 must be a table", relay.json.edit, "{}", { { path = { "a" }, value = 1 }, 5 })
+T.raises("relay.json.edit: edit 1: needs one of value, raw or remove = true", relay.json.edit, "{}", { { path = { "a" } } })
+T.raises("relay.json.edit: edit 1: needs one of value, raw or remove = true", relay.json.edit, "{}",
+  { { path = { "a" }, value = 1, remove = true } })
+T.raises("relay.json.edit: edit 1: path must be a table", relay.json.edit, "{}", { { value = 1 } })
+T.raises("relay.json.edit: edit 1: path must have 1 to 32 elements", relay.json.edit, "{}", { { path = {}, value = 1 } })
+T.raises("relay.json.edit: edit 1: path element 1: array positions start at 1", relay.json.edit, "[1]",
+  { { path = { 0 }, value = 1 } })
+T.raises("relay.json.edit: edit 1: path element 1 must be a string or a number", relay.json.edit, "{}",
+  { { path = { true }, value = 1 } })
+T.raises("relay.json.edit: edit 1: cannot encode a function", relay.json.edit, "{}", { { path = { "a" }, value = print } })
+T.raises("relay.json.edit: edit 1: raw must be a string", relay.json.edit, "{}", { { path = { "a" }, raw = 1 } })
+T.raises("table expected", relay.json.edit, "{}", "a")
+
 -- relay.json.string
 T.eq(relay.json.string('a"b\\c\n/é\1'), '"a\\"b\\\\c\\n/é\\u0001"', "string escapes")
 T.eq(relay.json.string(""), '""', "empty string")

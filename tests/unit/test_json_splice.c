@@ -492,6 +492,377 @@ static void test_nesting(void) {
   free(b);
 }
 
+/* ---- batches ----------------------------------------------------------- */
+
+#define E_SET(path, raw) {path, sizeof path / sizeof path[0], raw, sizeof raw - 1}
+#define E_DEL(path) {path, sizeof path / sizeof path[0], NULL, 0}
+
+/* Apply a batch after a prefix and return the document (or "" on error). */
+static const char *batch(const char *js, const relay_json_edit_t *e, size_t n, int *rc, size_t *failed) {
+  relay_buf_reset(&out);
+  relay_buf_append(&out, "PFX", 3);
+  *rc = relay_json_edit_many(js, strlen(js), e, n, &out, failed);
+  if (*rc) {
+    CHECK(out.len == 3); /* left as it was */
+    return "";
+  }
+  size_t s, en;
+  if (relay_json_find(out.data + 3, out.len - 3, NULL, 0, &s, &en) != 0) {
+    fprintf(stderr, "  batch produced invalid JSON: %.*s\n", (int)out.len - 3, out.data + 3);
+    return "<INVALID>";
+  }
+  relay_buf_append(&out, "", 1);
+  return out.data + 3;
+}
+
+#define CHECK_BATCH(js, edits, expect)                                        \
+  do {                                                                        \
+    int rc_;                                                                  \
+    size_t f_ = 99;                                                           \
+    const char *r_ = batch(js, edits, sizeof edits / sizeof edits[0], &rc_, &f_); \
+    CHECK(rc_ == 0);                                                          \
+    CHECK(f_ == 0);                                                           \
+    CHECK_STR(r_, strlen(r_), expect);                                        \
+  } while (0)
+
+static void test_batch_basic(void) {
+  static relay_json_path_seg_t model[] = {KEY("model")}, c0[] = {KEY("messages"), IDX(0), KEY("content")},
+                               c2[] = {KEY("messages"), IDX(2), KEY("content")}, n[] = {KEY("n")},
+                               r1[] = {KEY("messages"), IDX(1), KEY("reasoning")}, eff[] = {KEY("effort")};
+  const char *doc = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},"
+                    "{\"role\":\"assistant\",\"content\":\"x\",\"reasoning\":\"r\"},"
+                    "{\"role\":\"assistant\",\"content\":\"<think>a</think>b\"}],\"n\":1.50}";
+  relay_json_edit_t e[] = {E_SET(c2, "\"b\""), E_SET(model, "\"new/m\""), E_DEL(r1), E_SET(c0, "\"HI\""),
+                           E_SET(n, "2"), E_SET(eff, "\"high\"")};
+  const char *want = "{\"model\":\"new/m\",\"messages\":[{\"role\":\"user\",\"content\":\"HI\"},"
+                     "{\"role\":\"assistant\",\"content\":\"x\"},"
+                     "{\"role\":\"assistant\",\"content\":\"b\"}],\"n\":2,\"effort\":\"high\"}";
+  CHECK_BATCH(doc, e, want);
+  /* no edits: the document as it is, checked */
+  int rc;
+  size_t f;
+  const char *r = batch(" [1, 2] ", NULL, 0, &rc, &f);
+  CHECK(rc == 0);
+  CHECK_STR(r, strlen(r), " [1, 2] ");
+  batch("[1,", NULL, 0, &rc, &f);
+  CHECK(rc == RELAY_JSON_EINVAL);
+  /* the whole document, alone */
+  static relay_json_path_seg_t none[1];
+  relay_json_edit_t whole[] = {{none, 0, "[]", 2}};
+  r = batch(" {\"a\":1} ", whole, 1, &rc, &f);
+  CHECK(rc == 0);
+  CHECK_STR(r, strlen(r), " [] ");
+  whole[0].raw = NULL;
+  batch("{}", whole, 1, &rc, &f);
+  CHECK(rc == RELAY_JSON_EINVAL);
+  /* keys compared decoded; a repeated key: the last one counts */
+  static relay_json_path_seg_t a[] = {KEY("a")}, content[] = {KEY("content")};
+  relay_json_edit_t e2[] = {E_SET(content, "1"), E_SET(a, "3")};
+  CHECK_BATCH("{\"\\u0063ontent\":0,\"a\":1,\"a\":2}", e2, "{\"\\u0063ontent\":1,\"a\":1,\"a\":3}");
+  relay_json_edit_t e3[] = {E_DEL(a)};
+  CHECK_BATCH("{\"a\":1,\"b\":0,\"a\":2}", e3, "{\"a\":1,\"b\":0}");
+}
+
+static void test_batch_removals(void) {
+  static relay_json_path_seg_t i0[] = {IDX(0)}, i1[] = {IDX(1)}, i2[] = {IDX(2)}, i3[] = {IDX(3)};
+  relay_json_edit_t mid[] = {E_DEL(i2), E_DEL(i1)};
+  CHECK_BATCH("[1, 2, 3, 4]", mid, "[1, 4]");
+  relay_json_edit_t tail[] = {E_DEL(i3), E_DEL(i2)};
+  CHECK_BATCH("[1, 2, 3, 4]", tail, "[1, 2]");
+  relay_json_edit_t head[] = {E_DEL(i0), E_DEL(i1)};
+  CHECK_BATCH("[1, 2, 3, 4]", head, "[3, 4]");
+  relay_json_edit_t gaps[] = {E_DEL(i0), E_DEL(i2), E_DEL(i3)};
+  CHECK_BATCH("[1, 2, 3, 4]", gaps, "[2]");
+  relay_json_edit_t all[] = {E_DEL(i3), E_DEL(i0), E_DEL(i2), E_DEL(i1)};
+  CHECK_BATCH("[ 1, 2, 3, 4 ]", all, "[ ]");
+  static relay_json_path_seg_t ka[] = {KEY("a")}, kb[] = {KEY("b")}, kc[] = {KEY("c")};
+  const char *pretty = "{\n  \"a\": 1,\n  \"b\": [],\n  \"c\": {\n    \"d\": \"x\"\n  }\n}\n";
+  relay_json_edit_t ab[] = {E_DEL(kb), E_DEL(ka)};
+  CHECK_BATCH(pretty, ab, "{\n  \"c\": {\n    \"d\": \"x\"\n  }\n}\n");
+  relay_json_edit_t bc[] = {E_DEL(kc), E_DEL(kb)};
+  CHECK_BATCH(pretty, bc, "{\n  \"a\": 1\n}\n");
+  relay_json_edit_t ac[] = {E_DEL(kc), E_DEL(ka)};
+  CHECK_BATCH(pretty, ac, "{\n  \"b\": []\n}\n");
+  relay_json_edit_t abc[] = {E_DEL(kc), E_DEL(ka), E_DEL(kb)};
+  CHECK_BATCH(pretty, abc, "{\n}\n"); /* as removing them one by one: back to the bracket */
+  /* a removal next to a set: each keeps to its own bytes */
+  relay_json_edit_t set_del[] = {E_SET(kb, "\"B\""), E_DEL(kc), E_DEL(ka)};
+  CHECK_BATCH("{\"a\":1,\"b\":2,\"c\":3}", set_del, "{\"b\":\"B\"}");
+  relay_json_edit_t del_set[] = {E_SET(i3, "9"), E_DEL(i2), E_DEL(i1), E_SET(i0, "[0]")};
+  CHECK_BATCH("[1,2,3,4]", del_set, "[[0],9]");
+}
+
+static void test_batch_inserts(void) {
+  static relay_json_path_seg_t ka[] = {KEY("a")}, kx[] = {KEY("x")}, ky[] = {KEY("y")}, kz[] = {KEY("z")};
+  relay_json_edit_t three[] = {E_SET(kz, "3"), E_SET(kx, "1"), E_SET(ky, "2")};
+  /* several new keys of one object: in the order given */
+  CHECK_BATCH("{}", three, "{\"z\":3,\"x\":1,\"y\":2}");
+  CHECK_BATCH("{\"a\" : 0}", three, "{\"a\" : 0,\"z\" : 3,\"x\" : 1,\"y\" : 2}");
+  CHECK_BATCH("{\n  \"a\": 0,\n  \"b\": 0\n}", three,
+              "{\n  \"a\": 0,\n  \"b\": 0,\n  \"z\": 3,\n  \"x\": 1,\n  \"y\": 2\n}");
+  /* next to a set or a removal of the last member */
+  relay_json_edit_t set_ins[] = {E_SET(kx, "1"), E_SET(ka, "\"A\"")};
+  CHECK_BATCH("{\"a\":0}", set_ins, "{\"a\":\"A\",\"x\":1}");
+  relay_json_edit_t del_ins[] = {E_SET(kx, "1"), E_DEL(ka)};
+  CHECK_BATCH("{\"a\":0}", del_ins, "{\"x\":1}");
+  CHECK_BATCH("{ \"a\": 0 }", del_ins, "{\"x\": 1 }"); /* the removed member's spacing */
+  static relay_json_path_seg_t kb[] = {KEY("b")};
+  relay_json_edit_t del_last_ins[] = {E_DEL(kb), E_SET(kx, "1")};
+  CHECK_BATCH("{\"a\":0, \"b\":0}", del_last_ins, "{\"a\":0, \"x\":1}");
+  relay_json_edit_t del_all_ins2[] = {E_DEL(kb), E_SET(kx, "1"), E_DEL(ka), E_SET(ky, "2")};
+  CHECK_BATCH("{\"a\":0,\"b\":0}", del_all_ins2, "{\"x\":1,\"y\":2}");
+  /* keys are escaped as relay_json_edit escapes them */
+  static relay_json_path_seg_t odd[] = {KEY("n\"ew\n")};
+  relay_json_edit_t esc[] = {E_SET(odd, "null")};
+  CHECK_BATCH("{}", esc, "{\"n\\\"ew\\n\":null}");
+}
+
+static void test_batch_errors(void) {
+  int rc;
+  size_t f;
+  static relay_json_path_seg_t m[] = {KEY("m")}, m1[] = {KEY("m"), IDX(1)}, m1c[] = {KEY("m"), IDX(1), KEY("c")},
+                               m2[] = {KEY("m"), IDX(2)}, zz[] = {KEY("zz"), KEY("q")}, mk[] = {KEY("m"), KEY("k")},
+                               none[1];
+  const char *doc = "{\"m\":[{\"c\":1},{\"c\":2}]}";
+  /* the same value twice, or one inside another: in any order */
+  relay_json_edit_t same[] = {E_SET(m1, "1"), E_SET(m2, "2"), E_DEL(m1)};
+  batch(doc, same, 3, &rc, &f);
+  CHECK(rc == RELAY_JSON_EOVERLAP && f == 2);
+  relay_json_edit_t nested[] = {E_SET(m1c, "1"), E_DEL(m1)};
+  batch(doc, nested, 2, &rc, &f);
+  CHECK(rc == RELAY_JSON_EOVERLAP && f == 1);
+  relay_json_edit_t nested2[] = {E_DEL(m), E_SET(m1c, "1")};
+  batch(doc, nested2, 2, &rc, &f);
+  CHECK(rc == RELAY_JSON_EOVERLAP && f == 1);
+  relay_json_edit_t whole[] = {{none, 0, "1", 1}, E_SET(m1c, "1")};
+  batch(doc, whole, 2, &rc, &f);
+  CHECK(rc == RELAY_JSON_EOVERLAP);
+  /* missing paths: the first in the given order is named, nothing is written */
+  relay_json_edit_t miss[] = {E_SET(m1c, "5"), E_SET(m2, "3"), E_SET(zz, "1"), E_DEL(mk)};
+  batch(doc, miss, 4, &rc, &f);
+  CHECK(rc == RELAY_JSON_ENOTFOUND && f == 1);
+  relay_json_edit_t miss2[] = {E_SET(m1c, "5"), E_SET(zz, "1"), E_SET(m2, "3")};
+  batch(doc, miss2, 3, &rc, &f);
+  CHECK(rc == RELAY_JSON_ENOTFOUND && f == 1);
+  relay_json_edit_t ok[] = {E_SET(m1c, "5")};
+  batch("{\"m\":[{\"c\":1},{\"c\":2}],}", ok, 1, &rc, &f);
+  CHECK(rc == RELAY_JSON_EINVAL);
+  relay_json_path_seg_t deep[RELAY_JSON_MAX_PATH + 1];
+  for (int i = 0; i <= RELAY_JSON_MAX_PATH; i++) deep[i] = (relay_json_path_seg_t)KEY("a");
+  relay_json_edit_t toodeep[] = {E_SET(m1c, "5"), {deep, RELAY_JSON_MAX_PATH + 1, "1", 1}};
+  batch(doc, toodeep, 2, &rc, &f);
+  CHECK(rc == RELAY_JSON_ETOODEEP && f == 1);
+  CHECK(strcmp(relay_json_strerror(RELAY_JSON_EOVERLAP), "edits overlap") == 0);
+}
+
+/* Random documents and random disjoint edits (sets and removals): the batch
+ * gives what relay_json_edit() gives applied one by one from the end of the
+ * document backwards (where earlier paths stay valid), and the same result
+ * for every order of the list. */
+static unsigned rnd_state = 12345;
+static unsigned rnd(unsigned n) {
+  rnd_state = rnd_state * 1103515245u + 12345u;
+  return (rnd_state >> 16) % n;
+}
+
+static void gen_value(relay_buf_t *b, int depth) {
+  unsigned kind = depth >= 4 ? rnd(3) : rnd(6);
+  const char *ws = rnd(3) == 0 ? " " : "";
+  switch (kind) {
+    case 0: relay_buf_printf(b, "%u", rnd(1000)); break;
+    case 1: relay_buf_printf(b, "\"s%u\\n\"", rnd(100)); break;
+    case 2: relay_buf_append_str(b, rnd(2) ? "null" : "true"); break;
+    case 3:
+    case 4: {
+      unsigned n = rnd(5);
+      relay_buf_printf(b, "{%s", ws);
+      for (unsigned i = 0; i < n; i++) {
+        relay_buf_printf(b, "%s\"k%u\"%s:%s", i ? "," : "", i, ws, ws);
+        gen_value(b, depth + 1);
+      }
+      relay_buf_printf(b, "%s}", ws);
+      break;
+    }
+    default: {
+      unsigned n = rnd(5);
+      relay_buf_printf(b, "[%s", ws);
+      for (unsigned i = 0; i < n; i++) {
+        relay_buf_printf(b, "%s%s", i ? "," : "", ws);
+        gen_value(b, depth + 1);
+      }
+      relay_buf_printf(b, "%s]", ws);
+    }
+  }
+}
+
+typedef struct {
+  relay_json_path_seg_t seg[8];
+  size_t depth;
+  size_t start;
+} rpath_t;
+
+/* Every path of the document (below the root), with its value's offset. */
+static size_t all_paths(const char *js, rpath_t *paths, size_t max) {
+  static char keys[8][8];
+  size_t n = 0;
+  rpath_t cur;
+  memset(&cur, 0, sizeof cur);
+  /* breadth by trying keys k0..k4 and positions 0..4 at each depth */
+  rpath_t queue[512];
+  size_t qh = 0, qt = 0;
+  queue[qt++] = cur;
+  for (int i = 0; i < 8; i++) snprintf(keys[i], sizeof keys[i], "k%d", i);
+  while (qh < qt && n < max) {
+    rpath_t p = queue[qh++];
+    if (p.depth == 6) continue;
+    for (int kind = 0; kind < 2; kind++)
+      for (int i = 0; i < 5; i++) {
+        rpath_t q = p;
+        q.seg[q.depth] = kind ? (relay_json_path_seg_t){NULL, 0, i} : (relay_json_path_seg_t){keys[i], 2, 0};
+        q.depth++;
+        size_t s, e;
+        if (relay_json_find(js, strlen(js), q.seg, q.depth, &s, &e) != 0) continue;
+        q.start = s;
+        if (n < max) paths[n++] = q;
+        if (qt < 512) queue[qt++] = q;
+      }
+  }
+  return n;
+}
+
+static int is_prefix(const rpath_t *a, const rpath_t *b) {
+  if (a->depth > b->depth) return 0;
+  for (size_t i = 0; i < a->depth; i++) {
+    const relay_json_path_seg_t *x = &a->seg[i], *y = &b->seg[i];
+    if (!x->key != !y->key) return 0;
+    if (x->key ? (x->key_len != y->key_len || memcmp(x->key, y->key, x->key_len)) : x->index != y->index) return 0;
+  }
+  return 1;
+}
+
+static void test_batch_random(void) {
+  relay_buf_t doc, ref, tmp, first;
+  relay_buf_init(&doc);
+  relay_buf_init(&ref);
+  relay_buf_init(&tmp);
+  relay_buf_init(&first);
+  static rpath_t paths[256], chosen[16];
+  static const char *vals[] = {"0", "\"v\"", "[]", "{\"z\":[1]}", NULL};
+  int mismatches = 0, runs = 0;
+  for (int iter = 0; iter < 3000; iter++) {
+    relay_buf_reset(&doc);
+    gen_value(&doc, 0);
+    relay_buf_append(&doc, "", 1);
+    doc.len--;
+    size_t np = all_paths(doc.data, paths, 256);
+    if (np == 0) continue;
+    /* pick disjoint paths */
+    size_t nc = 0;
+    for (int tries = 0; tries < 40 && nc < 8; tries++) {
+      rpath_t *p = &paths[rnd((unsigned)np)];
+      int ok = 1;
+      for (size_t j = 0; j < nc && ok; j++) ok = !is_prefix(p, &chosen[j]) && !is_prefix(&chosen[j], p);
+      if (ok) chosen[nc++] = *p;
+    }
+    relay_json_edit_t e[16];
+    for (size_t j = 0; j < nc; j++) {
+      const char *v = vals[rnd(5)];
+      e[j] = (relay_json_edit_t){chosen[j].seg, chosen[j].depth, v, v ? strlen(v) : 0};
+    }
+    /* reference: one by one, from the end of the document backwards */
+    size_t order[16];
+    for (size_t j = 0; j < nc; j++) order[j] = j;
+    for (size_t x = 1; x < nc; x++)
+      for (size_t y = x; y > 0 && chosen[order[y - 1]].start < chosen[order[y]].start; y--) {
+        size_t t = order[y];
+        order[y] = order[y - 1];
+        order[y - 1] = t;
+      }
+    relay_buf_reset(&ref);
+    relay_buf_append(&ref, doc.data, doc.len);
+    int ref_ok = 1;
+    for (size_t j = 0; j < nc && ref_ok; j++) {
+      const relay_json_edit_t *x = &e[order[j]];
+      relay_buf_reset(&tmp);
+      ref_ok = relay_json_edit(ref.data, ref.len, x->path, x->depth, x->raw, x->raw_len, &tmp) == 0;
+      relay_buf_reset(&ref);
+      relay_buf_append(&ref, tmp.data, tmp.len);
+    }
+    CHECK(ref_ok);
+    /* the batch, in several orders */
+    for (int perm = 0; perm < 4; perm++) {
+      for (size_t j = nc; j > 1; j--) {
+        size_t k = rnd((unsigned)j);
+        relay_json_edit_t t = e[j - 1];
+        e[j - 1] = e[k];
+        e[k] = t;
+      }
+      relay_buf_reset(&tmp);
+      size_t f;
+      int rc = relay_json_edit_many(doc.data, doc.len, e, nc, &tmp, &f);
+      runs++;
+      if (rc != 0 || tmp.len != ref.len || memcmp(tmp.data, ref.data, ref.len) != 0) {
+        if (mismatches++ < 3)
+          fprintf(stderr, "  batch %d differs (rc %d):\n  doc   %s\n  batch %.*s\n  ref   %.*s\n", iter, rc, doc.data,
+                  (int)tmp.len, tmp.data ? tmp.data : "", (int)ref.len, ref.data);
+      }
+    }
+  }
+  CHECK(mismatches == 0);
+  CHECK(runs > 2000);
+  relay_buf_close(&doc);
+  relay_buf_close(&ref);
+  relay_buf_close(&tmp);
+  relay_buf_close(&first);
+}
+
+/* The shape the history hygiene edits: thousands of messages, one edit each. */
+static void test_batch_many_messages(void) {
+  relay_buf_t b, want;
+  relay_buf_init(&b);
+  relay_buf_init(&want);
+  enum { N = 8000 };
+  relay_buf_append_str(&b, "{\"model\":\"m\",\"messages\":[");
+  relay_buf_append_str(&want, "{\"model\":\"m\",\"messages\":[");
+  static relay_json_path_seg_t segs[N][3];
+  static relay_json_edit_t e[N];
+  size_t ne = 0;
+  for (int i = 0; i < N; i++) {
+    const char *role = i % 2 ? "assistant" : "user";
+    relay_buf_printf(&b, "%s{\"role\":\"%s\",\"content\":\"%s%d\",\"reasoning_content\":\"r\"}", i ? "," : "",
+                     role, i % 2 ? "<think>x</think>a" : "q", i);
+    if (i % 2)
+      relay_buf_printf(&want, "%s{\"role\":\"%s\",\"content\":\"a%d\"}", i ? "," : "", role, i);
+    else
+      relay_buf_printf(&want, "%s{\"role\":\"%s\",\"content\":\"q%d\",\"reasoning_content\":\"r\"}", i ? "," : "",
+                       role, i);
+    if (i % 2) {
+      segs[i][0] = (relay_json_path_seg_t)KEY("messages");
+      segs[i][1] = (relay_json_path_seg_t)IDX(i);
+      segs[i][2] = (relay_json_path_seg_t)KEY("content");
+      static char vals[N][16];
+      snprintf(vals[i], sizeof vals[i], "\"a%d\"", i);
+      e[ne++] = (relay_json_edit_t){segs[i], 3, vals[i], strlen(vals[i])};
+      static relay_json_path_seg_t rsegs[N][3];
+      rsegs[i][0] = segs[i][0];
+      rsegs[i][1] = segs[i][1];
+      rsegs[i][2] = (relay_json_path_seg_t)KEY("reasoning_content");
+      e[ne++] = (relay_json_edit_t){rsegs[i], 3, NULL, 0};
+    }
+  }
+  relay_buf_append_str(&b, "]}");
+  relay_buf_append_str(&want, "]}");
+  relay_buf_t o;
+  relay_buf_init(&o);
+  size_t f;
+  CHECK(relay_json_edit_many(b.data, b.len, e, ne, &o, &f) == 0);
+  CHECK_MEM(o.data, o.len > 200 ? 200 : o.len, want.data, want.len > 200 ? 200 : want.len);
+  CHECK(o.len == want.len && memcmp(o.data, want.data, want.len) == 0);
+  relay_buf_close(&o);
+  relay_buf_close(&b);
+  relay_buf_close(&want);
+}
+
 int main(void) {
   relay_buf_init(&text);
   relay_buf_init(&out);
@@ -507,6 +878,12 @@ int main(void) {
   test_edit_insert();
   test_big();
   test_nesting();
+  test_batch_basic();
+  test_batch_removals();
+  test_batch_inserts();
+  test_batch_errors();
+  test_batch_random();
+  test_batch_many_messages();
   relay_buf_close(&text);
   relay_buf_close(&out);
   CHECK(strcmp(relay_json_strerror(RELAY_JSON_ENOTFOUND), "path not found") == 0);

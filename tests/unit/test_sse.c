@@ -11,6 +11,16 @@
 
 #define MAX_EV 64
 
+static int bad_used; /* feed() succeeded but *used was not the input's length */
+
+/* feed() for runs that do not fall back: *used must be the whole input. */
+static int feed(relay_sse_t *s, const char *d, size_t n, relay_sse_event_cb cb, void *ud) {
+  size_t used = 12345;
+  int rc = relay_sse_feed(s, d, n, cb, ud, &used);
+  if (rc == 0 && used != n) bad_used++;
+  return rc;
+}
+
 typedef struct ev_s {
   char raw[512];
   size_t raw_len;
@@ -81,7 +91,7 @@ static void run_cuts(run_t *r, const char *s, size_t len, const size_t *cuts, si
     size_t end = i < ncuts ? cuts[i] : len;
     r->in_lo = s + prev;
     r->in_hi = s + end;
-    int rc = relay_sse_feed(&sse, s + prev, end - prev, on_event, r);
+    int rc = feed(&sse, s + prev, end - prev, on_event, r);
     if (rc) r->err = rc;
     prev = end;
   }
@@ -319,46 +329,61 @@ static void test_toobig(void) {
   CHECK(r->err == 0 && r->n == 2);
 }
 
-/* After an error, rest + input[consumed..] are exactly the bytes not
- * delivered, so a caller can fall back to passing the stream through. */
-static void test_error_fallback(void) {
-  const char *s = "data: a\n\ndata: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n\ndata: c\n\n";
+/* After an error, rest + input[used..] are exactly the bytes not delivered,
+ * so a caller can fall back to passing the stream through. The caller's
+ * *used survives finish() (it used to live in the framer, and finish() reset
+ * it before the chat filter read it: the bytes of the input went out twice).
+ * Every cut of streams where the limit is crossed in the first input, in the
+ * second, inside the buffer, and with events delivered from the same input. */
+static void check_fallback(const char *s, size_t max_event, size_t want_events) {
   size_t len = strlen(s);
   int bad = 0;
   for (size_t c = 0; c <= len; c++) {
     static run_t r;
     relay_sse_t sse;
     const char *rest;
-    size_t rest_len;
+    size_t rest_len, used = 777, used2 = 777;
     memset(&r, 0, sizeof r);
-    relay_sse_init(&sse, 20);
-    size_t at = 0, in_len = c; /* the failing input is s[at..at+in_len) */
-    int rc = relay_sse_feed(&sse, s, c, on_event, &r);
+    relay_sse_init(&sse, max_event);
+    size_t at = 0; /* the failing input starts at s + at */
+    int rc = relay_sse_feed(&sse, s, c, on_event, &r, &used);
     if (rc == 0) {
+      if (used != c) bad++;
       at = c;
-      in_len = len - c;
-      rc = relay_sse_feed(&sse, s + c, len - c, on_event, &r);
+      rc = relay_sse_feed(&sse, s + c, len - c, on_event, &r, &used);
     }
-    size_t consumed = sse.consumed;
-    if (rc != RELAY_SSE_ETOOBIG || r.n != 1) bad++;
-    if (relay_sse_feed(&sse, "x", 1, on_event, &r) != RELAY_SSE_ETOOBIG) bad++; /* sticky */
+    if (rc != RELAY_SSE_ETOOBIG || r.n != want_events) bad++;
+    if (relay_sse_feed(&sse, "x", 1, on_event, &r, &used2) != RELAY_SSE_ETOOBIG || used2 != 0) bad++; /* sticky */
     relay_sse_finish(&sse, &rest, &rest_len);
-    /* delivered + rest + unconsumed input + the inputs never fed */
-    char all[256];
+    /* delivered + rest + unconsumed input: the stream, each byte once */
+    char all[512];
     size_t n = r.all_len;
     memcpy(all, r.all, n);
     memcpy(all + n, rest, rest_len);
     n += rest_len;
-    memcpy(all + n, s + at + consumed, len - at - consumed);
-    n += len - at - consumed;
-    (void)in_len;
+    memcpy(all + n, s + at + used, len - at - used);
+    n += len - at - used;
     if (n != len || memcmp(all, s, len) != 0) {
-      fprintf(stderr, "  fallback loses bytes when cut at %zu\n", c);
+      fprintf(stderr, "  fallback loses or repeats bytes when cut at %zu (%zu bytes for %zu)\n", c, n, len);
       bad++;
     }
+    /* the framer takes a new stream after finish() */
+    r.n = 0;
+    if (feed(&sse, "data: z\n\n", 9, on_event, &r) != 0 || r.n != 1) bad++;
     relay_sse_close(&sse);
   }
   CHECK(bad == 0);
+}
+
+static void test_error_fallback(void) {
+  check_fallback("data: a\n\ndata: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n\ndata: c\n\n", 20, 1);
+  /* events before and after, CR and CRLF line ends, a comment, several lines */
+  check_fallback("data: a\r\rdata: b\r\n\r\n: cccccccccccccccccccccccccccccccc\r\rdata: d\n\n", 24, 2);
+  check_fallback("data: 1\n\ndata: 2\n\ndata: 3\ndata: 4\ndata: 5\ndata: 6\n\ndata: 7\n\n", 20, 2);
+  /* a line that never ends */
+  check_fallback("data: a\n\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 16, 1);
+  /* over the limit only by the LF that may follow a CR */
+  check_fallback("data: a\n\ndata: 12345678\r\r\n", 16, 1);
 }
 
 /* Whole events inside one input are handed out in place and the buffer is
@@ -372,7 +397,7 @@ static void test_zero_copy(void) {
   for (int i = 0; i < 100; i++) {
     r.in_lo = s;
     r.in_hi = s + strlen(s);
-    CHECK(relay_sse_feed(&sse, s, strlen(s), on_event, &r) == 0);
+    CHECK(feed(&sse, s, strlen(s), on_event, &r) == 0);
     r.n = 0;
     r.all_len = 0;
   }
@@ -380,8 +405,8 @@ static void test_zero_copy(void) {
   CHECK(sse.buf.cap == 0 && sse.buf.data == NULL);
   size_t cap = 0;
   for (int i = 0; i < 100; i++) {
-    CHECK(relay_sse_feed(&sse, s, 10, on_event, &r) == 0);
-    CHECK(relay_sse_feed(&sse, s + 10, strlen(s) - 10, on_event, &r) == 0);
+    CHECK(feed(&sse, s, 10, on_event, &r) == 0);
+    CHECK(feed(&sse, s + 10, strlen(s) - 10, on_event, &r) == 0);
     if (i == 0) cap = sse.buf.cap;
     r.n = 0;
     r.all_len = 0;
@@ -409,7 +434,7 @@ static void test_linear(void) {
   relay_sse_init(&sse, big + 64);
   size_t got = 0;
   clock_t t0 = clock();
-  for (size_t i = 0; i < big + 8; i++) relay_sse_feed(&sse, s + i, 1, count_cb, &got);
+  for (size_t i = 0; i < big + 8; i++) feed(&sse, s + i, 1, count_cb, &got);
   CHECK(got == big);
   relay_sse_close(&sse);
   CHECK((double)(clock() - t0) / CLOCKS_PER_SEC < 8.0); /* ~0.1 s at -O2, ~1 s with ASan at -O0 */
@@ -420,7 +445,7 @@ static void test_linear(void) {
   relay_sse_init(&sse, 0);
   got = 0;
   t0 = clock();
-  CHECK(relay_sse_feed(&sse, cr, nev * 10, count_cb, &got) == 0);
+  CHECK(feed(&sse, cr, nev * 10, count_cb, &got) == 0);
   CHECK(got == (nev - 1) * 2);
   CHECK((double)(clock() - t0) / CLOCKS_PER_SEC < 2.0);
   relay_sse_close(&sse);
@@ -433,8 +458,8 @@ static void test_linear(void) {
   relay_sse_init(&sse, 4u << 20);
   got = 0;
   t0 = clock();
-  CHECK(relay_sse_feed(&sse, cr, 1, count_cb, &got) == 0);
-  CHECK(relay_sse_feed(&sse, cr + 1, l - 1, count_cb, &got) == 0);
+  CHECK(feed(&sse, cr, 1, count_cb, &got) == 0);
+  CHECK(feed(&sse, cr + 1, l - 1, count_cb, &got) == 0);
   CHECK(got == 2);
   CHECK((double)(clock() - t0) / CLOCKS_PER_SEC < 2.0);
   relay_sse_close(&sse);
@@ -449,16 +474,204 @@ static void test_reuse_after_finish(void) {
   size_t rest_len;
   memset(&r, 0, sizeof r);
   relay_sse_init(&sse, 0);
-  relay_sse_feed(&sse, "data: a\n\ndata: b", 16, on_event, &r);
+  feed(&sse, "data: a\n\ndata: b", 16, on_event, &r);
   relay_sse_finish(&sse, &rest, &rest_len);
   CHECK_MEM(rest, rest_len, "data: b", 7);
-  relay_sse_feed(&sse, "\xEF\xBB\xBF" "data: c\n\n", 12, on_event, &r);
+  feed(&sse, "\xEF\xBB\xBF" "data: c\n\n", 12, on_event, &r);
   CHECK(r.n == 2);
   CHECK_DATA(&r.ev[1], "c");
   relay_sse_finish(&sse, &rest, &rest_len);
   CHECK(rest_len == 0);
   CHECK(strcmp(relay_sse_strerror(RELAY_SSE_ETOOBIG), "SSE event larger than the limit") == 0);
   relay_sse_close(&sse);
+}
+
+/* ---- writing new data into events ---- */
+
+/* The first event a framer delivers, copied, and (when `with` is set) that
+ * event rebuilt with the new data `with`. */
+typedef struct wr_s {
+  const char *with;
+  size_t with_len;
+  relay_buf_t out;  /* the rebuilt event */
+  relay_buf_t raw, data, event;
+  size_t n, data_lines;
+  int has_data, has_event, bom, rc;
+} wr_t;
+
+static void wr_cb(void *ud, const relay_sse_event_t *e) {
+  wr_t *w = ud;
+  if (w->n++) return;
+  relay_buf_append(&w->raw, e->raw, e->raw_len);
+  w->has_data = e->data != NULL;
+  if (e->data) relay_buf_append(&w->data, e->data, e->data_len);
+  w->has_event = e->event != NULL;
+  if (e->event) relay_buf_append(&w->event, e->event, e->event_len);
+  w->data_lines = e->data_lines;
+  w->bom = e->bom;
+  if (w->with) w->rc = relay_sse_event_with_data(e, w->with, w->with_len, &w->out);
+}
+
+static void wr_init(wr_t *w, const char *with, size_t with_len) {
+  memset(w, 0, sizeof *w);
+  w->with = with;
+  w->with_len = with_len;
+}
+
+static void wr_close(wr_t *w) {
+  relay_buf_close(&w->out);
+  relay_buf_close(&w->raw);
+  relay_buf_close(&w->data);
+  relay_buf_close(&w->event);
+}
+
+/* Frame a whole stream and then one more byte (so that an event ending in a
+ * bare CR is delivered too); returns how many bytes of the stream were left
+ * over (0 when it ended with a complete event). */
+static size_t wr_frame(wr_t *w, const char *s, size_t len) {
+  relay_sse_t sse;
+  const char *rest;
+  size_t rest_len;
+  relay_sse_init(&sse, 16u << 20);
+  CHECK(feed(&sse, s, len, wr_cb, w) == 0);
+  CHECK(feed(&sse, ":", 1, wr_cb, w) == 0);
+  relay_sse_finish(&sse, &rest, &rest_len);
+  relay_sse_close(&sse);
+  return rest_len - 1;
+}
+
+static int same(const relay_buf_t *a, const relay_buf_t *b) {
+  return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+/* Line breaks as an SSE parser reads them: CRLF and CR become LF. */
+static void normalise(const char *x, size_t n, relay_buf_t *out) {
+  for (size_t i = 0; i < n; i++) {
+    if (x[i] == '\r') {
+      relay_buf_append(out, "\n", 1);
+      if (i + 1 < n && x[i + 1] == '\n') i++;
+    } else {
+      relay_buf_append(out, x + i, 1);
+    }
+  }
+}
+
+/* The lines of an event that are not data lines, as they are. */
+static void strip_data_lines(const char *raw, size_t n, int bom, relay_buf_t *out) {
+  size_t i = bom ? 3 : 0;
+  relay_buf_append(out, raw, i);
+  while (i < n) {
+    size_t q = i;
+    while (q < n && raw[q] != '\r' && raw[q] != '\n') q++;
+    size_t e = q < n ? q + 1 : q;
+    if (raw[q] == '\r' && q + 1 < n && raw[q + 1] == '\n') e++;
+    int data = q - i >= 4 && memcmp(raw + i, "data", 4) == 0 && (q - i == 4 || raw[i + 4] == ':');
+    if (!data) relay_buf_append(out, raw + i, e - i);
+    i = e;
+  }
+}
+
+/* Rebuild the first event of `in` with data x: framing the result gives
+ * exactly one event, its data is x with line breaks as LF, it has one data
+ * line per line of x, and every line that is not a data line is unchanged. */
+static int check_with_data(const char *in, size_t in_len, const char *x, size_t xlen) {
+  wr_t w, back;
+  relay_buf_t want, a, b;
+  int ok = 1;
+  wr_init(&w, x, xlen);
+  wr_init(&back, NULL, 0);
+  relay_buf_init(&want);
+  relay_buf_init(&a);
+  relay_buf_init(&b);
+  wr_frame(&w, in, in_len);
+  ok &= w.n >= 1 && w.rc == 0;
+  ok &= wr_frame(&back, w.out.data, w.out.len) == 0 && back.n == 1;
+  normalise(x, xlen, &want);
+  ok &= back.has_data && same(&back.data, &want);
+  size_t lines = 1;
+  for (size_t i = 0; i < want.len; i++) lines += want.data[i] == '\n';
+  ok &= back.data_lines == lines;
+  ok &= back.has_event == w.has_event && same(&back.event, &w.event);
+  ok &= back.bom == w.bom;
+  strip_data_lines(w.raw.data, w.raw.len, w.bom, &a);
+  strip_data_lines(w.out.data, w.out.len, w.bom, &b);
+  ok &= same(&a, &b);
+  if (!ok)
+    fprintf(stderr, "  with_data: [%.*s] + [%.*s] gave [%.*s]\n", (int)in_len, in, (int)xlen, x, (int)w.out.len,
+            w.out.data ? w.out.data : "");
+  wr_close(&w);
+  wr_close(&back);
+  relay_buf_close(&want);
+  relay_buf_close(&a);
+  relay_buf_close(&b);
+  return ok;
+}
+
+/* Every event shape against data with every kind of line break, leading and
+ * trailing, and values that look like fields. */
+static void test_with_data_breaks(void) {
+  static const char *events[] = {
+      "data: {\"a\":1}\n\n", "data: {\"a\":1}\r\n\r\n", "data: {\"a\":1}\r\r", "data:{\"a\":1}\n\n",
+      "data\n\n", "data:\n\n", "data: \n\n", "event: e\nid: 7\ndata: x\nretry: 5\n\n",
+      ": c\r\nevent: e\r\ndata: a\r\ndata: b\r\n: d\r\n\r\n", "data:a\rdata\rdata: c\r\r",
+      "\xEF\xBB\xBF" "data: bom\n\n", "\xEF\xBB\xBF" "data: 1\ndata: 2\n\n", "\xEF\xBB\xBF" "data\n\n",
+      "event: only\n\n", ": comment only\r\n\r\n", "data1: not data\ndata: yes\n\n",
+  };
+  static const char *values[] = {
+      "", "x", " lead", "  two", "a\rb", "a\r\nb", "a\nb", "\r", "\n", "\r\n", "\r\r", "\n\r", "\r\n\n",
+      "\rlead", "trail\r", "trail\r\n", "x\r\n\r\ny\rz\n", ":colon", "data: fake", "event: x\r\rid: 1",
+      "\n\r\n\r", "\xEF\xBB\xBF" "bom in data",
+  };
+  int bad = 0;
+  for (size_t i = 0; i < sizeof events / sizeof *events; i++)
+    for (size_t j = 0; j < sizeof values / sizeof *values; j++)
+      bad += !check_with_data(events[i], strlen(events[i]), values[j], strlen(values[j]));
+  CHECK(bad == 0);
+  /* long runs of CRs, LFs and CRLFs (linear: no rescan per line) */
+  size_t big = 200000;
+  char *x = malloc(big);
+  for (size_t k = 0; k < 3; k++) {
+    for (size_t i = 0; i < big; i++) x[i] = k == 0 ? '\r' : k == 1 ? (i % 2 ? 'a' : '\n') : (i % 2 ? '\n' : '\r');
+    clock_t t0 = clock();
+    CHECK(check_with_data("data: x\n\n", 9, x, big));
+    CHECK((double)(clock() - t0) / CLOCKS_PER_SEC < 2.0);
+  }
+  free(x);
+}
+
+/* The exact bytes: a single data line is replaced in place, its line end
+ * reused for continuation lines; the optional space is added only where the
+ * new value needs it. */
+static void test_with_data_exact(void) {
+  static const struct {
+    const char *in, *x, *out;
+  } cases[] = {
+      {"data: a\n\n", "b", "data: b\n\n"},
+      {"data:a\n\n", "b", "data:b\n\n"},
+      {"data:a\n\n", " b", "data:  b\n\n"},
+      {"data\n\n", "b", "data:b\n\n"},
+      {"data\n\n", " b", "data:  b\n\n"},
+      {"id: 1\r\ndata: a\r\n\r\n", "x\ry\r\nz\n", "id: 1\r\ndata: x\r\ndata: y\r\ndata: z\r\ndata: \r\n\r\n"},
+      {"data: a\r\r", "x\ny", "data: x\rdata: y\r\r"},
+      {"event: e\ndata: a\ndata: b\n: c\n\n", "x\ry", "event: e\ndata: x\ndata: y\n: c\n\n"},
+      {"event: e\r\n\r\n", "x", "event: e\r\ndata: x\r\n\r\n"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    wr_t w;
+    wr_init(&w, cases[i].x, strlen(cases[i].x));
+    wr_frame(&w, cases[i].in, strlen(cases[i].in));
+    CHECK(w.n == 1 && w.rc == 0);
+    CHECK_STR(w.out.data, w.out.len, cases[i].out);
+    wr_close(&w);
+  }
+  relay_buf_t b;
+  relay_buf_init(&b);
+  CHECK(relay_sse_append_event(&b, "{\n \"a\": 1\r}", 11) == 0);
+  CHECK_STR(b.data, b.len, "data: {\ndata:  \"a\": 1\ndata: }\n\n");
+  b.len = 0;
+  CHECK(relay_sse_append_event(&b, "", 0) == 0);
+  CHECK_STR(b.data, b.len, "data: \n\n");
+  relay_buf_close(&b);
 }
 
 int main(void) {
@@ -478,5 +691,8 @@ int main(void) {
   test_zero_copy();
   test_linear();
   test_reuse_after_finish();
+  test_with_data_breaks();
+  test_with_data_exact();
+  CHECK(bad_used == 0);
   return check_report("test_sse");
 }
