@@ -116,6 +116,25 @@ int relay_head_value_has_token(const char *value, size_t len, const char *token)
   return 0;
 }
 
+int relay_head_te_is_chunked_only(const relay_head_t *h) {
+  size_t codings = 0;
+  for (int i = relay_head_find(h, "transfer-encoding", 0); i >= 0;
+       i = relay_head_find(h, "transfer-encoding", (size_t)i + 1)) {
+    const char *v = relay_head_value(h, (size_t)i);
+    size_t len = h->hdrs[i].value_len, k = 0;
+    while (k < len) {
+      while (k < len && (v[k] == ' ' || v[k] == '\t' || v[k] == ',')) k++;
+      size_t start = k;
+      while (k < len && v[k] != ',') k++;
+      size_t end = k;
+      while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t')) end--;
+      if (end == start) continue;
+      if (++codings > 1 || end - start != 7 || strncasecmp(v + start, "chunked", 7) != 0) return 0;
+    }
+  }
+  return 1;
+}
+
 /* Scheme per RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) then "://".
  * Returns the length of "scheme://", or 0 for any other target. */
 static size_t relay_target_scheme_len(const char *t, size_t len) {

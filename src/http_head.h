@@ -119,4 +119,9 @@ int relay_head_value_has_token(const char *value, size_t len, const char *token)
 
 int relay_name_eq(const char *a, size_t alen, const char *b);
 
+/* Is every Transfer-Encoding field of h, taken together, exactly "chunked"
+ * (or are there none)? The relay frames bodies itself and can only undo
+ * chunked: any other coding (gzip, chunked) would be forwarded mislabelled. */
+int relay_head_te_is_chunked_only(const relay_head_t *h);
+
 #endif

@@ -35,6 +35,7 @@ static const char *status_reason(int status) {
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
@@ -207,6 +208,11 @@ void relay_exchange_begin(relay_client_t *c) {
   if (relay_conn_tokens_collect(&ct, &c->req)) {
     relay_send_error(c, 400, "invalid_request_error", "bad_request",
                      "too many options in the Connection header");
+    return;
+  }
+  if (!relay_head_te_is_chunked_only(&c->req)) {
+    relay_send_error(c, 501, "invalid_request_error", "unsupported_transfer_coding",
+                     "only the chunked transfer coding is supported");
     return;
   }
   char err[256] = "";
@@ -475,6 +481,11 @@ int relay_exchange_on_response_head(relay_exchange_t *ex, llhttp_t *p) {
   relay_conn_tokens_t ct;
   if (relay_conn_tokens_collect(&ct, &ex->resp)) {
     relay_log_info("%s %s: upstream listed too many Connection options", llhttp_method_name(ex->method),
+                   ex->log_path);
+    return -1;
+  }
+  if (!relay_head_te_is_chunked_only(&ex->resp)) {
+    relay_log_info("%s %s: upstream used a transfer coding other than chunked", llhttp_method_name(ex->method),
                    ex->log_path);
     return -1;
   }

@@ -126,6 +126,30 @@ class RequestFraming(RelayTestCase):
         r = http_exchange(relay.port, "GET", "/y", [("Connection", ", ".join(["x-a", "x-b"] * 500))])
         self.assertEqual(r.status, 200)
 
+    def test_transfer_codings_other_than_chunked_are_501(self):
+        """The relay frames bodies itself and can only undo chunked: `gzip, chunked` used to
+        reach the upstream as gzip bytes labelled only chunked."""
+        relay = self.start_relay()
+        gz = encode_chunked(b"\x1f\x8b\x08\x00not-really-gzip")
+        for te, status, code in ((["gzip, chunked"], 501, "unsupported_transfer_coding"),
+                                 (["gzip", "chunked"], 501, "unsupported_transfer_coding"),
+                                 (["identity, chunked"], 501, "unsupported_transfer_coding"),
+                                 (["x-custom, chunked"], 501, "unsupported_transfer_coding"),
+                                 (["chunked, chunked"], 400, "bad_request")):   # llhttp's own refusal
+            with self.subTest(te=te), Client(relay.port) as c:
+                head = "POST /te HTTP/1.1\r\nHost: x\r\n" + "".join("Transfer-Encoding: %s\r\n" % v for v in te)
+                c.send(head.encode() + b"\r\n" + gz)
+                r = c.read_response("POST")
+                self.assertErrorResponse(r, status, "invalid_request_error", code)
+        self.assertEqual(self.upstream.requests, [], "nothing may reach the upstream")
+        for te in ("chunked", "Chunked", " chunked "):
+            with self.subTest(te=te), Client(relay.port) as c:
+                c.send(("POST /ok HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: %s\r\n\r\n" % te).encode()
+                       + encode_chunked(b"hello"))
+                r = c.read_response("POST")
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.json()["body_len"], 5)
+
 
 class ResponseFraming(RelayTestCase):
     """Item 2: an upstream naming Content-Length in Connection left the client with no
@@ -159,6 +183,17 @@ class ResponseFraming(RelayTestCase):
                 c.request("GET", "/c%d" % i)
                 r = c.read_response()
                 self.assertEqual((r.status, r.framing, r.body, r.complete), (200, "chunked", b"hello", True), r)
+
+    def test_transfer_codings_other_than_chunked_are_502(self):
+        """An upstream's `gzip, chunked` would reach the client dechunked but still gzip,
+        under the relay's own chunked framing and with the coding lost: a 502 instead."""
+        for te in ("gzip, chunked", "chunked, chunked", "deflate, chunked"):
+            with self.subTest(te=te):
+                self.upstream = self.make_upstream()
+                relay = self.serve(lambda req: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: %s\r\n\r\n"
+                                               b"5\r\nhello\r\n0\r\n\r\n" % te.encode())
+                r = http_exchange(relay.port, "GET", "/gz")
+                self.assertErrorResponse(r, 502, "upstream_error", "upstream_bad_response")
 
     def test_head_and_304_keep_their_announced_length(self):
         def raw(req):
