@@ -3,7 +3,7 @@
  * Inside the oss-relay binary, `relay` is built into the executable. This
  * module gives plain Lua the parts that make sense outside the proxy, with the
  * very same code: relay.rules, relay.replacer.new and relay.json.* come from
- * src/lua_text.c (compiled into this module unchanged), plus relay.getenv,
+ * src/lua/text.c (compiled into this module unchanged), plus relay.getenv,
  * relay.log (to stderr) and relay.version. The declarations that configure a
  * running relay (listen, upstream, settings, route, on_request) raise an
  * error that says so.
@@ -19,7 +19,7 @@
 #define RELAY_VERSION "0.1.0"
 #endif
 
-/* src/lua_text.c: adds rules, replacer and json to the table on top. */
+/* src/lua/text.c: adds rules, replacer and json to the table on top. */
 void relay_lua_open_text(lua_State *L);
 
 static int l_getenv(lua_State *L) {

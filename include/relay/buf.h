@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#define RELAY_BUF_ENOMEM -1
+#include "relay/error.h"
 
 typedef struct relay_buf_s {
   char *data;
@@ -13,7 +13,7 @@ typedef struct relay_buf_s {
 } relay_buf_t;
 
 void relay_buf_init(relay_buf_t *b);
-/* Ensure room for `extra` more bytes. 0 or RELAY_BUF_ENOMEM. */
+/* Ensure room for `extra` more bytes. 0 or RELAY_ENOMEM. */
 int relay_buf_reserve(relay_buf_t *b, size_t extra);
 int relay_buf_append(relay_buf_t *b, const void *data, size_t len);
 int relay_buf_append_str(relay_buf_t *b, const char *s);
@@ -24,6 +24,6 @@ void relay_buf_consume(relay_buf_t *b, size_t n);
 void relay_buf_reset(relay_buf_t *b);
 /* Hand the storage over to the caller; the buffer is left empty. */
 char *relay_buf_steal(relay_buf_t *b, size_t *len);
-void relay_buf_close(relay_buf_t *b);
+void relay_buf_dispose(relay_buf_t *b);
 
 #endif

@@ -75,6 +75,8 @@
 #define RELAY_HARMONY_H
 
 #include <stddef.h>
+
+#include "relay/error.h"
 #include <stdint.h>
 
 /* Longest header held (opening marker included, <|message|> excluded). */
@@ -88,8 +90,8 @@
 /* Upper bound of relay_harmony_pending(). */
 #define RELAY_HARMONY_MAX_HELD (RELAY_HARMONY_MAX_HEADER + RELAY_HARMONY_MAX_MARKER - 1)
 
-/* Error codes: negative. */
-#define RELAY_HARMONY_EINVAL -1 /* NULL parser or callback, NULL data with len > 0 */
+/* Errors (relay/error.h): RELAY_EINVAL for a NULL parser or callback, or NULL
+ * data with len > 0. */
 
 typedef enum {
   RELAY_HARMONY_CONTENT = 0,
@@ -150,14 +152,14 @@ typedef struct relay_harmony_s {
 /* Start outside any message, with nothing held and the counters at zero. */
 void relay_harmony_init(relay_harmony_t *p);
 /* Feed len bytes; settled segments go to emit before this returns.
- * Returns 0 or RELAY_HARMONY_EINVAL. */
+ * Returns 0 or RELAY_EINVAL. */
 int relay_harmony_feed(relay_harmony_t *p, const char *data, size_t len,
                        relay_harmony_emit_cb emit, void *ud);
 /* End of the text: release everything held (a partial marker as text of the
  * current kind, an undecided header as CONTENT), end an open call with
  * CALL_END complete = 0, and start over as at the start of a text. Calling
  * it again emits nothing; text fed afterwards is parsed as a new text (the
- * counters go on). Returns 0 or RELAY_HARMONY_EINVAL. */
+ * counters go on). Returns 0 or RELAY_EINVAL. */
 int relay_harmony_finish(relay_harmony_t *p, relay_harmony_emit_cb emit, void *ud);
 /* Bytes held back now (at most RELAY_HARMONY_MAX_HELD; 0 after finish). */
 size_t relay_harmony_pending(const relay_harmony_t *p);

@@ -6,7 +6,7 @@
  *
  * Documents are tokenized with jsmn (strict mode) and then checked: what jsmn
  * lets through (missing or extra commas and colons, bad literals and numbers,
- * several top-level values) is rejected with RELAY_JSON_EINVAL, so an edit
+ * several top-level values) is rejected with RELAY_EJSON, so an edit
  * never works on a misread document. Raw control characters inside strings
  * are tolerated, as most JSON readers do. A bare number or literal as the
  * whole document needs a trailing delimiter (a jsmn strict-mode rule; chat
@@ -25,15 +25,15 @@
 #include <stddef.h>
 
 #include "relay/buf.h"
+#include "relay/error.h"
 
-#define RELAY_JSON_EINVAL -1   /* not valid JSON, or not the expected shape */
-#define RELAY_JSON_ENOMEM -2   /* out of memory, or a document over INT_MAX bytes */
-#define RELAY_JSON_ENOTFOUND -3 /* path does not exist */
-#define RELAY_JSON_ETOODEEP -4  /* path longer than RELAY_JSON_MAX_PATH, or a document
-                                  nested deeper than RELAY_JSON_MAX_NESTING */
-#define RELAY_JSON_ETOOMANY -5  /* more choices than the caller has room for */
-#define RELAY_JSON_EOVERLAP -6  /* two edits of a batch name the same value, or one
-                                  lies inside the other */
+/* Errors (relay/error.h): RELAY_EJSON (not valid JSON, or not the expected
+ * shape), RELAY_ENOMEM (also a document over INT_MAX bytes), RELAY_ENOTFOUND
+ * (a path that does not exist), RELAY_ETOODEEP (a path longer than
+ * RELAY_JSON_MAX_PATH, or a document nested deeper than
+ * RELAY_JSON_MAX_NESTING), RELAY_ETOOMANY (more choices than the caller has
+ * room for), RELAY_EOVERLAP (two edits of a batch name the same value, or
+ * one lies inside the other). */
 
 #define RELAY_JSON_MAX_CHOICES 64
 #define RELAY_JSON_MAX_PATH 32
@@ -84,7 +84,7 @@ int relay_json_find_choices(const char *json, size_t len, const char *container,
 /* Decode the body of a JSON string token (text between the quotes) and append
  * it to out: all escapes including \uXXXX and surrogate pairs. Lone surrogates
  * decode to U+FFFD. An unknown escape, a short \u or a trailing backslash is
- * RELAY_JSON_EINVAL (out is then left as it was). Other bytes, also raw
+ * RELAY_EJSON (out is then left as it was). Other bytes, also raw
  * control characters and invalid UTF-8, are copied as they are.
  * Returns 0 or a negative code. */
 int relay_json_unescape(const char *s, size_t len, relay_buf_t *out);
@@ -92,7 +92,7 @@ int relay_json_unescape(const char *s, size_t len, relay_buf_t *out);
 /* Append s encoded as a JSON string *without* the surrounding quotes: escapes
  * '"', '\\' and control characters below 0x20 only (\b \f \n \r \t, else
  * \u00xx), never '/', never non-ASCII; other bytes are copied unchanged, so
- * relay_json_unescape() gives s back exactly. Returns 0 or RELAY_JSON_ENOMEM. */
+ * relay_json_unescape() gives s back exactly. Returns 0 or RELAY_ENOMEM. */
 int relay_json_escape(relay_buf_t *out, const char *s, size_t len);
 
 /* A path into a document: object keys and array indexes. */
@@ -150,7 +150,5 @@ typedef struct relay_json_edit_s {
  * document (after checking it). */
 int relay_json_edit_many(const char *json, size_t len, const relay_json_edit_t *edits, size_t n,
                          relay_buf_t *out, size_t *failed);
-
-const char *relay_json_strerror(int err);
 
 #endif

@@ -21,16 +21,17 @@
 #define RELAY_REPLACER_H
 
 #include <stddef.h>
+
+#include "relay/error.h"
 #include <stdint.h>
 
 #define RELAY_REPLACER_MAX_STATES 16
 #define RELAY_REPLACER_MAX_RULES 64
 #define RELAY_REPLACER_MAX_PATTERN 1024
 
-/* Error codes: negative, with relay_replacer_strerror(). */
-#define RELAY_REPLACER_EINVAL -1 /* bad rule: empty pattern, state out of range, too long */
-#define RELAY_REPLACER_ENOMEM -2
-#define RELAY_REPLACER_ETOOMANY -3 /* more rules than RELAY_REPLACER_MAX_RULES */
+/* Errors (relay/error.h): RELAY_EINVAL for a bad rule (empty pattern, state out
+ * of range, pattern too long), RELAY_ENOMEM, RELAY_ETOOMANY (more rules than
+ * RELAY_REPLACER_MAX_RULES). */
 
 /* One rule. pattern: 1..RELAY_REPLACER_MAX_PATTERN bytes; replacement: any
  * length, may be empty (replacement may be NULL when replacement_len is 0);
@@ -73,11 +74,9 @@ typedef void (*relay_replacer_emit_cb)(void *ud, relay_out_kind_t kind, unsigned
                                        const char *data, size_t len);
 
 /* Compile nrules rules (0 is allowed: a pass-through set). *out gets a rule set
- * with reference count 1. Returns 0, RELAY_REPLACER_EINVAL,
- * RELAY_REPLACER_ETOOMANY or RELAY_REPLACER_ENOMEM. */
+ * with reference count 1. Returns 0, RELAY_EINVAL,
+ * RELAY_ETOOMANY or RELAY_ENOMEM. */
 int relay_ruleset_new(relay_ruleset_t **out, const relay_rule_t *rules, size_t nrules);
-/* Same as relay_ruleset_unref(). NULL is ignored. */
-void relay_ruleset_free(relay_ruleset_t *rs);
 /* Reference counting so a rule set can outlive the script reload that made it. */
 void relay_ruleset_ref(relay_ruleset_t *rs);
 void relay_ruleset_unref(relay_ruleset_t *rs);
@@ -114,19 +113,18 @@ typedef struct relay_replacer_s {
 } relay_replacer_t;
 
 /* Start in state 0 with nothing held. Takes a reference on rs (the caller may
- * drop its own). Returns 0, RELAY_REPLACER_EINVAL or RELAY_REPLACER_ENOMEM. */
+ * drop its own). Returns 0, RELAY_EINVAL or RELAY_ENOMEM. */
 int relay_replacer_init(relay_replacer_t *r, const relay_ruleset_t *rs);
 /* Feed len bytes; settled output goes to emit before this returns. Returns 0,
- * or RELAY_REPLACER_EINVAL for a closed replacer or NULL data with len > 0. */
+ * or RELAY_EINVAL for a closed replacer or NULL data with len > 0. */
 int relay_replacer_feed(relay_replacer_t *r, const char *data, size_t len,
                         relay_replacer_emit_cb emit, void *ud);
 /* End of text: resolve and release everything held. The replacer can be fed
- * again afterwards (it keeps its state). Returns 0 or RELAY_REPLACER_EINVAL. */
+ * again afterwards (it keeps its state). Returns 0 or RELAY_EINVAL. */
 int relay_replacer_finish(relay_replacer_t *r, relay_replacer_emit_cb emit, void *ud);
 /* Bytes currently held back (always less than the longest pattern). */
 size_t relay_replacer_pending(const relay_replacer_t *r);
 /* Free the hold buffer and drop the rule set reference; safe to call twice. */
-void relay_replacer_close(relay_replacer_t *r);
-const char *relay_replacer_strerror(int err);
+void relay_replacer_dispose(relay_replacer_t *r);
 
 #endif

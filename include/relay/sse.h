@@ -44,9 +44,10 @@
 #include <stddef.h>
 
 #include "relay/buf.h"
+#include "relay/error.h"
 
-#define RELAY_SSE_ENOMEM -1
-#define RELAY_SSE_ETOOBIG -2 /* one event longer than the framer's limit */
+/* Errors (relay/error.h): RELAY_ENOMEM, RELAY_ETOOBIG (one event longer than
+ * the framer's limit). */
 
 typedef struct relay_sse_event_s {
   /* The whole event including its terminating empty line. Valid only during
@@ -109,18 +110,17 @@ int relay_sse_feed(relay_sse_t *s, const char *data, size_t len, relay_sse_event
  * *rest so the caller can pass them on unchanged. *rest stays valid until the
  * next feed() or close(). The framer is reset and may take a new stream. */
 void relay_sse_finish(relay_sse_t *s, const char **rest, size_t *rest_len);
-void relay_sse_close(relay_sse_t *s);
-const char *relay_sse_strerror(int err);
+void relay_sse_dispose(relay_sse_t *s);
 
 /* Append to out the event ev (as delivered to a callback) with its data
  * replaced by data[0..len): the first data line gets the new data (its
  * breaks continued on new "data: " lines ending like that line), further
  * data lines are dropped, every other line and line end stays as it was. An
  * event without a data line gets one before its empty line. Returns 0 or
- * RELAY_SSE_ENOMEM (out may then hold part of the event). */
+ * RELAY_ENOMEM (out may then hold part of the event). */
 int relay_sse_event_with_data(const relay_sse_event_t *ev, const char *data, size_t len, relay_buf_t *out);
 /* Append a whole event made of data alone: "data: " lines ending in "\n",
- * then the empty line. Returns 0 or RELAY_SSE_ENOMEM. */
+ * then the empty line. Returns 0 or RELAY_ENOMEM. */
 int relay_sse_append_event(relay_buf_t *out, const char *data, size_t len);
 
 #endif

@@ -237,10 +237,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
   }
 
-  relay_buf_close(&whole.log);
-  relay_buf_close(&cut.log);
-  relay_buf_close(&bytes.log);
-  relay_buf_close(&ref.log);
-  relay_buf_close(&text);
+  relay_buf_dispose(&whole.log);
+  relay_buf_dispose(&cut.log);
+  relay_buf_dispose(&bytes.log);
+  relay_buf_dispose(&ref.log);
+  relay_buf_dispose(&text);
   return 0;
 }

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http_encode.h"
+#include "encode.h"
 #include "http_parse.h"
 
 #define FUZZ_CHECK(cond) \
@@ -144,8 +144,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   tp_close(&re);
 done:
-  relay_buf_close(&out);
-  relay_buf_close(&edits);
+  relay_buf_dispose(&out);
+  relay_buf_dispose(&edits);
   tp_close(&in);
   return 0;
 }

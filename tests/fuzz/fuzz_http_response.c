@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_encode.h"
+#include "encode.h"
 #include "http_parse.h"
 
 #define FUZZ_CHECK(cond) \
@@ -91,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   tp_close(&re);
 done:
-  relay_buf_close(&out);
+  relay_buf_dispose(&out);
   tp_close(&in);
   return 0;
 }

@@ -89,7 +89,7 @@ static void run(const relay_ruleset_t *rs, const char *t, size_t len, const size
   }
   if (relay_replacer_finish(&r, out_emit, o) != 0) abort();
   if (relay_replacer_pending(&r) != 0) abort();
-  relay_replacer_close(&r);
+  relay_replacer_dispose(&r);
 }
 
 /* Naive leftmost-longest, first rule on a tie. */
@@ -165,10 +165,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     reference(harmony_rules, HARMONY_NRULES, t, text.len, &ref);
   if (!same(&whole, &cut) || !same(&whole, &bytes) || !same(&whole, &ref)) abort();
 
-  relay_buf_close(&whole.log);
-  relay_buf_close(&cut.log);
-  relay_buf_close(&bytes.log);
-  relay_buf_close(&ref.log);
-  relay_buf_close(&text);
+  relay_buf_dispose(&whole.log);
+  relay_buf_dispose(&cut.log);
+  relay_buf_dispose(&bytes.log);
+  relay_buf_dispose(&ref.log);
+  relay_buf_dispose(&text);
   return 0;
 }

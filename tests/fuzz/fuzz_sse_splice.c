@@ -117,13 +117,13 @@ static void fz_check_rebuilt(const relay_sse_event_t *e, const relay_buf_t *out,
   fz_other_lines(e->raw, e->raw_len, e->bom, &a);
   fz_other_lines(b.raw.data, b.raw.len, e->bom, &c);
   FUZZ_CHECK(fz_same(&a, c.data, c.len));
-  relay_sse_close(&s);
-  relay_buf_close(&want);
-  relay_buf_close(&a);
-  relay_buf_close(&c);
-  relay_buf_close(&b.data);
-  relay_buf_close(&b.event);
-  relay_buf_close(&b.raw);
+  relay_sse_dispose(&s);
+  relay_buf_dispose(&want);
+  relay_buf_dispose(&a);
+  relay_buf_dispose(&c);
+  relay_buf_dispose(&b.data);
+  relay_buf_dispose(&b.event);
+  relay_buf_dispose(&b.raw);
 }
 
 /* New data into the event: its own raw bytes (every kind of line break the
@@ -140,7 +140,7 @@ static void fz_rebuild(const relay_sse_event_t *e) {
   out.len = 0;
   FUZZ_CHECK(relay_sse_append_event(&out, e->raw, e->raw_len) == 0);
   fz_check_rebuilt(&plain, &out, e->raw, e->raw_len);
-  relay_buf_close(&out);
+  relay_buf_dispose(&out);
 }
 
 /* Record an event and check the pointers the framer promises. */
@@ -186,7 +186,7 @@ static void fz_frame(fz_run_t *r, const uint8_t *data, size_t len, size_t max_ev
       relay_sse_finish(&s, &rest, &rest_len);
       FUZZ_CHECK(relay_buf_append(&r->bytes, rest, rest_len) == 0);
       FUZZ_CHECK(relay_buf_append(&r->bytes, data + p + used, len - p - used) == 0);
-      relay_sse_close(&s);
+      relay_sse_dispose(&s);
       return;
     }
     FUZZ_CHECK(used == n);
@@ -197,7 +197,7 @@ static void fz_frame(fz_run_t *r, const uint8_t *data, size_t len, size_t max_ev
   relay_sse_finish(&s, &rest, &rest_len);
   fz_put(&r->log, rest, rest_len);
   FUZZ_CHECK(relay_buf_append(&r->bytes, rest, rest_len) == 0);
-  relay_sse_close(&s);
+  relay_sse_dispose(&s);
 }
 
 /* unescape(escape(x)) == x for any bytes. */
@@ -213,8 +213,8 @@ static void fz_round_trip(const char *x, size_t n) {
   }
   FUZZ_CHECK(relay_json_unescape(esc.data, esc.len, &back) == 0);
   FUZZ_CHECK(back.len == n && (n == 0 || memcmp(back.data, x, n) == 0));
-  relay_buf_close(&esc);
-  relay_buf_close(&back);
+  relay_buf_dispose(&esc);
+  relay_buf_dispose(&back);
 }
 
 /* A document that an edit produced must be valid JSON again. */
@@ -228,7 +228,7 @@ static void fz_valid(const relay_buf_t *b) {
 static void fz_choices(const char *js, size_t len) {
   relay_json_choice_t ch[8];
   int n = relay_json_find_choices(js, len, "delta", "reasoning_content", ch, 8);
-  FUZZ_CHECK(n >= RELAY_JSON_ETOOMANY && n <= 8);
+  FUZZ_CHECK(n >= RELAY_ETOOMANY && n <= 8);
   for (int i = 0; i < n; i++) {
     relay_json_choice_t *c = &ch[i];
     if (c->has_container) {
@@ -251,8 +251,8 @@ static void fz_choices(const char *js, size_t len) {
     FUZZ_CHECK(relay_json_escape(&out, text.data ? text.data : "", text.len) == 0);
     FUZZ_CHECK(relay_buf_append(&out, js + c->content_end - 1, len - c->content_end + 1) == 0);
     fz_valid(&out);
-    relay_buf_close(&text);
-    relay_buf_close(&out);
+    relay_buf_dispose(&text);
+    relay_buf_dispose(&out);
   }
   if (n >= 1 && ch[0].has_container) {
     relay_json_path_seg_t p[4] = {{"choices", 7, 0}, {NULL, 0, 0}, {"delta", 5, 0}, {"content", 7, 0}};
@@ -271,7 +271,7 @@ static void fz_choices(const char *js, size_t len) {
       fz_valid(&out);
       if (ch[0].container_empty) FUZZ_CHECK(out.len == len + 13); /* "content":"x" */
     }
-    relay_buf_close(&out);
+    relay_buf_dispose(&out);
   }
 }
 
@@ -345,10 +345,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_choices((const char *)data, size);
 
   for (int i = 0; i < 3; i++) {
-    relay_buf_close(&runs[i]->log);
-    relay_buf_close(&runs[i]->bytes);
-    relay_buf_close(&runs[i]->datas);
+    relay_buf_dispose(&runs[i]->log);
+    relay_buf_dispose(&runs[i]->bytes);
+    relay_buf_dispose(&runs[i]->datas);
   }
-  relay_buf_close(&tmpl);
+  relay_buf_dispose(&tmpl);
   return 0;
 }

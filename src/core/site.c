@@ -1,0 +1,52 @@
+/* Sites: reference counting and route matching. See site.h. */
+#include "site.h"
+
+#include <string.h>
+
+void relay_site_init(relay_site_t *s, const relay_site_ops_t *ops) {
+  memset(s, 0, sizeof *s);
+  s->ops = ops;
+  s->refs = 1;
+  relay_config_defaults(&s->cfg);
+}
+
+void relay_site_ref(relay_site_t *s) { s->refs++; }
+
+/* The upstreams of a site that nobody routes with any more pool nothing:
+ * their idle connections close now, busy ones when their exchange ends. */
+void relay_site_unref(relay_site_t *s) {
+  if (!s || --s->refs > 0) return;
+  for (size_t i = 0; i < RELAY_MAX_UPSTREAMS; i++) {
+    if (!s->upstreams[i]) continue;
+    relay_upstream_retire(s->upstreams[i]);
+    relay_upstream_unref(s->upstreams[i]);
+    s->upstreams[i] = NULL;
+  }
+  s->ops->dispose(s);
+}
+
+void relay_site_release_routes(relay_site_t *s) {
+  for (size_t i = 0; i < s->nroutes; i++) {
+    relay_static_route_t *r = &s->routes[i];
+    for (unsigned k = 0; k < r->nfilters; k++)
+      if (r->filters[k].type->opts_unref) r->filters[k].type->opts_unref(r->filters[k].opts);
+    r->nfilters = 0;
+  }
+  s->nroutes = 0;
+}
+
+static int path_matches(const char *pattern, const char *path, size_t len) {
+  size_t plen = strlen(pattern);
+  if (plen && pattern[plen - 1] == '*') return len >= plen - 1 && memcmp(pattern, path, plen - 1) == 0;
+  return len == plen && memcmp(pattern, path, len) == 0;
+}
+
+const relay_static_route_t *relay_site_match(const relay_site_t *s, const char *method, const char *path,
+                                             size_t path_len) {
+  for (size_t i = 0; i < s->nroutes; i++) {
+    const relay_static_route_t *r = &s->routes[i];
+    if (r->method[0] && strcmp(r->method, method) != 0) continue;
+    if (path_matches(r->path, path, path_len)) return r;
+  }
+  return NULL;
+}

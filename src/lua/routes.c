@@ -1,0 +1,154 @@
+/* relay.route{...}: routes declared once and matched in C (no Lua call per
+ * request), and the rewrite = {...} table both routes and request hooks use
+ * to name the response filters. */
+#include <lauxlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "chat.h"
+#include "lua_api.h"
+
+/* The chat options' hook references live in the script's state. */
+static void chat_opts_dispose(relay_chat_opts_t *o) {
+  relay_script_t *s = o->owner;
+  if (o->on_text_ref && s->L) luaL_unref(s->L, LUA_REGISTRYINDEX, o->on_text_ref);
+  o->on_text_ref = 0;
+}
+
+/* A function field of the rewrite table as a registry reference (0 if nil). */
+static int hook_ref(lua_State *L, int t, const char *name) {
+  lua_getfield(L, t, name);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (!lua_isfunction(L, -1)) {
+    lua_pop(L, 1);
+    return -1;
+  }
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* The chat rewrite's options: rules, mode, field(s), on_text. Validation
+ * comes first so that an error holds nothing. */
+static relay_chat_opts_t *read_chat_opts(lua_State *L, int t, relay_script_t *s) {
+  lua_getfield(L, t, "rules");
+  /* No rules: the text passes unchanged, but the hooks still run. */
+  if (!lua_isnil(L, -1) && !luaL_testudata(L, -1, "relay.ruleset"))
+    luaL_error(L, "rewrite.rules must be a rule set from relay.rules{...}");
+  relay_ruleset_t *rules = lua_isnil(L, -1) ? NULL : relay_lua_check_ruleset(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, t, "mode");
+  const char *mode = lua_isnil(L, -1) ? "tags" : luaL_checkstring(L, -1);
+  relay_mode_t m = RELAY_MODE_TAGS;
+  if (strcmp(mode, "tags") == 0) m = RELAY_MODE_TAGS;
+  else if (strcmp(mode, "field") == 0) m = RELAY_MODE_FIELD;
+  else if (strcmp(mode, "strip") == 0) m = RELAY_MODE_STRIP;
+  else luaL_error(L, "rewrite mode '%s' is not one of tags, field, strip", mode);
+  lua_pop(L, 1);
+  lua_getfield(L, t, "field");
+  const char *field = lua_isnil(L, -1) ? "reasoning_content" : luaL_checkstring(L, -1);
+  if (strcmp(field, "both") != 0 && (strlen(field) == 0 || strlen(field) >= RELAY_CHAT_FIELD_MAX ||
+                                     strchr(field, '"') || strchr(field, '\\')))
+    luaL_error(L, "field '%s' is not a usable JSON key", field);
+  static const char *const hooks[] = {"on_text", "on_event", "on_body", "on_end"};
+  for (int i = 0; i < 4; i++) {
+    lua_getfield(L, t, hooks[i]);
+    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1)) luaL_error(L, "rewrite.%s must be a function", hooks[i]);
+    lua_pop(L, 1);
+  }
+  unsigned states = relay_lua_reasoning_states(L, t, rules);
+  relay_chat_opts_t *o = relay_chat_opts_new();
+  if (!o) luaL_error(L, "out of memory");
+  o->rules = rules;
+  if (rules) relay_ruleset_ref(rules);
+  o->mode = m;
+  o->reasoning_states = states;
+  if (strcmp(field, "both") == 0) {
+    strcpy(o->field[0], "reasoning_content");
+    strcpy(o->field[1], "reasoning");
+  } else {
+    strcpy(o->field[0], field);
+  }
+  o->owner = s;
+  o->on_dispose = chat_opts_dispose;
+  o->on_text_ref = hook_ref(L, t, "on_text");
+  if (o->on_text_ref) o->on_text = relay_lua_text_hook;
+  lua_pop(L, 1); /* the field string */
+  return o;
+}
+
+unsigned relay_lua_read_rewrite(lua_State *L, int t, relay_filter_spec_t *specs, unsigned max) {
+  relay_script_t *s = relay_lua_script(L);
+  if (max < 2) luaL_error(L, "too many filters");
+  relay_chat_opts_t *chat = read_chat_opts(L, t, s);
+  specs[0].type = &relay_chat_filter_type;
+  specs[0].opts = chat;
+  unsigned n = 1;
+  int ev = hook_ref(L, t, "on_event"), body = hook_ref(L, t, "on_body"), end = hook_ref(L, t, "on_end");
+  if (ev || body || end) {
+    relay_lua_hooks_opts_t *h = relay_lua_hooks_opts_new(s);
+    if (!h) {
+      relay_chat_opts_unref(chat);
+      luaL_error(L, "out of memory");
+    }
+    h->on_event_ref = ev;
+    h->on_body_ref = body;
+    h->on_end_ref = end;
+    specs[n].type = &relay_lua_hooks_filter_type;
+    specs[n].opts = h;
+    n++;
+  }
+  return n;
+}
+
+/* relay.route{method = "POST", path = "/v1/chat/completions", upstream = "default", rewrite = {...}} */
+static int l_route(lua_State *L) {
+  relay_script_t *s = relay_lua_declaring(L, "relay.route");
+  relay_site_t *site = &s->site;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (site->nroutes == RELAY_MAX_ROUTES) return luaL_error(L, "too many routes (at most %d)", RELAY_MAX_ROUTES);
+  relay_static_route_t r;
+  memset(&r, 0, sizeof r);
+  r.upstream_index = -1;
+  lua_getfield(L, 1, "body");
+  r.hook_wants_body = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "method");
+  if (!lua_isnil(L, -1)) {
+    const char *m = luaL_checkstring(L, -1);
+    if (strlen(m) >= sizeof r.method) return luaL_error(L, "method '%s' is too long", m);
+    strcpy(r.method, m);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "path");
+  if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "relay.route needs a path (a string starting with '/')");
+  const char *path = lua_tostring(L, -1);
+  if (path[0] != '/' || strlen(path) >= sizeof r.path) return luaL_error(L, "path must start with '/' (got '%s')", path);
+  strcpy(r.path, path);
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "upstream");
+  if (!lua_isnil(L, -1)) {
+    const char *name = luaL_checkstring(L, -1);
+    r.upstream_index = relay_config_find_upstream(&site->cfg, name);
+    if (r.upstream_index < 0) return luaL_error(L, "unknown upstream '%s' (declare it first)", name);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "on_request");
+  if (!lua_isnil(L, -1) && !lua_isfunction(L, -1)) return luaL_error(L, "relay.route: on_request must be a function");
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "rewrite");
+  if (!lua_isnil(L, -1)) {
+    luaL_checktype(L, -1, LUA_TTABLE);
+    r.nfilters = relay_lua_read_rewrite(L, lua_gettop(L), r.filters, RELAY_ROUTE_MAX_FILTERS);
+  }
+  lua_pop(L, 1);
+  r.hook = hook_ref(L, 1, "on_request"); /* last: nothing below can raise and leak it */
+  site->routes[site->nroutes++] = r;
+  return 0;
+}
+
+void relay_lua_open_routes(lua_State *L) {
+  lua_pushcfunction(L, l_route);
+  lua_setfield(L, -2, "route");
+}
