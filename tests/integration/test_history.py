@@ -16,6 +16,8 @@ Each case runs for a streamed and a non-streamed request, against a dialect mock
 upstream (dialects.py) that answers as the server would."""
 
 import json
+import os
+import sys
 import unittest
 
 from chatmock import CHAT_PATH
@@ -295,6 +297,8 @@ class Scale(HistoryCase):
         q = self.check(relay, request(sent, False), request(want, False), False)
         cpu = relay.cpu_seconds() - cpu0
         self.assertEqual(len(json.loads(q.body)["messages"]), 12001)
+        if os.environ.get("RELAYTEST_VERBOSE"):
+            sys.stderr.write("\n  tool loop: %d messages, relay CPU %.3f s\n" % (len(sent), cpu))
         self.assertLess(cpu, 2.0, "the relay spent %.2f s of CPU on one request" % cpu)
 
 
