@@ -30,6 +30,12 @@ what the relay sent with what the script said.
 | harmony | LM Studio before 0.3.23 | harmony markers in content |
 | mlx | mlx_lm.server | harmony markers in content, "reasoning": "" beside |
 
+VARIANTS adds other builds of the same servers: llamacpp_timings_every (b9554's timings on
+every chunk), llamacpp_peg ("arguments":"{" with the name, "content":"" in bodies),
+vllm_steps / vllm_mirror_steps (three tokens per engine step: content, reasoning and
+tool_calls in one delta), mlx_no_keepalive. chat_handler(name, cuts=N) writes a stream
+in N-byte pieces instead of one event per write.
+
 Standard library only.
 """
 
@@ -346,12 +352,24 @@ class Vllm(Dialect):
     def call_id(self, i, k):
         return "chatcmpl-tool-3c0e5b8a9d2f4e1c8b7a6f5e4d3c2b%d%d" % (i, k)
 
-    def reasoning_delta(self, t):
-        return '{"reasoning":%s}' % js(t)
+    def __init__(self, step=1):
+        # tokens per engine step: with step > 1 one delta may carry content, reasoning and
+        # tool_calls together, and two entries of one call (stream_harmony.py groups an
+        # engine step's tokens by channel and recipient)
+        self.step = step
 
-    def plain_delta(self, members):
-        """A delta without reasoning ({"content":…}, {"tool_calls":…}, {})."""
-        return "{" + members + "}"
+    def reasoning_members(self, text):
+        """The delta members for a reasoning piece (None: a delta without reasoning)."""
+        return ['"reasoning":%s' % js(text)] if text is not None else []
+
+    def delta(self, content=None, reasoning=None, calls=()):
+        """A DeltaMessage dumped with exclude_unset: fields in class order (role, content,
+        reasoning[, reasoning_content], tool_calls)."""
+        parts = ['"content":%s' % js(content)] if content is not None else []
+        parts += self.reasoning_members(reasoning)
+        if calls:
+            parts.append('"tool_calls":[%s]' % ",".join(calls))
+        return "{" + ",".join(parts) + "}"
 
     def role_delta(self):
         return '{"role":"assistant","content":""}'
@@ -360,24 +378,32 @@ class Vllm(Dialect):
         return sse('{"id":"%s","object":"chat.completion.chunk","created":%d,"model":"%s","choices":[%s]}'
                    % (self.chat_id, CREATED, self.model, choice))
 
+    def items(self, i, answer):
+        """The model's output, token by token: (kind, text-or-entry)."""
+        out = [("reasoning", t) for t in tokens(answer.reasoning)] if answer.reasoning else []
+        out += [("content", t) for t in tokens(answer.content)] if answer.content else []
+        for k, c in enumerate(answer.tool_calls):
+            out.append(("call", '{"id":"%s","type":"function","index":%d,"function":{"name":%s,"arguments":""}}'
+                        % (self.call_id(i, k), k, js(c.name))))
+            out += [("call", '{"index":%d,"function":{"arguments":%s}}' % (k, js(p)))
+                    for p in arg_pieces(c.arguments) if p]
+        return out
+
     def choice_events(self, i, answer):
         tail = ',"logprobs":null,"finish_reason":null,"token_ids":null}'
         evs = ['{"index":%d,"delta":%s,"logprobs":null,"finish_reason":null}' % (i, self.role_delta())]
-        if answer.reasoning:
-            evs += ['{"index":%d,"delta":%s%s' % (i, self.reasoning_delta(t), tail) for t in tokens(answer.reasoning)]
-        if answer.content:
-            evs += ['{"index":%d,"delta":%s%s' % (i, self.plain_delta('"content":%s' % js(t)), tail)
-                    for t in tokens(answer.content)]
-        for k, c in enumerate(answer.tool_calls):
-            evs.append('{"index":%d,"delta":%s%s' % (i, self.plain_delta(
-                '"tool_calls":[{"id":"%s","type":"function","index":%d,"function":{"name":%s,"arguments":""}}]'
-                % (self.call_id(i, k), k, js(c.name))), tail))
-            evs += ['{"index":%d,"delta":%s%s' % (i, self.plain_delta(
-                '"tool_calls":[{"index":%d,"function":{"arguments":%s}}]' % (k, js(p))), tail)
-                for p in arg_pieces(c.arguments) if p]
+        items = self.items(i, answer)
+        for g in range(0, len(items), self.step):
+            group = items[g:g + self.step]
+            content = "".join(t for kind, t in group if kind == "content")
+            reasoning = "".join(t for kind, t in group if kind == "reasoning")
+            calls = [t for kind, t in group if kind == "call"]
+            d = self.delta(content if any(k == "content" for k, _ in group) else None,
+                           reasoning if any(k == "reasoning" for k, _ in group) else None, calls)
+            evs.append('{"index":%d,"delta":%s%s' % (i, d, tail))
         stop = 200012 if answer.tool_calls else 200002  # <|call|> / <|return|>
         evs.append('{"index":%d,"delta":%s,"logprobs":null,"finish_reason":%s,"stop_reason":%d,"token_ids":null}'
-                   % (i, self.plain_delta(""), js(answer.finish_reason()), stop))
+                   % (i, self.delta(), js(answer.finish_reason()), stop))
         return evs
 
     def events(self, answers, usage=True):
@@ -423,17 +449,17 @@ class VllmMirror(Vllm):
     """vLLM ~0.11.1 to ~0.15 (PR #27752, Nov 2025, until PR #33402): DeltaMessage's
     after-validator copies reasoning into reasoning_content, and exclude_unset then dumps
     it on every delta: {"reasoning":"x","reasoning_content":"x"}, and
-    "reasoning_content":null beside content, tool calls and the finish (derived from
+    "reasoning_content":null beside content, tool calls and the finish, in DeltaMessage's
+    field order (derived from
     engine/protocol.py @ 040a2cc2, see NOTES.md 1.2). The body has both members."""
 
     name = "vllm_mirror"
     reasoning_fields = ("reasoning", "reasoning_content")
 
-    def reasoning_delta(self, t):
-        return '{"reasoning":%s,"reasoning_content":%s}' % (js(t), js(t))
-
-    def plain_delta(self, members):
-        return "{" + members + ("," if members else "") + '"reasoning_content":null}'
+    def reasoning_members(self, text):
+        if text is None:
+            return ['"reasoning_content":null']
+        return ['"reasoning":%s' % js(text), '"reasoning_content":%s' % js(text)]
 
     def role_delta(self):
         return '{"role":"assistant","content":"","reasoning_content":null}'
@@ -452,8 +478,8 @@ class Vllm010(Vllm):
     name = "vllm_010"
     reasoning_fields = ("reasoning_content",)
 
-    def reasoning_delta(self, t):
-        return '{"reasoning_content":%s}' % js(t)
+    def reasoning_members(self, text):
+        return ['"reasoning_content":%s' % js(text)] if text is not None else []
 
     def body_reasoning(self, text):
         return ',"reasoning_content":%s' % (js(text) if text else "null")
@@ -676,6 +702,14 @@ class Mlx(Dialect):
 
 DIALECTS = {d.name: d for d in (LlamaCpp(), LlamaCppNone(), Vllm(), VllmMirror(), Vllm010(), Ollama(),
                                 LmStudio(), HarmonyLmStudio(), Mlx())}
+# variants a test can pass to chat_handler() instead of a name
+VARIANTS = {
+    "llamacpp_timings_every": LlamaCpp(timings="every"),
+    "llamacpp_peg": LlamaCpp(first_args="{", empty_content="empty"),
+    "vllm_steps": Vllm(step=3),
+    "vllm_mirror_steps": VllmMirror(step=3),
+    "mlx_no_keepalive": Mlx(keepalive=False),
+}
 
 
 # ----------------------------------------------------------------------------- MockUpstream handlers
@@ -689,23 +723,38 @@ def _request_json(req):
     return doc if isinstance(doc, dict) else {}
 
 
-def chat_handler(dialect, answers=None, script=None, usage=None, framing=None, **handler_kw):
-    """A MockUpstream handler speaking `dialect` (a name or a Dialect): a stream when the
-    request has "stream": true, else a JSON body. usage None: as the server would for the
-    request's stream_options; True/False: always/never. framing: the stream's framing
-    (default: the server's). Other keywords go to chatmock.sse_handler (delay, pieces,
-    wire_pieces, handshake, ...). handler.script.requests holds what it received."""
-    d = DIALECTS[dialect] if isinstance(dialect, str) else dialect
+def dialect(name):
+    """A Dialect by name (DIALECTS or VARIANTS), or the Dialect given."""
+    if not isinstance(name, str):
+        return name
+    return DIALECTS[name] if name in DIALECTS else VARIANTS[name]
+
+
+def chat_handler(name, answers=None, script=None, usage=None, framing=None, cuts=None, **handler_kw):
+    """A MockUpstream handler speaking a dialect (a name in DIALECTS or VARIANTS, or a
+    Dialect): a stream when the request has "stream": true, else a JSON body. usage None:
+    as the server would for the request's stream_options; True/False: always/never.
+    framing: the stream's framing (default: the server's). cuts: write the stream not one
+    event per write but cut at these byte offsets of the whole stream (a list), or every
+    `cuts` bytes (an int), so that events, lines, UTF-8 sequences and escapes straddle TCP
+    writes. Other keywords go to chatmock.sse_handler (delay, wire_pieces, handshake, ...).
+    handler.script.requests holds what it received."""
+    d = dialect(name)
     answers = list(answers) if answers is not None else [Answer()]
-    from chatmock import Script
+    from chatmock import Script, cut
     script = script if script is not None else Script()
 
     def handler(conn, req):
         doc = _request_json(req)
         if doc.get("stream") is True:
             u = d.wants_usage(doc) if usage is None else usage
-            h = sse_handler(d.events(answers, usage=u), script=script, framing=framing or d.stream_framing,
-                            **handler_kw)
+            events = d.events(answers, usage=u)
+            kw = dict(handler_kw)
+            if cuts is not None:
+                whole = b"".join(events)
+                offsets = list(range(cuts, len(whole), cuts)) if isinstance(cuts, int) else cuts
+                kw["pieces"] = cut(whole, offsets)
+            h = sse_handler(events, script=script, framing=framing or d.stream_framing, **kw)
         else:
             h = json_handler(d.body(answers), script=script)
         h(conn, req)

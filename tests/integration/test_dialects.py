@@ -21,14 +21,13 @@ SCRIPTS = {
 }
 
 
-def raw_events(events):
-    return [bytes(e) for e in events]
+ALL = dict(D.DIALECTS, **D.VARIANTS)
 
 
 class Streams(unittest.TestCase):
 
     def each(self):
-        return [(name, d, sname, answers) for name, d in D.DIALECTS.items() for sname, answers in SCRIPTS.items()]
+        return [(name, d, sname, answers) for name, d in ALL.items() for sname, answers in SCRIPTS.items()]
 
     def test_events_are_whole_sse_events_ending_with_done(self):
         for name, d, sname, answers in self.each():
@@ -236,6 +235,23 @@ class Marks(unittest.TestCase):
         self.assertEqual(chs[0].content, "<|channel|>analysis<|message|>" + D.REASONING +
                          "<|end|><|start|>assistant<|channel|>final<|message|>" + D.CONTENT, "the seed's pair")
 
+    def test_vllm_engine_steps(self):
+        """step=3: a delta may carry content, reasoning and tool_calls together, and two
+        entries of one call; the text still reads back whole."""
+        d = D.VARIANTS["vllm_steps"]
+        a = D.Answer(reasoning="a b c d", content="e f", tool_calls=[D.ToolCall("f", '{"k":1}')])
+        deltas = [e.json()["choices"][0]["delta"] for e in self.docs(d, [a])[1:-2]]
+        self.assertEqual(deltas[0], {"reasoning": "a b c"})
+        self.assertEqual(deltas[1], {"content": "e f", "reasoning": " d"}, "two kinds in one delta")
+        self.assertEqual([e["index"] for e in deltas[2]["tool_calls"]], [0, 0, 0], "entries of one call in a delta")
+        for x in deltas:
+            self.assertEqual([k for k in ("content", "reasoning", "tool_calls") if k in x], list(x),
+                             "DeltaMessage field order")
+        chs, _ = D.collect_stream(d.events([a]))
+        self.assertEqual((chs[0].content, chs[0].text("reasoning")), ("e f", "a b c d"))
+        m = [e.json()["choices"][0]["delta"] for e in self.docs(D.VARIANTS["vllm_mirror_steps"], [a])[1:-2]]
+        self.assertTrue(all("reasoning_content" in x for x in m))
+
     def test_mlx(self):
         d = D.DIALECTS["mlx"]
         evs = self.docs(d, [D.Answer()], usage=True)
@@ -284,6 +300,22 @@ class OverSockets(unittest.TestCase):
                 r, data = self.exchange(h, {"model": "m", "stream": False, "messages": []})
                 self.assertEqual(data, d.body([D.Answer(tool_calls=[CALL])]))
                 self.assertEqual(len(h.script.requests), 2)
+
+    def test_cut_writes(self):
+        """cuts: the same bytes, in writes that straddle events and UTF-8 sequences."""
+        for cuts in (1, 7, [3, 100, 101, 102]):
+            with self.subTest(cuts=cuts):
+                h = D.chat_handler("ollama", cuts=cuts, delay=0)
+                r, data = self.exchange(h, {"stream": True, "messages": []})
+                self.assertEqual(data, b"".join(D.DIALECTS["ollama"].events([D.Answer()], usage=False)))
+
+    def test_variants_by_name(self):
+        h = D.chat_handler("llamacpp_peg", [D.Answer(content="", tool_calls=[CALL])], delay=0)
+        r, data = self.exchange(h, {"stream": False, "messages": []})
+        self.assertEqual(json.loads(data)["choices"][0]["message"]["content"], "")
+        self.assertIs(D.dialect("vllm"), D.DIALECTS["vllm"])
+        with self.assertRaises(KeyError):
+            D.dialect("no such server")
 
     def test_usage_follows_stream_options(self):
         h = D.chat_handler("llamacpp", delay=0)
