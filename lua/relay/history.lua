@@ -1,9 +1,12 @@
--- History hygiene: take the reasoning blocks out of the assistant messages a
--- client sends back, so that earlier turns' reasoning does not fill the
--- context (the chat templates of DeepSeek-R1, Qwen3 and gpt-oss drop it too).
+-- History hygiene: what to do with the reasoning a client sends back. Earlier
+-- turns' reasoning is dropped, so that it does not fill the context (the chat
+-- templates of DeepSeek-R1, Qwen3 and gpt-oss drop it too); the current tool
+-- loop's is handed to the upstream in the member its template renders as the
+-- analysis, because gpt-oss uses its own analysis between tool calls.
 --
 --   local history = require("relay.history")
---   body = history.strip(body, "<think>", "</think>")
+--   body = history.prepare(body, { field = "reasoning_content" })
+--   body = history.strip(body, "<think>", "</think>")   -- the older, all-turns rule
 --
 -- The body is edited with relay.json.edit, which rewrites only the strings it
 -- changes: every other byte (key order, numbers, escapes, whitespace) stays as
