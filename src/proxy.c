@@ -210,6 +210,12 @@ void relay_exchange_begin(relay_client_t *c) {
                      "too many options in the Connection header");
     return;
   }
+  /* RFC 9112 6.1: chunked not last is a 400; another coding before it, 501. */
+  if (relay_head_find(&c->req, "transfer-encoding", 0) >= 0 && !ex->req_chunked) {
+    relay_send_error(c, 400, "invalid_request_error", "bad_request",
+                     "the chunked transfer coding must be the last one");
+    return;
+  }
   if (!relay_head_te_is_chunked_only(&c->req)) {
     relay_send_error(c, 501, "invalid_request_error", "unsupported_transfer_coding",
                      "only the chunked transfer coding is supported");
