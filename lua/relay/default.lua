@@ -48,16 +48,38 @@ end
 
 local mode = env.choice("RELAY_MODE", "tags", { "tags", "field", "strip" })
 
--- History hygiene: chat clients send earlier assistant turns back with the
--- <think>…</think> this relay wrote; the model never wrote those tags and the
--- harmony guidance is to drop earlier reasoning. Remove them from the request
--- (a lossless edit: every other byte of the body stays) unless
--- RELAY_STRIP_HISTORY=0.
+-- The request side (lua/relay/history.lua, history.prepare). Chat clients
+-- send back what this relay gave them:
+--   * reasoning of earlier turns (before the last user message) is dropped:
+--     OPEN_TAG…CLOSE_TAG blocks in content and the reasoning_content,
+--     reasoning and thinking members; the model never wrote those tags and
+--     the gpt-oss templates drop earlier reasoning themselves;
+--   * reasoning of the current tool loop (assistant messages with tool_calls
+--     after the last user message) moves from the tags in content to
+--     RELAY_HISTORY_FIELD, the member the upstream's template renders as the
+--     analysis before a call: gpt-oss reasons better when it sees its own
+--     analysis between tool calls.
+-- RELAY_STRIP_HISTORY=0 turns both off. Separately, RELAY_EFFORT_KWARGS (on
+-- by default) copies reasoning_effort to chat_template_kwargs.reasoning_effort
+-- for servers that read it only there (llama.cpp builds of 2025); turn it off
+-- in front of a server that refuses unknown members (api.openai.com).
+-- All edits are lossless: every other byte of the body stays as it was.
+local strip_history = env.flag("RELAY_STRIP_HISTORY", true)
+local effort_kwargs = env.flag("RELAY_EFFORT_KWARGS", true)
+local history_field = env.choice("RELAY_HISTORY_FIELD", "reasoning_content",
+  { "reasoning_content", "reasoning", "thinking", "both", "all" })
 local on_request = nil
-if env.flag("RELAY_STRIP_HISTORY", true) then
+if strip_history or effort_kwargs then
   local history = require("relay.history")
+  local prepare_opts = {
+    open_tag = open_tag,
+    close_tag = close_tag,
+    earlier = strip_history,
+    field = strip_history and history_field,
+    effort_kwargs = effort_kwargs,
+  }
   on_request = function(req)
-    local body = history.strip(req.body, open_tag, close_tag)
+    local body = history.prepare(req.body, prepare_opts)
     if body ~= req.body then return { body = body } end
   end
 end
