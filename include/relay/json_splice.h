@@ -35,51 +35,57 @@
  * room for), RELAY_EOVERLAP (two edits of a batch name the same value, or
  * one lies inside the other). */
 
-#define RELAY_JSON_MAX_CHOICES 64
 #define RELAY_JSON_MAX_PATH 32
 /* Containers inside containers. Chat completions nest about 6 deep; the limit
  * keeps a hostile "[[[[..." from costing quadratic time inside jsmn. */
 #define RELAY_JSON_MAX_NESTING 256
 
-/* One element of choices[], as the rewrite needs it. All offsets are byte
- * offsets into the JSON text passed to relay_json_find_choices(). For a
- * string value, [start, end) runs from the opening quote to one past the
- * closing quote, so the encoded string body is [start + 1, end - 1): pass that
- * to relay_json_unescape(), and splice a new value as
- * json[0..start) + '"' + escaped + '"' + json[end..len). */
-typedef struct relay_json_choice_s {
-  long index;              /* the element's "index" member, else its array position */
-  int has_container;       /* the "delta" / "message" member exists and is an object */
-  size_t container_open;   /* offset of its '{' */
-  size_t container_close;  /* offset of its '}' */
-  int container_empty;     /* the object has no members */
-  int has_content;         /* "content" member present in the container */
-  int content_is_string;   /* its value is a string (else null or other) */
-  size_t content_start;    /* value token start (the opening quote for strings) */
-  size_t content_end;      /* one past the value token (past the closing quote) */
-  int has_reasoning;       /* the container has the caller's reasoning_key member */
-  int reasoning_is_string; /* its value is a string */
-  size_t reasoning_start, reasoning_end; /* its value token, as for content */
-  int finished;            /* "finish_reason" present and not null */
-} relay_json_choice_t;
+/* A walk over a document, for readers that want a few members of a known
+ * shape (the chat filter's choices) in the same single pass that validates
+ * the document: no second walk, no allocation for small documents. The
+ * visitor is told of the members of the objects it follows and of the
+ * elements of the arrays it follows, and chooses which of those containers
+ * it follows in turn, by giving them a nonzero tag. */
+typedef enum {
+  RELAY_JSON_OBJECT = 1,
+  RELAY_JSON_ARRAY,
+  RELAY_JSON_STRING,
+  RELAY_JSON_PRIMITIVE /* a number, true, false or null */
+} relay_json_type_t;
 
-/* Parse a chat completion chunk or body and describe choices[i].<container>.
- * container is "delta" (SSE chunks) or "message" (JSON bodies).
- * reasoning_key, if not NULL, is also located (e.g. "reasoning_content").
- * out[k] describes the k-th element of the array in document order (look at
- * out[k].index for the choice it belongs to; n > 1 streams interleave).
- * Returns the number of choices found (>= 0) or a negative code: EINVAL when
- * the text is not valid JSON, the root is not an object, "choices" is neither
- * an array nor null, an element is not an object, or an "index" is not an
- * integer; ETOOMANY when there are more than max elements; ETOODEEP when
- * nested deeper than RELAY_JSON_MAX_NESTING. A document without "choices"
- * (or with "choices": null or []) gives 0. container must not be NULL.
- * A container member that is not an object (null) gives has_container 0.
- * Does not allocate unless the document has more than 256 JSON tokens; one
- * jsmn pass plus one pass over its tokens (see json_splice.c for costs). */
-int relay_json_find_choices(const char *json, size_t len, const char *container,
-                            const char *reasoning_key, relay_json_choice_t *out,
-                            size_t max);
+/* A value as the walk meets it. [start, end) is the whole token, quotes
+ * included for a string (its encoded body is [start + 1, end - 1)). */
+typedef struct relay_json_value_s {
+  relay_json_type_t type;
+  size_t start, end;
+  int size; /* members or elements of a container */
+} relay_json_value_t;
+
+typedef struct relay_json_visitor_s {
+  /* A member key of an object followed with tag `object`: returns the tag
+   * its value is reported with (0: not wanted). raw is the key as written
+   * (between the quotes); escaped: it holds a backslash (compare it with
+   * relay_json_key_is, which decodes). */
+  int (*key)(void *ud, int object, const char *raw, size_t len, int escaped);
+  /* A value wanted by its key's tag, or an element of an array followed
+   * with tag `tag`: returns the tag to follow it with, when it is an object
+   * or an array (0: not followed). */
+  int (*value)(void *ud, int tag, const relay_json_value_t *v);
+  void *ud;
+  int root; /* the tag the root value is reported with (0: not wanted) */
+} relay_json_visitor_t;
+
+/* Validate json (the checks of relay_json_find) and walk it with v, in
+ * document order. Returns 0, RELAY_EJSON, RELAY_ETOODEEP or RELAY_ENOMEM.
+ * Work is one jsmn pass plus one pass over its tokens. */
+int relay_json_visit(const char *json, size_t len, const relay_json_visitor_t *v);
+/* Whether a raw key decodes to want (wlen bytes). */
+int relay_json_key_is(const char *raw, size_t len, int escaped, const char *want, size_t wlen);
+/* A value that is an integer fitting a long (no fraction, no exponent). 0 or
+ * RELAY_EJSON. */
+int relay_json_parse_long(const char *json, const relay_json_value_t *v, long *out);
+/* Whether the value is the literal null. */
+int relay_json_is_null(const char *json, const relay_json_value_t *v);
 
 /* Decode the body of a JSON string token (text between the quotes) and append
  * it to out: all escapes including \uXXXX and surrogate pairs. Lone surrogates

@@ -20,6 +20,7 @@
 
 #include "exchange.h"
 #include "log.h"
+#include "choices.h"
 #include "relay/json_splice.h"
 #include "relay/sse.h"
 
@@ -57,8 +58,8 @@ typedef struct relay_chat_s {
   int template_ok; /* last_chunk and found[0] describe a one-choice content chunk */
   /* Choices of the current document; grown on demand (n is nearly always 1)
    * so that an idle stream stays small. */
-  relay_json_choice_t *found;
-  relay_json_choice_t *found2; /* the second reasoning field ("both") */
+  relay_chat_choice_t *found;
+  relay_chat_choice_t *found2; /* the second reasoning field ("both") */
   int found2_ok;               /* found2 describes the current document */
   size_t found_cap;
   /* Output could not be made exactly (out of memory, or the client write
@@ -196,7 +197,7 @@ static void apply_edits(relay_chat_t *chat, const char *doc, size_t len, relay_b
  * (appended to a string the upstream already put there, replacing a null);
  * members the object lacks inserted right after its '{'. f2 locates the
  * second reasoning field ("both"), or is NULL. */
-static void edit_choice(relay_chat_t *chat, const relay_json_choice_t *f, const relay_json_choice_t *f2,
+static void edit_choice(relay_chat_t *chat, const relay_chat_choice_t *f, const relay_chat_choice_t *f2,
                         const char *json) {
   if (!f->has_container) return;
   const relay_chat_opts_t *o = chat->opts;
@@ -211,7 +212,7 @@ static void edit_choice(relay_chat_t *chat, const relay_json_choice_t *f, const 
   }
   int insert_field[2] = {0, 0};
   for (int i = 0; i < 2 && have_reasoning; i++) {
-    const relay_json_choice_t *m = i == 0 ? f : f2;
+    const relay_chat_choice_t *m = i == 0 ? f : f2;
     if (!o->field[i][0]) continue;
     if (!m || !m->has_reasoning) {
       insert_field[i] = 1;
@@ -260,7 +261,7 @@ static void run_text_hook(relay_chat_t *chat, chat_choice_t *c) {
 
 /* Feed one choice's decoded text (and its end, when finished). */
 static int run_choice(relay_chat_t *chat, chat_choice_t *c, const char *json,
-                      const relay_json_choice_t *f) {
+                      const relay_chat_choice_t *f) {
   relay_buf_reset(&chat->content);
   relay_buf_reset(&chat->reasoning);
   if (f->has_content && f->content_is_string) {
@@ -282,14 +283,14 @@ static int run_choice(relay_chat_t *chat, chat_choice_t *c, const char *json,
   return 0;
 }
 
-/* relay_json_find_choices with room that grows up to RELAY_JSON_MAX_CHOICES. */
+/* relay_chat_find_choices with room that grows up to RELAY_CHAT_MAX_CHOICES_PER_DOC. */
 static int find_choices(relay_chat_t *chat, const char *doc, size_t len, const char *container,
                         const char *reasoning_key) {
   for (;;) {
-    int n = relay_json_find_choices(doc, len, container, reasoning_key, chat->found, chat->found_cap);
-    if (n != RELAY_ETOOMANY || chat->found_cap >= RELAY_JSON_MAX_CHOICES) return n;
-    size_t cap = chat->found_cap * 4 > RELAY_JSON_MAX_CHOICES ? RELAY_JSON_MAX_CHOICES : chat->found_cap * 4;
-    relay_json_choice_t *f = realloc(chat->found, cap * sizeof *f);
+    int n = relay_chat_find_choices(doc, len, container, reasoning_key, chat->found, chat->found_cap);
+    if (n != RELAY_ETOOMANY || chat->found_cap >= RELAY_CHAT_MAX_CHOICES_PER_DOC) return n;
+    size_t cap = chat->found_cap * 4 > RELAY_CHAT_MAX_CHOICES_PER_DOC ? RELAY_CHAT_MAX_CHOICES_PER_DOC : chat->found_cap * 4;
+    relay_chat_choice_t *f = realloc(chat->found, cap * sizeof *f);
     if (!f) return RELAY_ENOMEM;
     chat->found = f;
     f = realloc(chat->found2, cap * sizeof *f);
@@ -311,7 +312,7 @@ static int find_choices(relay_chat_t *chat, const char *doc, size_t len, const c
  * when a full parse is needed. */
 static int reuse_last_parse(relay_chat_t *chat, const char *d, size_t len) {
   if (!chat->template_ok) return -1;
-  relay_json_choice_t *f = &chat->found[0];
+  relay_chat_choice_t *f = &chat->found[0];
   const char *prev = chat->last_chunk.data;
   size_t plen = chat->last_chunk.len;
   size_t head = f->content_start + 1, tail = plen - (f->content_end - 1);
@@ -335,11 +336,11 @@ static int reuse_last_parse(relay_chat_t *chat, const char *d, size_t len) {
 /* In "both" mode, where the second reasoning field sits (same choices). The
  * document is parsed at k == 0, which every caller reaches for every
  * document; a failed parse leaves no stale offsets in use for later k. */
-static const relay_json_choice_t *second_field(relay_chat_t *chat, const char *doc, size_t len,
+static const relay_chat_choice_t *second_field(relay_chat_t *chat, const char *doc, size_t len,
                                                const char *container, int n, int k) {
   if (chat->opts->mode != RELAY_MODE_FIELD || !chat->opts->field[1][0]) return NULL;
   if (k == 0)
-    chat->found2_ok = relay_json_find_choices(doc, len, container, chat->opts->field[1], chat->found2,
+    chat->found2_ok = relay_chat_find_choices(doc, len, container, chat->opts->field[1], chat->found2,
                                               chat->found_cap) == n;
   return chat->found2_ok ? &chat->found2[k] : NULL;
 }
@@ -437,7 +438,7 @@ static void rewrite_event(relay_chat_t *chat, const relay_sse_event_t *ev) {
   int n = reuse_last_parse(chat, ev->data, ev->data_len);
   if (n < 0) {
     n = find_choices(chat, ev->data, ev->data_len, "delta", reasoning_key);
-    const relay_json_choice_t *f = &chat->found[0];
+    const relay_chat_choice_t *f = &chat->found[0];
     chat->template_ok = n == 1 && chat->opts->mode != RELAY_MODE_FIELD && f->has_container &&
                         f->has_content && f->content_is_string && !f->finished;
   }
@@ -455,9 +456,9 @@ static void rewrite_event(relay_chat_t *chat, const relay_sse_event_t *ev) {
   chat_put(chat, &chat->last_chunk, ev->data, ev->data_len);
   edit_begin(chat);
   for (int k = 0; k < n && !chat->broken; k++) {
-    const relay_json_choice_t *f = &chat->found[k];
+    const relay_chat_choice_t *f = &chat->found[k];
     /* Before any choice is skipped: the second field's parse runs at k == 0. */
-    const relay_json_choice_t *f2 = second_field(chat, ev->data, ev->data_len, "delta", n, k);
+    const relay_chat_choice_t *f2 = second_field(chat, ev->data, ev->data_len, "delta", n, k);
     int capped;
     chat_choice_t *c = chat_choice(chat, f->index, &capped);
     if (!c) {
@@ -519,8 +520,8 @@ static void rewrite_body(relay_chat_t *chat, const char *doc, size_t len) {
   }
   edit_begin(chat);
   for (int k = 0; k < n && !chat->broken; k++) {
-    relay_json_choice_t f = chat->found[k];
-    const relay_json_choice_t *f2 = second_field(chat, doc, len, "message", n, k);
+    relay_chat_choice_t f = chat->found[k];
+    const relay_chat_choice_t *f2 = second_field(chat, doc, len, "message", n, k);
     int capped;
     chat_choice_t *c = chat_choice(chat, f.index, &capped);
     f.finished = 1; /* a whole body: every choice ends here */

@@ -295,10 +295,6 @@ static int json_primitive_ok(const char *p, int n) {
   return i == n;
 }
 
-static int json_is_null(const json_doc_t *d, int i) {
-  return d->tok[i].type == JSMN_PRIMITIVE && d->js[d->tok[i].start] == 'n';
-}
-
 /* The token after the whole value at token i: its descendants are exactly
  * the following tokens that start before it ends. */
 static int json_skip(const json_doc_t *d, int i) {
@@ -307,37 +303,19 @@ static int json_skip(const json_doc_t *d, int i) {
   return j;
 }
 
-/* ---- choices ----------------------------------------------------------- */
+/* ---- the visitor ---------------------------------------------------------- */
 
-/* find_choices rides on the validation pass instead of walking the tree a
- * second time: it runs once per streamed token, where every pass counts.
- * Tokens come in document order with their parent, so a key is recognised
- * by what its parent is (the root, the current choices[] element, or that
- * element's container) and its value is simply the next token. A repeated
- * key starts over, so the last one counts as in json_locate(). */
-enum { PICK_NONE, PICK_CHOICES, PICK_INDEX, PICK_CONTAINER, PICK_FINISH, PICK_CONTENT, PICK_REASONING };
+int relay_json_key_is(const char *raw, size_t len, int escaped, const char *want, size_t wlen) {
+  return json_name_is(raw, len, escaped, want, wlen);
+}
 
-typedef struct json_pick_s {
-  const char *container, *reasoning;
-  size_t container_len, reasoning_len;
-  relay_json_choice_t *out;
-  size_t max;
-  size_t count;  /* elements of the current choices array */
-  int choices;   /* its token, or -1 */
-  int elem;      /* token of the current element, when an object, else -1 */
-  int cont;      /* token of its container object, or -1 */
-  int value_tok; /* the token whose meaning the previous key decided */
-  int what;      /* PICK_* for value_tok */
-  int err;       /* shape error seen in the current choices array */
-} json_pick_t;
-
-/* An "index" must be a plain integer that fits a long. */
-static int json_parse_index(const json_doc_t *d, int v, long *out) {
-  const jsmntok_t *t = &d->tok[v];
-  const char *p = d->js + t->start;
-  int n = t->end - t->start, i = 0, neg = 0;
+/* An integer must be a plain one that fits a long. */
+int relay_json_parse_long(const char *json, const relay_json_value_t *v, long *out) {
+  const char *p = json + v->start;
+  size_t n = v->end - v->start, i = 0;
+  int neg = 0;
   unsigned long acc = 0, lim;
-  if (t->type != JSMN_PRIMITIVE) return RELAY_EJSON;
+  if (v->type != RELAY_JSON_PRIMITIVE || n == 0) return RELAY_EJSON;
   if (p[0] == '-') neg = i = 1;
   lim = neg ? (unsigned long)LONG_MAX + 1 : (unsigned long)LONG_MAX;
   if (i >= n) return RELAY_EJSON;
@@ -351,94 +329,25 @@ static int json_parse_index(const json_doc_t *d, int v, long *out) {
   return 0;
 }
 
-/* Decide what the value after key token k will mean. The key is looked at
- * once (its backslash check included) whatever the number of names tried. */
-static void json_pick_key(json_doc_t *d, json_pick_t *pk, int k, int parent) {
-  const char *raw = d->js + d->tok[k].start;
-  size_t rlen = (size_t)(d->tok[k].end - d->tok[k].start);
-  int esc = json_key_has_bs(d, k), what = PICK_NONE;
-#define JSON_NAME(lit) json_name_is(raw, rlen, esc, lit, sizeof(lit) - 1)
-  if (parent == 0) {
-    if (JSON_NAME("choices")) what = PICK_CHOICES;
-  } else if (parent == pk->elem) {
-    if (JSON_NAME("index")) what = PICK_INDEX;
-    else if (JSON_NAME("finish_reason")) what = PICK_FINISH;
-    else if (json_name_is(raw, rlen, esc, pk->container, pk->container_len))
-      what = PICK_CONTAINER;
-  } else {
-    if (JSON_NAME("content")) what = PICK_CONTENT;
-    else if (pk->reasoning && json_name_is(raw, rlen, esc, pk->reasoning, pk->reasoning_len))
-      what = PICK_REASONING;
-  }
-#undef JSON_NAME
-  pk->what = what;
-  pk->value_tok = what == PICK_NONE ? -1 : k + 1;
+int relay_json_is_null(const char *json, const relay_json_value_t *v) {
+  return v->type == RELAY_JSON_PRIMITIVE && json[v->start] == 'n';
 }
 
-/* A new element of choices[]: it gets the next slot, if there is room. */
-static void json_pick_elem(const json_doc_t *d, json_pick_t *pk, int e) {
-  size_t k = pk->count++;
-  pk->elem = pk->cont = -1;
-  if (d->tok[e].type != JSMN_OBJECT) {
-    pk->err = RELAY_EJSON;
-    return;
+static relay_json_type_t json_type_of(const jsmntok_t *t) {
+  switch (t->type) {
+    case JSMN_OBJECT: return RELAY_JSON_OBJECT;
+    case JSMN_ARRAY: return RELAY_JSON_ARRAY;
+    case JSMN_STRING: return RELAY_JSON_STRING;
+    default: return RELAY_JSON_PRIMITIVE;
   }
-  pk->elem = e;
-  if (k >= pk->max) return;
-  memset(&pk->out[k], 0, sizeof pk->out[k]);
-  pk->out[k].index = (long)k;
 }
 
-/* Record the value token v that a key announced. */
-static void json_pick_value(const json_doc_t *d, json_pick_t *pk, int v) {
-  const jsmntok_t *t = &d->tok[v];
-  relay_json_choice_t *c = pk->count && pk->count <= pk->max ? &pk->out[pk->count - 1] : NULL;
-  int what = pk->what;
-  pk->value_tok = -1;
-  if (what == PICK_CHOICES) {
-    pk->count = 0;
-    pk->err = 0;
-    pk->elem = pk->cont = -1;
-    pk->choices = t->type == JSMN_ARRAY ? v : -1;
-    if (t->type != JSMN_ARRAY && !json_is_null(d, v)) pk->err = RELAY_EJSON;
-    return;
-  }
-  if (!c) return; /* past max: ETOOMANY in the end */
-  switch (what) {
-  case PICK_INDEX:
-    if (json_parse_index(d, v, &c->index)) pk->err = RELAY_EJSON;
-    break;
-  case PICK_CONTAINER: {
-    long index = c->index;
-    int finished = c->finished;
-    memset(c, 0, sizeof *c);
-    c->index = index;
-    c->finished = finished;
-    pk->cont = -1;
-    if (t->type != JSMN_OBJECT) break;
-    pk->cont = v;
-    c->has_container = 1;
-    c->container_open = (size_t)t->start;
-    c->container_close = (size_t)t->end - 1;
-    c->container_empty = t->size == 0;
-    break;
-  }
-  case PICK_FINISH:
-    c->finished = !json_is_null(d, v);
-    break;
-  case PICK_CONTENT:
-    c->has_content = 1;
-    c->content_is_string = t->type == JSMN_STRING;
-    c->content_start = (size_t)tok_begin(t);
-    c->content_end = (size_t)tok_end(t);
-    break;
-  case PICK_REASONING:
-    c->has_reasoning = 1;
-    c->reasoning_is_string = t->type == JSMN_STRING;
-    c->reasoning_start = (size_t)tok_begin(t);
-    c->reasoning_end = (size_t)tok_end(t);
-    break;
-  }
+/* Tell the visitor of value token i (wanted with tag); the tag it returns
+ * follows i when i is a container. */
+static int json_visit_value(const json_doc_t *d, const relay_json_visitor_t *vis, int tag, int i) {
+  const jsmntok_t *t = &d->tok[i];
+  relay_json_value_t v = {json_type_of(t), (size_t)tok_begin(t), (size_t)tok_end(t), t->size};
+  return vis->value(vis->ud, tag, &v);
 }
 
 /* ---- validation -------------------------------------------------------- */
@@ -468,10 +377,15 @@ static inline int json_close(const jsmntok_t *t, const char *js, int *cur, int *
  * is then the very next token); a string in value position must not have
  * been given a value itself. With a pick, the choices are collected on the
  * way, so find_choices needs no second walk. */
-static int json_check(json_doc_t *d, json_pick_t *pk) {
+static int json_check(json_doc_t *d, const relay_json_visitor_t *vis) {
   const jsmntok_t *t = d->tok;
   const char *js = d->js;
   int cur = -1, cur_type = JSMN_UNDEFINED, pos = 0, first = 1, key = -1, depth = 0, n = d->ntok;
+  /* With a visitor: the tag each open container is followed with, by depth
+   * (0: not followed), and the tag the next value is wanted with. */
+  int tags[RELAY_JSON_MAX_NESTING + 1];
+  int want = 0;
+  tags[0] = 0;
   for (int i = 0; i < n; i++) {
     const jsmntok_t *tk = &t[i];
     int parent = tk->parent;
@@ -490,10 +404,18 @@ static int json_check(json_doc_t *d, json_pick_t *pk) {
         if (!json_gap_ok(js, pos, tk->start - 1, sep)) return RELAY_EJSON;
         pos = tk->end + 1;
         key = i;
-        if (pk && (parent == 0 || parent == pk->elem || parent == pk->cont))
-          json_pick_key(d, pk, i, parent);
+        if (vis && tags[depth])
+          want = vis->key(vis->ud, tags[depth], js + tk->start, (size_t)(tk->end - tk->start), json_key_has_bs(d, i));
         continue;
       }
+    }
+    int follow = 0;
+    if (vis) {
+      /* A member's value, an element of a followed array, or the root. */
+      int tag = key >= 0 ? want : (cur_type == JSMN_ARRAY ? tags[depth] : (cur < 0 ? -1 : 0));
+      if (tag > 0) follow = json_visit_value(d, vis, tag, i);
+      else if (tag < 0 && vis->root) follow = json_visit_value(d, vis, vis->root, i);
+      want = 0;
     }
     key = -1;
     if (!json_gap_ok(js, pos, tok_begin(tk), sep)) return RELAY_EJSON;
@@ -509,6 +431,7 @@ static int json_check(json_doc_t *d, json_pick_t *pk) {
     case JSMN_OBJECT:
     case JSMN_ARRAY:
       if (++depth > RELAY_JSON_MAX_NESTING) return RELAY_ETOODEEP;
+      tags[depth] = follow;
       pos = tk->start + 1;
       first = 1;
       cur = i;
@@ -516,10 +439,6 @@ static int json_check(json_doc_t *d, json_pick_t *pk) {
       break;
     default:
       return RELAY_EJSON;
-    }
-    if (pk) {
-      if (i == pk->value_tok) json_pick_value(d, pk, i);
-      else if (parent == pk->choices && parent >= 0) json_pick_elem(d, pk, i);
     }
   }
   if (key >= 0) return RELAY_EJSON;
@@ -550,7 +469,7 @@ static int json_open_depth(const jsmntok_t *t, int k) {
  * depth, which bounds the walk by RELAY_JSON_MAX_NESTING + JSON_DEPTH_STEP.
  * json_check() then applies the limit exactly. Always pair with
  * json_doc_dispose(). */
-static int json_doc_parse(json_doc_t *d, const char *js, size_t len, json_pick_t *pk) {
+static int json_doc_parse(json_doc_t *d, const char *js, size_t len, const relay_json_visitor_t *vis) {
   jsmn_parser p;
   unsigned cap = JSON_STACK_TOKENS, lim = JSON_STACK_TOKENS;
   d->js = js;
@@ -580,29 +499,14 @@ static int json_doc_parse(json_doc_t *d, const char *js, size_t len, json_pick_t
     lim = cap - p.toknext > JSON_DEPTH_STEP ? p.toknext + JSON_DEPTH_STEP : cap;
   }
   if (d->ntok == 0) return RELAY_EJSON;
-  return json_check(d, pk);
+  return json_check(d, vis);
 }
 
 /* One jsmn pass and one pass over its tokens; the token array lives on the
  * stack, so a chunk costs no allocation. */
-int relay_json_find_choices(const char *json, size_t len, const char *container,
-                            const char *reasoning_key, relay_json_choice_t *out,
-                            size_t max) {
+int relay_json_visit(const char *json, size_t len, const relay_json_visitor_t *v) {
   json_doc_t d;
-  json_pick_t pk;
-  memset(&pk, 0, sizeof pk);
-  pk.container = container;
-  pk.container_len = strlen(container);
-  pk.reasoning = reasoning_key;
-  pk.reasoning_len = reasoning_key ? strlen(reasoning_key) : 0;
-  pk.out = out;
-  pk.max = max;
-  pk.choices = pk.elem = pk.cont = pk.value_tok = -1;
-  int rc = json_doc_parse(&d, json, len, &pk);
-  if (rc == 0 && d.tok[0].type != JSMN_OBJECT) rc = RELAY_EJSON;
-  if (rc == 0 && pk.err) rc = pk.err;
-  if (rc == 0 && pk.count > max) rc = RELAY_ETOOMANY;
-  if (rc == 0) rc = (int)pk.count;
+  int rc = json_doc_parse(&d, json, len, v);
   json_doc_dispose(&d);
   return rc;
 }

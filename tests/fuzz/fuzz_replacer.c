@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../unit/harmony_rules.h"
+#include "harmony_rules.h"
 
 #define RULE(from, pat, repl, to) \
   { (from), (pat), sizeof(pat) - 1, (repl), sizeof(repl) - 1, (to) }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "choices.h"
 #include "relay/json_splice.h"
 #include "relay/sse.h"
 
@@ -226,11 +227,11 @@ static void fz_valid(const relay_buf_t *b) {
 /* Splice a rewritten content back the way the relay does, and check that
  * putting the original token back gives the input byte for byte. */
 static void fz_choices(const char *js, size_t len) {
-  relay_json_choice_t ch[8];
-  int n = relay_json_find_choices(js, len, "delta", "reasoning_content", ch, 8);
+  relay_chat_choice_t ch[8];
+  int n = relay_chat_find_choices(js, len, "delta", "reasoning_content", ch, 8);
   FUZZ_CHECK(n >= RELAY_ETOOMANY && n <= 8);
   for (int i = 0; i < n; i++) {
-    relay_json_choice_t *c = &ch[i];
+    relay_chat_choice_t *c = &ch[i];
     if (c->has_container) {
       FUZZ_CHECK(c->container_open < c->container_close && c->container_close < len);
       FUZZ_CHECK(js[c->container_open] == '{' && js[c->container_close] == '}');

@@ -1,5 +1,6 @@
-/* JSON splice tests: choices lookup on real server chunks, string escape and
- * unescape, validation, and lossless find/edit. */
+/* JSON splice tests: the visitor walk, string escape and unescape,
+ * validation, and lossless find/edit. (The OpenAI choices picker built on the
+ * visitor is tested in tests/unit/filters/test_choices.c.) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,11 +11,6 @@
 
 #define S(lit) lit, sizeof(lit) - 1
 
-static relay_json_choice_t ch[RELAY_JSON_MAX_CHOICES];
-
-static int find(const char *js, const char *container, const char *reasoning) {
-  return relay_json_find_choices(js, strlen(js), container, reasoning, ch, RELAY_JSON_MAX_CHOICES);
-}
 
 /* The decoded text of [start+1, end-1) of a string value. */
 static relay_buf_t text;
@@ -27,145 +23,69 @@ static const char *decoded(const char *js, size_t start, size_t end) {
 
 #define CHECK_SPAN(js, a, b, lit) CHECK_MEM((js) + (a), (b) - (a), lit, strlen(lit))
 
-static void test_openai(void) {
-  const char *role =
-      "{\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"created\":1694268190,"
-      "\"model\":\"gpt-4o-mini\",\"system_fingerprint\":\"fp_44709d6fcb\",\"choices\":[{\"index\":0,"
-      "\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},\"logprobs\":null,"
-      "\"finish_reason\":null}]}";
-  CHECK(find(role, "delta", NULL) == 1);
-  CHECK(ch[0].index == 0 && ch[0].has_container && !ch[0].container_empty);
-  CHECK(role[ch[0].container_open] == '{' && role[ch[0].container_close] == '}');
-  CHECK(ch[0].has_content && ch[0].content_is_string);
-  CHECK_SPAN(role, ch[0].content_start, ch[0].content_end, "\"\"");
-  CHECK(!ch[0].finished && !ch[0].has_reasoning);
 
-  const char *content =
-      "{\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"created\":1694268190,"
-      "\"model\":\"gpt-oss-20b\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
-      "\"\\u003c|channel|\\u003e\"},\"logprobs\":null,\"finish_reason\":null}]}";
-  CHECK(find(content, "delta", NULL) == 1);
-  CHECK_SPAN(content, ch[0].content_start, ch[0].content_end, "\"\\u003c|channel|\\u003e\"");
-  CHECK(strcmp(decoded(content, ch[0].content_start, ch[0].content_end), "<|channel|>") == 0);
 
-  const char *fin =
-      "{\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"created\":1694268190,"
-      "\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,"
-      "\"finish_reason\":\"stop\"}]}";
-  CHECK(find(fin, "delta", NULL) == 1);
-  CHECK(ch[0].has_container && ch[0].container_empty && !ch[0].has_content && ch[0].finished);
-  CHECK(ch[0].container_close == ch[0].container_open + 1);
 
-  const char *usage =
-      "{\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"created\":1694268190,"
-      "\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,"
-      "\"completion_tokens\":12,\"total_tokens\":21}}";
-  CHECK(find(usage, "delta", NULL) == 0);
+/* A visitor that records what it is told, following what it is asked to. */
+typedef struct rec_s {
+  relay_buf_t log;
+  const char *js;
+} rec_t;
 
-  /* n = 2: elements are reported in array order, index tells the choice. */
-  const char *two =
-      "{\"id\":\"x\",\"choices\":[{\"index\":1,\"delta\":{\"content\":\"B\"},\"finish_reason\":null},"
-      "{\"index\":0,\"delta\":{\"content\":\"A\"},\"finish_reason\":\"length\"}]}";
-  CHECK(find(two, "delta", NULL) == 2);
-  CHECK(ch[0].index == 1 && ch[1].index == 0);
-  CHECK(strcmp(decoded(two, ch[0].content_start, ch[0].content_end), "B") == 0);
-  CHECK(strcmp(decoded(two, ch[1].content_start, ch[1].content_end), "A") == 0);
-  CHECK(!ch[0].finished && ch[1].finished);
-
-  /* tool_calls: the inner "index" is not the choice's. */
-  const char *tool =
-      "{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":3,\"delta\":"
-      "{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\",\"function\":"
-      "{\"name\":\"get_weather\",\"arguments\":\"{\\\"location\\\":\"}}]},\"logprobs\":null,"
-      "\"finish_reason\":null}]}";
-  CHECK(find(tool, "delta", NULL) == 1);
-  CHECK(ch[0].index == 3 && ch[0].has_container && !ch[0].has_content && !ch[0].container_empty);
-
-  const char *null_content =
-      "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null},"
-      "\"finish_reason\":null}]}";
-  CHECK(find(null_content, "delta", NULL) == 1);
-  CHECK(ch[0].has_content && !ch[0].content_is_string);
-  CHECK_SPAN(null_content, ch[0].content_start, ch[0].content_end, "null");
-
-  /* No index member: the array position stands in. */
-  CHECK(find("{\"choices\":[{\"delta\":{\"content\":\"a\"}},{\"delta\":{}}]}", "delta", NULL) == 2);
-  CHECK(ch[0].index == 0 && ch[1].index == 1);
+static int rec_key(void *ud, int object, const char *raw, size_t len, int esc) {
+  rec_t *r = ud;
+  relay_buf_printf(&r->log, "k%d:%.*s%s ", object, (int)len, raw, esc ? "(esc)" : "");
+  if (relay_json_key_is(raw, len, esc, "follow", 6)) return 2;
+  if (relay_json_key_is(raw, len, esc, "want", 4)) return 3;
+  return 0;
 }
 
-static void test_servers(void) {
-  /* LM Studio: harmony markers in plain text. */
-  const char *lms =
-      "{\"id\":\"chatcmpl-7y2\",\"object\":\"chat.completion.chunk\",\"created\":1754400000,"
-      "\"model\":\"openai/gpt-oss-20b\",\"system_fingerprint\":\"openai/gpt-oss-20b\","
-      "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"<|channel|>\"},\"logprobs\":null,"
-      "\"finish_reason\":null}]}";
-  CHECK(find(lms, "delta", NULL) == 1);
-  CHECK(strcmp(decoded(lms, ch[0].content_start, ch[0].content_end), "<|channel|>") == 0);
-
-  /* llama.cpp server: choices first, finish_reason before index, timings. */
-  const char *llama =
-      "{\"choices\":[{\"finish_reason\":null,\"index\":0,\"delta\":{\"content\":\"Hi \\\"there\\\"\"}}],"
-      "\"created\":1754400000,\"id\":\"chatcmpl-abc\",\"model\":\"gpt-oss-20b\","
-      "\"system_fingerprint\":\"b6100-3db4da56\",\"object\":\"chat.completion.chunk\","
-      "\"timings\":{\"prompt_n\":1,\"prompt_ms\":12.5,\"predicted_per_second\":61.72839506172839}}";
-  CHECK(find(llama, "delta", NULL) == 1);
-  CHECK(strcmp(decoded(llama, ch[0].content_start, ch[0].content_end), "Hi \"there\"") == 0);
-
-  /* vLLM with a reasoning field. */
-  const char *vllm =
-      "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,"
-      "\"model\":\"openai/gpt-oss-20b\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":"
-      "\"think\",\"content\":null},\"logprobs\":null,\"finish_reason\":null,"
-      "\"stop_reason\":null}]}";
-  CHECK(find(vllm, "delta", "reasoning_content") == 1);
-  CHECK(ch[0].has_reasoning && ch[0].reasoning_is_string);
-  CHECK_SPAN(vllm, ch[0].reasoning_start, ch[0].reasoning_end, "\"think\"");
-  CHECK(find(vllm, "delta", "reasoning") == 1);
-  CHECK(!ch[0].has_reasoning);
-
-  /* A whole pretty-printed chat.completion body. */
-  const char *body =
-      "{\n  \"id\" : \"chatcmpl-9\",\n  \"object\" : \"chat.completion\",\n  \"choices\" : [\n"
-      "    {\n      \"index\" : 0,\n      \"message\" : {\n        \"role\" : \"assistant\",\n"
-      "        \"content\" : \"<|channel|>analysis<|message|>A<|end|>\"\n      },\n"
-      "      \"finish_reason\" : \"stop\"\n    }\n  ],\n  \"usage\" : { \"total_tokens\" : 5 }\n}\n";
-  CHECK(find(body, "message", NULL) == 1);
-  CHECK(ch[0].finished && ch[0].content_is_string);
-  CHECK(strcmp(decoded(body, ch[0].content_start, ch[0].content_end),
-               "<|channel|>analysis<|message|>A<|end|>") == 0);
-  CHECK(find(body, "delta", NULL) == 1);
-  CHECK(!ch[0].has_container);
-
-  /* Escaped keys are matched decoded. */
-  const char *esc = "{\"ch\\u006fices\":[{\"\\u0069ndex\":2,\"delta\":{\"c\\u006Fntent\":\"x\"}}]}";
-  CHECK(find(esc, "delta", NULL) == 1);
-  CHECK(ch[0].index == 2 && ch[0].has_content);
-  /* ... and a key spelled longer is not a prefix match. */
-  CHECK(find("{\"choices\":[{\"delta\":{\"contents\":\"x\",\"conten\":\"y\"}}]}", "delta", NULL) == 1);
-  CHECK(!ch[0].has_content);
-  /* Duplicate keys: the last one counts. */
-  const char *dup = "{\"choices\":[{\"delta\":{\"content\":\"a\",\"content\":\"b\"},\"index\":0,\"index\":4}]}";
-  CHECK(find(dup, "delta", NULL) == 1);
-  CHECK(ch[0].index == 4 && strcmp(decoded(dup, ch[0].content_start, ch[0].content_end), "b") == 0);
+static int rec_value(void *ud, int tag, const relay_json_value_t *v) {
+  rec_t *r = ud;
+  relay_buf_printf(&r->log, "v%d:%d:%.*s ", tag, (int)v->type, (int)(v->end - v->start), r->js + v->start);
+  return tag == 1 || tag == 2 ? 2 : 0; /* the root and "follow" values are followed */
 }
 
-static void test_shapes(void) {
-  CHECK(find("{\"id\":1}", "delta", NULL) == 0);
-  CHECK(find("{\"choices\":null}", "delta", NULL) == 0);
-  CHECK(find("{\"choices\":{}}", "delta", NULL) == RELAY_EJSON);
-  CHECK(find("[{\"choices\":[]}]", "delta", NULL) == RELAY_EJSON);
-  CHECK(find("{\"choices\":[1]}", "delta", NULL) == RELAY_EJSON);
-  CHECK(find("{\"choices\":[{\"index\":\"0\"}]}", "delta", NULL) == RELAY_EJSON);
-  CHECK(find("{\"choices\":[{\"index\":1.5}]}", "delta", NULL) == RELAY_EJSON);
-  CHECK(find("{\"choices\":[{\"index\":99999999999999999999}]}", "delta", NULL) == RELAY_EJSON);
-  CHECK(find("{\"choices\":[{\"index\":-3}]}", "delta", NULL) == 1 && ch[0].index == -3);
-  CHECK(find("{\"choices\":[{\"delta\":null}]}", "delta", NULL) == 1 && !ch[0].has_container);
-  CHECK(find("{\"choices\":[{\"delta\":{\"content\":[{\"type\":\"text\"}]}}]}", "delta", NULL) == 1);
-  CHECK(ch[0].has_content && !ch[0].content_is_string);
-  CHECK(relay_json_find_choices(S("{\"choices\":[{},{},{}]}"), "delta", NULL, ch, 2) ==
-        RELAY_ETOOMANY);
-  CHECK(relay_json_find_choices(S("{\"choices\":[{},{},{}]}"), "delta", NULL, ch, 3) == 3);
+static const char *walk(rec_t *r, const char *js) {
+  relay_buf_reset(&r->log);
+  r->js = js;
+  relay_json_visitor_t v = {rec_key, rec_value, r, 1};
+  int rc = relay_json_visit(js, strlen(js), &v);
+  if (rc) relay_buf_printf(&r->log, "rc=%d", rc);
+  relay_buf_append(&r->log, "", 1);
+  return r->log.data;
+}
+
+static void test_visitor(void) {
+  rec_t r;
+  relay_buf_init(&r.log);
+  /* only followed containers report their keys; wanted values are reported */
+  CHECK(strcmp(walk(&r, "{\"a\":{\"follow\":1},\"want\":[1],\"follow\":{\"want\":\"x\",\"b\":2}}"),
+               "v1:1:{\"a\":{\"follow\":1},\"want\":[1],\"follow\":{\"want\":\"x\",\"b\":2}} k2:a k2:want "
+               "v3:2:[1] k2:follow v2:1:{\"want\":\"x\",\"b\":2} k2:want v3:3:\"x\" k2:b ") == 0);
+  /* elements of a followed array are reported with its tag */
+  CHECK(strcmp(walk(&r, "[1,[2],{\"want\":null}]"),
+               "v1:2:[1,[2],{\"want\":null}] v2:4:1 v2:2:[2] v2:4:2 v2:1:{\"want\":null} k2:want v3:4:null ") == 0);
+  /* escaped keys are compared decoded */
+  CHECK(strcmp(walk(&r, "{\"\\u0077ant\":5}"), "v1:1:{\"\\u0077ant\":5} k2:\\u0077ant(esc) v3:4:5 ") == 0);
+  /* a scalar root; invalid documents stop the walk with an error */
+  CHECK(strcmp(walk(&r, "\"s\""), "v1:3:\"s\" ") == 0);
+  CHECK(strstr(walk(&r, "{\"a\":1,}"), "rc=") != NULL);
+  relay_json_value_t v = {RELAY_JSON_PRIMITIVE, 0, 0, 0};
+  long n = 0;
+  const char *nums = "-42 9223372036854775808 1.5 null";
+  v.end = 3;
+  CHECK(relay_json_parse_long(nums, &v, &n) == 0 && n == -42);
+  v.start = 4;
+  v.end = 23;
+  CHECK(relay_json_parse_long(nums, &v, &n) == RELAY_EJSON);
+  v.start = 24;
+  v.end = 27;
+  CHECK(relay_json_parse_long(nums, &v, &n) == RELAY_EJSON);
+  v.start = 28;
+  v.end = 32;
+  CHECK(relay_json_is_null(nums, &v));
+  relay_buf_dispose(&r.log);
 }
 
 static void test_invalid(void) {
@@ -181,7 +101,7 @@ static void test_invalid(void) {
   };
   int fails = 0;
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    int rc = relay_json_find_choices(bad[i], strlen(bad[i]), "delta", NULL, ch, 4);
+    int rc = relay_json_visit(bad[i], strlen(bad[i]), NULL);
     size_t a, b;
     int rc2 = relay_json_find(bad[i], strlen(bad[i]), NULL, 0, &a, &b);
     if (rc != RELAY_EJSON || rc2 != RELAY_EJSON) {
@@ -191,8 +111,8 @@ static void test_invalid(void) {
   }
   CHECK(fails == 0);
   /* A NUL byte inside the text is not JSON either. */
-  CHECK(relay_json_find_choices("{\"a\":1}\0", 8, "delta", NULL, ch, 4) == RELAY_EJSON);
-  CHECK(relay_json_find_choices("{\"a\":\"x\0y\"}", 11, "delta", NULL, ch, 4) == RELAY_EJSON);
+  CHECK(relay_json_visit("{\"a\":1}\0", 8, NULL) == RELAY_EJSON);
+  CHECK(relay_json_visit("{\"a\":\"x\0y\"}", 11, NULL) == RELAY_EJSON);
 
   static const char *good[] = {
       "{}", "[]", " {} ", "\"s\"", "{\"a\":[1,-0,0.5,-1.5e+10,2E-3,1e5,true,false,null,\"\\/\"]}",
@@ -453,10 +373,7 @@ static void test_big(void) {
     relay_buf_printf(&b, "%s{\"token\":\"t%d\",\"logprob\":-0.%d,\"bytes\":[116,%d],\"top_logprobs\":[]}",
                      i ? "," : "", i, i, i % 256);
   relay_buf_append_str(&b, "]},\"finish_reason\":\"stop\"}],\"usage\":{\"total_tokens\":50000}}");
-  CHECK(relay_json_find_choices(b.data, b.len, "message", NULL, ch, 4) == 1);
-  CHECK(ch[0].finished && ch[0].content_is_string);
-  CHECK(strcmp(decoded(b.data, ch[0].content_start, ch[0].content_end),
-               "<|channel|>final<|message|>ok") == 0);
+  CHECK(relay_json_visit(b.data, b.len, NULL) == 0);
   relay_json_path_seg_t p[] = {KEY("choices"), IDX(0), KEY("logprobs"), KEY("content"), IDX(49999),
                                KEY("token")};
   size_t s, e;
@@ -478,7 +395,7 @@ static void test_nesting(void) {
   memset(b, '[', d);
   memset(b + d, ']', d);
   clock_t t0 = clock();
-  CHECK(relay_json_find_choices(b, 2 * d, "delta", NULL, ch, 4) == RELAY_ETOODEEP);
+  CHECK(relay_json_visit(b, 2 * d, NULL) == RELAY_ETOODEEP);
   CHECK(relay_json_find(b, 2 * d, NULL, 0, &s, &e) == RELAY_ETOODEEP);
   CHECK((double)(clock() - t0) / CLOCKS_PER_SEC < 2.0);
   /* exactly at the limit is fine, one more is not, also inside the stack array */
@@ -866,9 +783,7 @@ static void test_batch_many_messages(void) {
 int main(void) {
   relay_buf_init(&text);
   relay_buf_init(&out);
-  test_openai();
-  test_servers();
-  test_shapes();
+  test_visitor();
   test_invalid();
   test_unescape();
   test_escape();

@@ -1,0 +1,144 @@
+/* The choices picker: a relay_json_visit visitor that follows the root, its
+ * "choices" array, each element and each element's container, and records
+ * the members the rewrite edits. See choices.h. */
+#include "choices.h"
+
+#include <string.h>
+
+/* What a followed container or a wanted value is. */
+enum {
+  TAG_DOCUMENT = 1, /* the root value */
+  TAG_ROOT,         /* the root object */
+  TAG_CHOICES_KEY, /* the value of the root's "choices" */
+  TAG_CHOICES,     /* the choices array: its elements */
+  TAG_ELEMENT,     /* one element object */
+  TAG_INDEX,
+  TAG_FINISH,
+  TAG_CONTAINER_KEY, /* the value of "delta" / "message" */
+  TAG_CONTAINER,     /* that object */
+  TAG_CONTENT,
+  TAG_REASONING
+};
+
+typedef struct picker_s {
+  const char *json;
+  const char *container, *reasoning;
+  size_t container_len, reasoning_len;
+  relay_chat_choice_t *out;
+  size_t max;
+  size_t count; /* elements of the current choices array */
+  int root_object;
+  int err;      /* a shape error */
+} picker_t;
+
+/* The slot of the current element, or NULL past max (ETOOMANY at the end). */
+static relay_chat_choice_t *current(picker_t *pk) {
+  return pk->count && pk->count <= pk->max ? &pk->out[pk->count - 1] : NULL;
+}
+
+static int picker_key(void *ud, int object, const char *raw, size_t len, int esc) {
+  picker_t *pk = ud;
+#define NAME(lit) relay_json_key_is(raw, len, esc, lit, sizeof(lit) - 1)
+  switch (object) {
+    case TAG_ROOT: return NAME("choices") ? TAG_CHOICES_KEY : 0;
+    case TAG_ELEMENT:
+      if (NAME("index")) return TAG_INDEX;
+      if (NAME("finish_reason")) return TAG_FINISH;
+      return relay_json_key_is(raw, len, esc, pk->container, pk->container_len) ? TAG_CONTAINER_KEY : 0;
+    case TAG_CONTAINER:
+      if (NAME("content")) return TAG_CONTENT;
+      if (pk->reasoning && relay_json_key_is(raw, len, esc, pk->reasoning, pk->reasoning_len)) return TAG_REASONING;
+      return 0;
+    default: return 0;
+  }
+#undef NAME
+}
+
+/* A new "choices" array starts over (the last one of a repeated key counts). */
+static int picker_choices(picker_t *pk, const relay_json_value_t *v) {
+  pk->count = 0;
+  pk->err = 0;
+  if (v->type == RELAY_JSON_ARRAY) return TAG_CHOICES;
+  if (!relay_json_is_null(pk->json, v)) pk->err = RELAY_EJSON;
+  return 0;
+}
+
+/* A new element of choices[] gets the next slot, if there is room. */
+static int picker_element(picker_t *pk, const relay_json_value_t *v) {
+  size_t k = pk->count++;
+  if (v->type != RELAY_JSON_OBJECT) {
+    pk->err = RELAY_EJSON;
+    return 0;
+  }
+  if (k < pk->max) {
+    memset(&pk->out[k], 0, sizeof pk->out[k]);
+    pk->out[k].index = (long)k;
+  }
+  return TAG_ELEMENT;
+}
+
+/* A repeated container starts over, keeping what the element said. */
+static int picker_container(relay_chat_choice_t *c, const relay_json_value_t *v) {
+  long index = c->index;
+  int finished = c->finished;
+  memset(c, 0, sizeof *c);
+  c->index = index;
+  c->finished = finished;
+  if (v->type != RELAY_JSON_OBJECT) return 0;
+  c->has_container = 1;
+  c->container_open = v->start;
+  c->container_close = v->end - 1;
+  c->container_empty = v->size == 0;
+  return TAG_CONTAINER;
+}
+
+static int picker_value(void *ud, int tag, const relay_json_value_t *v) {
+  picker_t *pk = ud;
+  if (tag == TAG_DOCUMENT) {
+    pk->root_object = v->type == RELAY_JSON_OBJECT;
+    return pk->root_object ? TAG_ROOT : 0;
+  }
+  if (tag == TAG_CHOICES_KEY) return picker_choices(pk, v);
+  if (tag == TAG_CHOICES) return picker_element(pk, v);
+  relay_chat_choice_t *c = current(pk);
+  if (!c) return 0;
+  switch (tag) {
+    case TAG_INDEX:
+      if (relay_json_parse_long(pk->json, v, &c->index)) pk->err = RELAY_EJSON;
+      return 0;
+    case TAG_FINISH: c->finished = !relay_json_is_null(pk->json, v); return 0;
+    case TAG_CONTAINER_KEY: return picker_container(c, v);
+    case TAG_CONTENT:
+      c->has_content = 1;
+      c->content_is_string = v->type == RELAY_JSON_STRING;
+      c->content_start = v->start;
+      c->content_end = v->end;
+      return 0;
+    case TAG_REASONING:
+      c->has_reasoning = 1;
+      c->reasoning_is_string = v->type == RELAY_JSON_STRING;
+      c->reasoning_start = v->start;
+      c->reasoning_end = v->end;
+      return 0;
+    default: return 0;
+  }
+}
+
+int relay_chat_find_choices(const char *json, size_t len, const char *container, const char *reasoning_key,
+                            relay_chat_choice_t *out, size_t max) {
+  picker_t pk;
+  memset(&pk, 0, sizeof pk);
+  pk.json = json;
+  pk.container = container;
+  pk.container_len = strlen(container);
+  pk.reasoning = reasoning_key;
+  pk.reasoning_len = reasoning_key ? strlen(reasoning_key) : 0;
+  pk.out = out;
+  pk.max = max;
+  relay_json_visitor_t v = {picker_key, picker_value, &pk, TAG_DOCUMENT};
+  int rc = relay_json_visit(json, len, &v);
+  if (rc == 0 && !pk.root_object) rc = RELAY_EJSON;
+  if (rc == 0 && pk.err) rc = pk.err;
+  if (rc == 0 && pk.count > max) rc = RELAY_ETOOMANY;
+  return rc == 0 ? (int)pk.count : rc;
+}
