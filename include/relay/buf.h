@@ -19,8 +19,6 @@ int relay_buf_append(relay_buf_t *b, const void *data, size_t len);
 int relay_buf_append_str(relay_buf_t *b, const char *s);
 int relay_buf_printf(relay_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Drop the first n bytes. */
-void relay_buf_consume(relay_buf_t *b, size_t n);
 void relay_buf_reset(relay_buf_t *b);
 /* Hand the storage over to the caller; the buffer is left empty. */
 char *relay_buf_steal(relay_buf_t *b, size_t *len);

@@ -54,14 +54,6 @@ int relay_buf_printf(relay_buf_t *b, const char *fmt, ...) {
   return 0;
 }
 
-void relay_buf_consume(relay_buf_t *b, size_t n) {
-  if (n >= b->len) {
-    b->len = 0;
-    return;
-  }
-  memmove(b->data, b->data + n, b->len - n);
-  b->len -= n;
-}
 
 void relay_buf_reset(relay_buf_t *b) { b->len = 0; }
 

@@ -15,15 +15,15 @@ void relay_config_defaults(relay_config_t *cfg) {
   cfg->send_timeout_ms = 60 * 1000;
   cfg->keepalive_timeout_ms = 75 * 1000;
   cfg->shutdown_timeout_ms = 30 * 1000;
-  cfg->max_header_size = 64 * 1024;
-  cfg->max_body_buffer = 16 * 1024 * 1024;
+  cfg->max_header_size = RELAY_DEFAULT_MAX_HEADER;
+  cfg->max_body_buffer = RELAY_DEFAULT_MAX_BODY;
   cfg->workers = 0;
   /* A hook runs per request or per event: a second is far beyond any sane
    * one, and short enough that a stuck worker comes back before clients and
    * SIGTERM give up. 256 MiB holds a whole max_body_buffer body decoded by
    * cjson several times over; it is a cap, not a reservation. */
   cfg->script_timeout_ms = 1000;
-  cfg->script_memory = (size_t)256 * 1024 * 1024;
+  cfg->script_memory = RELAY_DEFAULT_SCRIPT_MEMORY;
 }
 
 int relay_config_find_upstream(const relay_config_t *cfg, const char *name) {

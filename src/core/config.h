@@ -8,6 +8,10 @@
 #define RELAY_MAX_UPSTREAMS 32
 #define RELAY_NAME_MAX 64
 #define RELAY_HOST_MAX 256
+/* Defaults of the limits (relay.settings, and the stock script's env vars). */
+#define RELAY_DEFAULT_MAX_HEADER (64 * 1024)
+#define RELAY_DEFAULT_MAX_BODY (16 * 1024 * 1024)
+#define RELAY_DEFAULT_SCRIPT_MEMORY ((size_t)256 * 1024 * 1024)
 
 typedef struct relay_upstream_cfg_s {
   char name[RELAY_NAME_MAX];

@@ -524,7 +524,7 @@ int relay_server_listen(relay_server_t *s, int fd) {
   s->listening = 1;
   rc = uv_tcp_open(&s->listener, fd);
   if (rc) return rc;
-  return uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+  return uv_listen((uv_stream_t *)&s->listener, RELAY_LISTEN_BACKLOG, on_connection);
 }
 
 void relay_server_stop_accepting(relay_server_t *s) {

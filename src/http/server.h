@@ -21,6 +21,8 @@
 #define RELAY_PIPELINE_MAX (64 * 1024)
 /* Room for a peer address in text: an IPv6 address with its zone. */
 #define RELAY_PEER_MAX 64
+/* Connections the kernel queues before they are accepted (per worker). */
+#define RELAY_LISTEN_BACKLOG 1024
 
 typedef struct relay_server_s relay_server_t;
 typedef struct relay_client_s relay_client_t;

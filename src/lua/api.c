@@ -60,7 +60,7 @@ static void copy_bounded(lua_State *L, char *dst, size_t cap, const char *src, c
 
 /* relay.listen{addr = "0.0.0.0", port = 8080} */
 static int l_listen(lua_State *L) {
-  relay_script_t *s = relay_lua_declaring(L, "relay.listen");
+  relay_script_t *s = relay_lua__declaring(L, "relay.listen");
   luaL_checktype(L, 1, LUA_TTABLE);
   const char *addr = opt_str_field(L, 1, "addr", s->site.cfg.listen_addr);
   char tmp[RELAY_HOST_MAX];
@@ -76,7 +76,7 @@ static int l_listen(lua_State *L) {
 
 /* relay.upstream{name = "default", host = "127.0.0.1", port = 1234}: returns the name. */
 static int l_upstream(lua_State *L) {
-  relay_script_t *s = relay_lua_declaring(L, "relay.upstream");
+  relay_script_t *s = relay_lua__declaring(L, "relay.upstream");
   luaL_checktype(L, 1, LUA_TTABLE);
   const char *name = opt_str_field(L, 1, "name", "default");
   const char *host = opt_str_field(L, 1, "host", NULL);
@@ -109,7 +109,7 @@ static int l_upstream(lua_State *L) {
 
 /* relay.settings{connect_timeout = 10, ...}: timeouts in seconds. */
 static int l_settings(lua_State *L) {
-  relay_script_t *s = relay_lua_declaring(L, "relay.settings");
+  relay_script_t *s = relay_lua__declaring(L, "relay.settings");
   relay_config_t *c = &s->site.cfg;
   luaL_checktype(L, 1, LUA_TTABLE);
   static const char *const known[] = {"connect_timeout", "header_timeout", "idle_timeout", "body_timeout",
@@ -181,13 +181,13 @@ static const luaL_Reg relay_funcs[] = {
     {"listen", l_listen}, {"upstream", l_upstream}, {"settings", l_settings},
     {"log", l_log},       {"getenv", l_getenv},     {NULL, NULL}};
 
-int relay_lua_open_module(lua_State *L) {
+int relay_lua__open_module(lua_State *L) {
   luaL_newlib(L, relay_funcs);
   lua_pushstring(L, RELAY_VERSION);
   lua_setfield(L, -2, "version");
-  relay_lua_open_routes(L);
+  relay_lua__open_routes(L);
   relay_lua_open_text(L);
-  relay_lua_open_hooks(L);
+  relay_lua__open_hooks(L);
   return 1;
 }
 

@@ -20,7 +20,7 @@
  * that every RELAY_GUARD_COUNT instructions compares the time of the call in
  * progress with script_timeout. Past it the hook raises an error; pcall may
  * catch that, so from then on the hook runs at every instruction and raises
- * again, until control is back in C (relay_lua_guard_end). The hook is set
+ * again, until control is back in C (relay_lua__guard_end). The hook is set
  * on the main thread for good (coroutines inherit it when created); it costs
  * only while Lua runs, and routes without hooks run no Lua at all.
  * Standard-library C functions (a backtracking string.find) run to their
@@ -97,16 +97,16 @@ static void guard_hook(lua_State *L, lua_Debug *ar) {
   guard_raise(L, g);
 }
 
-void relay_lua_guard_begin(lua_State *L) {
+void relay_lua__guard_begin(lua_State *L) {
   relay_lua_guard_t *g = guard_of(L);
   g->start_ns = 0;
   g->expired = 0;
   g->over = 0;
 }
 
-void relay_lua_guard_call(lua_State *L, int in_pcall) { guard_of(L)->enforce = in_pcall; }
+void relay_lua__guard_call(lua_State *L, int in_pcall) { guard_of(L)->enforce = in_pcall; }
 
-int relay_lua_guard_end(lua_State *L) {
+int relay_lua__guard_end(lua_State *L) {
   relay_lua_guard_t *g = guard_of(L);
   int long_call = g->start_ns != 0;
   g->start_ns = 0;
@@ -119,7 +119,7 @@ int relay_lua_guard_end(lua_State *L) {
 
 /* The message of a failed lua_pcall, without converting anything (a number
  * converted to a string allocates, and the state may be at its limit). */
-const char *relay_lua_error_text(lua_State *L, int rc, char *buf, size_t len) {
+const char *relay_lua__error_text(lua_State *L, int rc, char *buf, size_t len) {
   relay_lua_guard_t *g = guard_of(L);
   if (rc == LUA_ERRMEM && g->over) {
     snprintf(buf, len, "not enough memory: the script's state reached script_memory (%zu bytes)", g->limit);
@@ -194,13 +194,13 @@ static int l_xpcall_guarded(lua_State *L) {
   return lua_gettop(L);
 }
 
-void relay_lua_guard_init(relay_lua_guard_t *g, const relay_config_t *cfg) {
+void relay_lua__guard_init(relay_lua_guard_t *g, const relay_config_t *cfg) {
   memset(g, 0, sizeof *g);
   g->limit = cfg->script_memory;
   g->timeout_ns = (uint64_t)cfg->script_timeout_ms * 1000000u;
 }
 
-lua_State *relay_lua_guard_new_state(relay_lua_guard_t *g) {
+lua_State *relay_lua__guard_new_state(relay_lua_guard_t *g) {
   lua_State *L = lua_newstate(guard_alloc, g);
   if (!L) return NULL;
   g->main = L;

@@ -11,7 +11,7 @@
 
 /* relay.on_request(fn [, {body = true}]) */
 static int l_on_request(lua_State *L) {
-  relay_script_t *s = relay_lua_declaring(L, "relay.on_request");
+  relay_script_t *s = relay_lua__declaring(L, "relay.on_request");
   luaL_checktype(L, 1, LUA_TFUNCTION);
   int wants_body = 0;
   if (lua_istable(L, 2)) {
@@ -50,7 +50,7 @@ static void make_lazy_json_mt(lua_State *L, const char *field, const char *key) 
   lua_setfield(L, LUA_REGISTRYINDEX, key);
 }
 
-void relay_lua_open_hooks(lua_State *L) {
+void relay_lua__open_hooks(lua_State *L) {
   lua_pushcfunction(L, l_on_request);
   lua_setfield(L, -2, "on_request");
   make_lazy_json_mt(L, "body", "relay.request_mt");
@@ -58,8 +58,8 @@ void relay_lua_open_hooks(lua_State *L) {
 }
 
 /* The per-request context table shared by the request and response hooks;
- * the site lets go of it when the exchange ends (relay_lua_exchange_end). */
-void relay_lua_push_ctx(lua_State *L, relay_exchange_t *ex) {
+ * the site lets go of it when the exchange ends (relay_lua__exchange_end). */
+void relay_lua__push_ctx(lua_State *L, relay_exchange_t *ex) {
   if (!ex->route.script_ctx) {
     lua_newtable(L);
     ex->route.script_ctx = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -76,7 +76,7 @@ static void push_headers(lua_State *L, const relay_head_t *h) {
     size_t n = h->hdrs[i].name_len < sizeof name - 1 ? h->hdrs[i].name_len : sizeof name - 1;
     for (size_t k = 0; k < n; k++) {
       char ch = relay_head_name(h, i)[k];
-      name[k] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+      name[k] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
     }
     lua_pushlstring(L, name, n);
     lua_pushvalue(L, -1);
@@ -123,7 +123,7 @@ static void push_request(lua_State *L, relay_exchange_t *ex, int with_body) {
     lua_pushlstring(L, ex->req_body.data ? ex->req_body.data : "", ex->req_body.len);
     lua_setfield(L, -2, "body");
   }
-  relay_lua_push_ctx(L, ex);
+  relay_lua__push_ctx(L, ex);
   lua_setfield(L, -2, "ctx");
   lua_getfield(L, LUA_REGISTRYINDEX, "relay.request_mt");
   lua_setmetatable(L, -2);
@@ -185,10 +185,12 @@ static int name_in(const char *name, size_t n, const char *const *list) {
 
 /* A header name or value as it may appear in a log line: control bytes and
  * quotes escaped, so that a hostile value cannot forge log lines. */
+#define LOG_NAME_MAX 64 /* bytes of a bad header name or value shown in a log line */
+
 static const char *push_printable(lua_State *L, const char *s, size_t n) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  for (size_t i = 0; i < n && i < 64; i++) {
+  for (size_t i = 0; i < n && i < LOG_NAME_MAX; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c < 0x20 || c >= 0x7f || c == '\'' || c == '\\') {
       char esc[8];
@@ -198,7 +200,7 @@ static const char *push_printable(lua_State *L, const char *s, size_t n) {
       luaL_addchar(&b, (char)c);
     }
   }
-  if (n > 64) luaL_addstring(&b, "...");
+  if (n > LOG_NAME_MAX) luaL_addstring(&b, "...");
   luaL_pushresult(&b);
   return lua_tostring(L, -1);
 }
@@ -327,7 +329,7 @@ static void read_decision(lua_State *L, relay_exchange_t *ex, int t) {
   lua_pop(L, 1);
   lua_getfield(L, t, "rewrite");
   if (lua_istable(L, -1)) {
-    r->nown = relay_lua_read_rewrite(L, lua_gettop(L), r->own_filters, RELAY_ROUTE_MAX_FILTERS);
+    r->nown = relay_lua__read_rewrite(L, lua_gettop(L), r->own_filters, RELAY_ROUTE_MAX_FILTERS);
     r->filters = r->own_filters;
     r->nfilters = r->nown;
   } else if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
@@ -356,7 +358,7 @@ static void read_decision(lua_State *L, relay_exchange_t *ex, int t) {
 }
 
 /* A message handler that adds a traceback to the error. */
-int relay_lua_traceback(lua_State *L) {
+int relay_lua__traceback(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
   return 1;
@@ -388,24 +390,24 @@ static void route_discard(lua_State *L, relay_route_t *r) {
 
 /* The site's run_hook: the exchange's request hook in the script's state,
  * under the script's budget. */
-int relay_lua_run_request_hook(relay_site_t *site, relay_exchange_t *ex, int with_body, char *err, size_t errlen) {
+int relay_lua__run_request_hook(relay_site_t *site, relay_exchange_t *ex, int with_body, char *err, size_t errlen) {
   relay_script_t *s = (relay_script_t *)site;
   lua_State *L = s->L;
   int top = lua_gettop(L);
-  relay_lua_guard_begin(L);
-  lua_pushcfunction(L, relay_lua_traceback);
+  relay_lua__guard_begin(L);
+  lua_pushcfunction(L, relay_lua__traceback);
   lua_pushcfunction(L, call_on_request);
   lua_pushlightuserdata(L, ex);
   lua_pushinteger(L, with_body);
-  relay_lua_guard_call(L, 1);
+  relay_lua__guard_call(L, 1);
   int rc = lua_pcall(L, 2, 0, top + 1);
-  relay_lua_guard_call(L, 0);
+  relay_lua__guard_call(L, 0);
   if (rc != LUA_OK) {
     char buf[256];
-    snprintf(err, errlen, "%s", relay_lua_error_text(L, rc, buf, sizeof buf));
+    snprintf(err, errlen, "%s", relay_lua__error_text(L, rc, buf, sizeof buf));
     route_discard(L, &ex->route);
   }
   lua_settop(L, top);
-  if (relay_lua_guard_end(L)) uv_update_time(ex->proxy->loop); /* timers set next must not fire early */
+  if (relay_lua__guard_end(L)) uv_update_time(ex->proxy->loop); /* timers set next must not fire early */
   return rc == LUA_OK ? 0 : -1;
 }

@@ -19,13 +19,13 @@
  * (timers set next must not fire early). */
 static void hook_end(relay_exchange_t *ex, lua_State *L, int top) {
   lua_settop(L, top);
-  if (relay_lua_guard_end(L) && ex) uv_update_time(ex->proxy->loop);
+  if (relay_lua__guard_end(L) && ex) uv_update_time(ex->proxy->loop);
 }
 
 static int hook_failed(relay_exchange_t *ex, lua_State *L, const char *hook, int rc, int top) {
   char buf[256];
   relay_log_error("%s %s: script error in %s: %s", ex ? llhttp_method_name(ex->method) : "-", ex ? ex->log_path : "-",
-                  hook, relay_lua_error_text(L, rc, buf, sizeof buf));
+                  hook, relay_lua__error_text(L, rc, buf, sizeof buf));
   hook_end(ex, L, top);
   return -1;
 }
@@ -37,18 +37,18 @@ static int hook_failed(relay_exchange_t *ex, lua_State *L, const char *hook, int
 static lua_State *hook_begin(relay_script_t *s, relay_exchange_t *ex, int ref, int *top) {
   lua_State *L = s->L;
   *top = lua_gettop(L);
-  relay_lua_guard_begin(L);
-  lua_pushcfunction(L, relay_lua_traceback);
+  relay_lua__guard_begin(L);
+  lua_pushcfunction(L, relay_lua__traceback);
   lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-  relay_lua_push_ctx(L, ex);
+  relay_lua__push_ctx(L, ex);
   return L;
 }
 
 /* Calls the hook with (ctx, args...) pushed after it; leaves one result. */
 static int call_hook(relay_exchange_t *ex, lua_State *L, const char *hook, int nargs, int top) {
-  relay_lua_guard_call(L, 1);
+  relay_lua__guard_call(L, 1);
   int rc = lua_pcall(L, nargs, 1, top + 1);
-  relay_lua_guard_call(L, 0);
+  relay_lua__guard_call(L, 0);
   return rc == LUA_OK ? 0 : hook_failed(ex, L, hook, rc, top);
 }
 
@@ -72,7 +72,7 @@ static int take_string_result(relay_exchange_t *ex, lua_State *L, const char *ho
 
 /* ---- on_text, for the chat filter ------------------------------------- */
 
-int relay_lua_text_hook(const relay_chat_opts_t *o, relay_exchange_t *ex, long index, const char *kind,
+int relay_lua__text_hook(const relay_chat_opts_t *o, relay_exchange_t *ex, long index, const char *kind,
                         relay_buf_t *text) {
   int top;
   lua_State *L = hook_begin(o->owner, ex, o->on_text_ref, &top);
@@ -187,7 +187,7 @@ static relay_filter_t *hooks_create(const void *opts, relay_exchange_t *ex) {
   return &h->base;
 }
 
-relay_lua_hooks_opts_t *relay_lua_hooks_opts_new(relay_script_t *s) {
+relay_lua_hooks_opts_t *relay_lua__hooks_opts_new(relay_script_t *s) {
   relay_lua_hooks_opts_t *o = calloc(1, sizeof *o);
   if (!o) return NULL;
   o->refs = 1;
@@ -207,18 +207,18 @@ static void hooks_opts_unref(void *p) {
   free(o);
 }
 
-const relay_filter_type_t relay_lua_hooks_filter_type = {"script", hooks_create, hooks_opts_ref, hooks_opts_unref,
+const relay_filter_type_t relay_lua__hooks_filter_type = {"script", hooks_create, hooks_opts_ref, hooks_opts_unref,
                                                          RELAY_FILTER_READS_BODY};
 
 /* ---- on_end, and the end of the exchange -------------------------------- */
 
 /* on_end(ctx, {status, bytes_in, bytes_out, complete}) once the exchange is
  * logged; then its ctx goes. */
-void relay_lua_exchange_end(relay_site_t *site, relay_exchange_t *ex) {
+void relay_lua__exchange_end(relay_site_t *site, relay_exchange_t *ex) {
   relay_script_t *s = (relay_script_t *)site;
   const relay_route_t *r = &ex->route;
   for (unsigned i = 0; i < r->nfilters; i++) {
-    if (r->filters[i].type != &relay_lua_hooks_filter_type) continue;
+    if (r->filters[i].type != &relay_lua__hooks_filter_type) continue;
     const relay_lua_hooks_opts_t *o = r->filters[i].opts;
     if (!o->on_end_ref) continue;
     int top;

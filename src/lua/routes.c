@@ -73,13 +73,13 @@ static relay_chat_opts_t *read_chat_opts(lua_State *L, int t, relay_script_t *s)
   o->owner = s;
   o->on_dispose = chat_opts_dispose;
   o->on_text_ref = hook_ref(L, t, "on_text");
-  if (o->on_text_ref) o->on_text = relay_lua_text_hook;
+  if (o->on_text_ref) o->on_text = relay_lua__text_hook;
   lua_pop(L, 1); /* the field string */
   return o;
 }
 
-unsigned relay_lua_read_rewrite(lua_State *L, int t, relay_filter_spec_t *specs, unsigned max) {
-  relay_script_t *s = relay_lua_script(L);
+unsigned relay_lua__read_rewrite(lua_State *L, int t, relay_filter_spec_t *specs, unsigned max) {
+  relay_script_t *s = relay_lua__script(L);
   if (max < 2) luaL_error(L, "too many filters");
   relay_chat_opts_t *chat = read_chat_opts(L, t, s);
   specs[0].type = &relay_chat_filter_type;
@@ -87,7 +87,7 @@ unsigned relay_lua_read_rewrite(lua_State *L, int t, relay_filter_spec_t *specs,
   unsigned n = 1;
   int ev = hook_ref(L, t, "on_event"), body = hook_ref(L, t, "on_body"), end = hook_ref(L, t, "on_end");
   if (ev || body || end) {
-    relay_lua_hooks_opts_t *h = relay_lua_hooks_opts_new(s);
+    relay_lua_hooks_opts_t *h = relay_lua__hooks_opts_new(s);
     if (!h) {
       relay_chat_opts_unref(chat);
       luaL_error(L, "out of memory");
@@ -95,7 +95,7 @@ unsigned relay_lua_read_rewrite(lua_State *L, int t, relay_filter_spec_t *specs,
     h->on_event_ref = ev;
     h->on_body_ref = body;
     h->on_end_ref = end;
-    specs[n].type = &relay_lua_hooks_filter_type;
+    specs[n].type = &relay_lua__hooks_filter_type;
     specs[n].opts = h;
     n++;
   }
@@ -104,7 +104,7 @@ unsigned relay_lua_read_rewrite(lua_State *L, int t, relay_filter_spec_t *specs,
 
 /* relay.route{method = "POST", path = "/v1/chat/completions", upstream = "default", rewrite = {...}} */
 static int l_route(lua_State *L) {
-  relay_script_t *s = relay_lua_declaring(L, "relay.route");
+  relay_script_t *s = relay_lua__declaring(L, "relay.route");
   relay_site_t *site = &s->site;
   luaL_checktype(L, 1, LUA_TTABLE);
   if (site->nroutes == RELAY_MAX_ROUTES) return luaL_error(L, "too many routes (at most %d)", RELAY_MAX_ROUTES);
@@ -140,7 +140,7 @@ static int l_route(lua_State *L) {
   lua_getfield(L, 1, "rewrite");
   if (!lua_isnil(L, -1)) {
     luaL_checktype(L, -1, LUA_TTABLE);
-    r.nfilters = relay_lua_read_rewrite(L, lua_gettop(L), r.filters, RELAY_ROUTE_MAX_FILTERS);
+    r.nfilters = relay_lua__read_rewrite(L, lua_gettop(L), r.filters, RELAY_ROUTE_MAX_FILTERS);
   }
   lua_pop(L, 1);
   r.hook = hook_ref(L, 1, "on_request"); /* last: nothing below can raise and leak it */
@@ -148,7 +148,7 @@ static int l_route(lua_State *L) {
   return 0;
 }
 
-void relay_lua_open_routes(lua_State *L) {
+void relay_lua__open_routes(lua_State *L) {
   lua_pushcfunction(L, l_route);
   lua_setfield(L, -2, "route");
 }

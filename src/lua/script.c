@@ -15,15 +15,15 @@
 
 #define RELAY_SCRIPT_KEY "relay.script"
 
-relay_script_t *relay_lua_script(lua_State *L) {
+relay_script_t *relay_lua__script(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, RELAY_SCRIPT_KEY);
   relay_script_t *s = lua_touserdata(L, -1);
   lua_pop(L, 1);
   return s;
 }
 
-struct relay_script_s *relay_lua_declaring(lua_State *L, const char *what) {
-  relay_script_t *s = relay_lua_script(L);
+struct relay_script_s *relay_lua__declaring(lua_State *L, const char *what) {
+  relay_script_t *s = relay_lua__script(L);
   if (s->serving) luaL_error(L, "%s can only be called while the script loads, not from a hook", what);
   return s;
 }
@@ -40,7 +40,7 @@ static int embedded_loader(lua_State *L) {
 static void install_modules(lua_State *L) {
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, relay_lua_open_module);
+  lua_pushcfunction(L, relay_lua__open_module);
   lua_setfield(L, -2, "relay");
   for (const relay_embedded_module_t *m = relay_embedded_modules; m->name; m++) {
     lua_pushlightuserdata(L, (void *)m);
@@ -64,8 +64,8 @@ static int traceback_handler(lua_State *L) {
 }
 
 static lua_State *new_state(relay_script_t *s) {
-  relay_lua_guard_init(&s->guard, &s->site.cfg);
-  lua_State *L = relay_lua_guard_new_state(&s->guard);
+  relay_lua__guard_init(&s->guard, &s->site.cfg);
+  lua_State *L = relay_lua__guard_new_state(&s->guard);
   if (!L) return NULL;
   lua_pushlightuserdata(L, s);
   lua_setfield(L, LUA_REGISTRYINDEX, RELAY_SCRIPT_KEY);
@@ -77,7 +77,7 @@ static lua_State *new_state(relay_script_t *s) {
  * script's whole path so that "file:line: message" points at the file. */
 static void set_err(char *err, size_t errlen, lua_State *L, int rc, const char *path) {
   char buf[256];
-  const char *msg = relay_lua_error_text(L, rc, buf, sizeof buf);
+  const char *msg = relay_lua__error_text(L, rc, buf, sizeof buf);
   if (rc == LUA_ERRMEM && path && msg == buf) { /* Lua gives no position for memory errors */
     snprintf(err, errlen, "%s: %s", path, msg);
     return;
@@ -96,7 +96,7 @@ static void set_err(char *err, size_t errlen, lua_State *L, int rc, const char *
 
 static void script_site_dispose(relay_site_t *site);
 
-static const relay_site_ops_t script_site_ops = {relay_lua_run_request_hook, relay_lua_exchange_end,
+static const relay_site_ops_t script_site_ops = {relay_lua__run_request_hook, relay_lua__exchange_end,
                                                  script_site_dispose};
 
 int relay_script_load(relay_script_t *s, const char *path, char *err, size_t errlen) {
@@ -121,11 +121,11 @@ int relay_script_load(relay_script_t *s, const char *path, char *err, size_t err
   }
   if (rc == LUA_OK) {
     s->guard.loading = 1;
-    relay_lua_guard_begin(L);
-    relay_lua_guard_call(L, 1);
+    relay_lua__guard_begin(L);
+    relay_lua__guard_call(L, 1);
     rc = lua_pcall(L, 0, 0, -2);
-    relay_lua_guard_call(L, 0);
-    relay_lua_guard_end(L);
+    relay_lua__guard_call(L, 0);
+    relay_lua__guard_end(L);
     s->guard.loading = 0;
   }
   if (rc != LUA_OK) {
@@ -149,7 +149,7 @@ int relay_script_load(relay_script_t *s, const char *path, char *err, size_t err
 void relay_script_dispose(relay_script_t *s) {
   relay_site_release_routes(&s->site);
   if (s->L) {
-    relay_lua_guard_begin(s->L); /* lua_close runs the script's finalizers */
+    relay_lua__guard_begin(s->L); /* lua_close runs the script's finalizers */
     lua_close(s->L);
   }
   s->L = NULL;
@@ -170,9 +170,9 @@ int relay_script_run_file(const char *path, char *err, size_t errlen) {
   lua_pushcfunction(L, traceback_handler);
   int rc = luaL_loadfilex(L, path, "t");
   if (rc == LUA_OK) {
-    relay_lua_guard_call(L, 1);
+    relay_lua__guard_call(L, 1);
     rc = lua_pcall(L, 0, 0, -2);
-    relay_lua_guard_call(L, 0);
+    relay_lua__guard_call(L, 0);
   }
   if (rc != LUA_OK) set_err(err, errlen, L, rc, path);
   relay_script_dispose(s);

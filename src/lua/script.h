@@ -21,7 +21,7 @@
 typedef struct relay_lua_guard_s {
   size_t used;          /* bytes the state holds now */
   size_t limit;         /* script_memory */
-  int enforce;          /* inside lua_pcall: the limit applies (see relay_lua_guard_call) */
+  int enforce;          /* inside lua_pcall: the limit applies (see relay_lua__guard_call) */
   int over;             /* an allocation was refused for the limit */
   uint64_t timeout_ns;  /* script_timeout: one call from C into Lua */
   uint64_t start_ns;    /* when the call in progress was first seen running; 0 = not yet */
