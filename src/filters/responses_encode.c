@@ -97,9 +97,58 @@ static int enc_utf8_clean(relay_resp_item_t *it, const char *s, size_t n, relay_
 
 static int enc_put(relay_buf_t *b, const char *s) { return relay_buf_append_str(b, s) ? ENC_ENOMEM : 0; }
 
+/* Whether s is valid UTF-8 through to its end. */
+static int enc_utf8_valid(const char *s, size_t n) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t adv;
+  for (size_t i = 0; i < n;) {
+    if (u[i] < 0x80) {
+      i++;
+      continue;
+    }
+    int r = enc_utf8_seq(u + i, n - i, &adv);
+    if (r <= 0) return 0;
+    i += (size_t)r;
+  }
+  return 1;
+}
+
+/* A JSON string. Item text is clean already; names, ids and messages from
+ * the upstream (or the client) may not be: those are cleaned here, so that
+ * every event is valid UTF-8 whatever came in. */
 static int enc_str(relay_buf_t *b, const char *s, size_t n) {
-  if (relay_buf_append(b, "\"", 1) || relay_json_escape(b, s, n) || relay_buf_append(b, "\"", 1)) return ENC_ENOMEM;
+  int rc = 0;
+  if (relay_buf_append(b, "\"", 1)) return ENC_ENOMEM;
+  if (enc_utf8_valid(s, n)) {
+    rc = relay_json_escape(b, s, n);
+  } else {
+    relay_resp_item_t tmp;
+    relay_buf_t clean;
+    relay_buf_init(&clean);
+    tmp.pend_len = 0;
+    rc = enc_utf8_clean(&tmp, s, n, &clean) || (tmp.pend_len && relay_buf_append(&clean, enc_fffd, 3)) ||
+         relay_json_escape(b, clean.data ? clean.data : "", clean.len);
+    relay_buf_close(&clean);
+  }
+  if (rc || relay_buf_append(b, "\"", 1)) return ENC_ENOMEM;
   return 0;
+}
+
+/* An encoded string body (the request's model) as a string: escapes are
+ * ASCII, so cleaning the bytes cleans the text. */
+static int enc_body(relay_buf_t *b, const relay_buf_t *body) {
+  const char *s = body->data ? body->data : "";
+  if (enc_utf8_valid(s, body->len))
+    return relay_buf_append(b, "\"", 1) || relay_buf_append(b, s, body->len) || relay_buf_append(b, "\"", 1) ? ENC_ENOMEM : 0;
+  relay_resp_item_t tmp;
+  relay_buf_t clean;
+  relay_buf_init(&clean);
+  tmp.pend_len = 0;
+  int rc = enc_utf8_clean(&tmp, s, body->len, &clean) || (tmp.pend_len && relay_buf_append(&clean, enc_fffd, 3)) ||
+           relay_buf_append(b, "\"", 1) || relay_buf_append(b, clean.data ? clean.data : "", clean.len) ||
+           relay_buf_append(b, "\"", 1);
+  relay_buf_close(&clean);
+  return rc ? ENC_ENOMEM : 0;
 }
 
 static int enc_raw_or_null(relay_buf_t *b, const relay_buf_t *raw) {
@@ -449,8 +498,7 @@ static int enc_response(relay_resp_enc_t *e, const char *status, int final, rela
                                                                            : ",\"incomplete_details\":{\"reason\":\"max_output_tokens\"}")
                                : ",\"incomplete_details\":null");
   if (!rc) rc = enc_put(b, ",\"instructions\":null,\"max_output_tokens\":") || enc_raw_or_null(b, &r->max_output_tokens);
-  if (!rc) rc = enc_put(b, ",\"metadata\":{},\"model\":\"") || relay_buf_append(b, r->model.data, r->model.len) ||
-                enc_put(b, "\",\"output\":[");
+  if (!rc) rc = enc_put(b, ",\"metadata\":{},\"model\":") || enc_body(b, &r->model) || enc_put(b, ",\"output\":[");
   for (size_t i = 0; !rc && final && i < e->nitems; i++) {
     if (i && enc_put(b, ",")) return ENC_ENOMEM;
     rc = relay_buf_append(b, e->items[i].json.data, e->items[i].json.len);

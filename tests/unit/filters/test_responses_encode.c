@@ -626,6 +626,33 @@ static void test_utf8(void) {
   run_close(&r);
 }
 
+/* Names, ids and error messages come from the upstream as bytes: they are
+ * made valid UTF-8 too (found by fuzz_responses_request). */
+static void test_utf8_names(void) {
+  run_t r;
+  run_init(&r, default_req, 1, 24);
+  tool_begin(&r, 0, "call_\xFE", "ns__\xFF\xFFk\xE2\x82");
+  tool_args(&r, 0, "{}");
+  relay_chat_piece_t p = pc(RELAY_CHAT_PIECE_ERROR, "bad \xC0 message");
+  p.code = "c\xFFode";
+  p.code_len = 5;
+  feed(&r, p);
+  parse_events(&r, __LINE__);
+  CHECK(rt_utf8(r.out.data, r.out.len));
+  CHECK_EQ_STR(EV_STR(&r, 2, "item.name"), "ns__\xEF\xBF\xBD\xEF\xBF\xBDk\xEF\xBF\xBD");
+  CHECK_EQ_STR(EV_STR(&r, 2, "item.call_id"), "call_\xEF\xBF\xBD");
+  CHECK_EQ_STR(EV_STR(&r, last(&r), "response.error.message"), "bad \xEF\xBF\xBD message");
+  CHECK_EQ_STR(EV_STR(&r, last(&r), "response.error.code"), "c\xEF\xBF\xBDode");
+  run_close(&r);
+  /* The model echoed from the request, as the client sent it but clean. */
+  run_init(&r, "{\"model\":\"m\xF0\x9F\x98\x80\xF0\",\"input\":\"x\",\"stream\":true}", 1, 25);
+  CHECK(relay_resp_enc_end(&r.enc, &r.out) == 0);
+  parse_events(&r, __LINE__);
+  CHECK(rt_utf8(r.out.data, r.out.len));
+  CHECK_EQ_STR(EV_STR(&r, 0, "response.model"), "m\xF0\x9F\x98\x80\xEF\xBF\xBD");
+  run_close(&r);
+}
+
 static void test_limits_and_ids(void) {
   run_t r;
   memset(&r, 0, sizeof r);
@@ -679,6 +706,7 @@ int main(void) {
   test_cut();
   test_non_streaming();
   test_utf8();
+  test_utf8_names();
   test_limits_and_ids();
   return check_report("test_responses_encode");
 }
