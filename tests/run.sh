@@ -41,8 +41,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 echo "== fuzz (libFuzzer, bounded)"
 CC=clang cmake -S "$root" -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DRELAY_FUZZ=ON >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_replacer fuzz_sse_splice fuzz_harmony
-for f in fuzz_replacer fuzz_sse_splice fuzz_harmony; do
+cmake --build build-fuzz -j"$jobs" --target fuzz_replacer fuzz_sse_splice fuzz_harmony fuzz_responses_request
+for f in fuzz_replacer fuzz_sse_splice fuzz_harmony fuzz_responses_request; do
   mkdir -p build-fuzz/corpus-$f
   ./build-fuzz/tests/$f -max_total_time="${RELAY_FUZZ_SECONDS:-30}" -rss_limit_mb=2048 \
     build-fuzz/corpus-$f 2>&1 | tail -n 2
