@@ -674,7 +674,10 @@ static int rq_tool_choice(rq_t *q, int tc, relay_buf_t *b) {
   if (!relay_jdoc_str_is(d, type, "function") && !relay_jdoc_str_is(d, type, "custom"))
     return rq_fail(q, "tool_choice", "tool_choice type %s is not supported (function, custom; hosted tools are not offered upstream)",
                    rq_show(q, type));
-  int rc = rq_flat_name(q, relay_jdoc_get(d, tc, "namespace"), relay_jdoc_get(d, tc, "name"), "tool_choice.name");
+  int ns = relay_jdoc_get(d, tc, "namespace");
+  if (!relay_jdoc_is_null(d, ns) && !relay_jdoc_is_string(d, ns))
+    return rq_fail(q, "tool_choice.namespace", "namespace must be a string");
+  int rc = rq_flat_name(q, ns, relay_jdoc_get(d, tc, "name"), "tool_choice.name");
   if (rc) return rc;
   if (rq_put(b, "{\"type\":\"function\",\"function\":{\"name\":") || rq_put_escaped(b, q->tmp.data, q->tmp.len) ||
       rq_put(b, "}}"))

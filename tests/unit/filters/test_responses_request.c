@@ -391,6 +391,8 @@ static void test_tools_and_choice(void) {
              "tool_choice type allowed_tools");
   EXPECT_400("{\"input\":\"x\",\"tool_choice\":{\"type\":\"function\"}}", "tool name must be a string");
   EXPECT_400("{\"input\":\"x\",\"tool_choice\":5}", "tool_choice must be");
+  EXPECT_400("{\"input\":\"x\",\"tool_choice\":{\"type\":\"function\",\"name\":\"k\",\"namespace\":[]}}",
+             "namespace must be a string");
   EXPECT_400("{\"input\":\"x\",\"tools\":{}}", "tools must be an array");
   EXPECT_400("{\"input\":\"x\",\"tools\":[{\"name\":\"f\"}]}", "a tool must be an object with a type");
   EXPECT_400("{\"input\":\"x\",\"tools\":[{\"type\":\"function\",\"name\":7}]}", "tool name must be a string");
