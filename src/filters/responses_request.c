@@ -129,6 +129,8 @@ static int rq_note(rq_t *q, const char *what, int tok) {
   if ((n->len && relay_buf_append_str(n, "; ")) || relay_buf_append_str(n, what)) return RELAY_RESP_ENOMEM;
   if (tok >= 0 && (relay_buf_append_str(n, " ") || relay_buf_append_str(n, rq_show(q, tok))))
     return RELAY_RESP_ENOMEM;
+  if (relay_buf_reserve(n, 1)) return RELAY_RESP_ENOMEM;
+  n->data[n->len] = 0; /* ready to print */
   return 0;
 }
 

@@ -118,7 +118,8 @@ typedef struct relay_resp_req_s {
   size_t n_dropped_tools;    /* tools not offered upstream */
   size_t n_reasoning;        /* reasoning items handed upstream */
   size_t n_reasoning_dropped;
-  relay_buf_t notes;         /* "dropped tool web_search; ignored member foo; ..." */
+  relay_buf_t notes;         /* "dropped tool web_search; ignored member foo; ...",
+                                NUL-terminated when not empty */
   /* Set when relay_resp_req_translate() returns RELAY_RESP_EINVAL. */
   int err_status;            /* 400 */
   char err_message[320];
