@@ -72,8 +72,9 @@
 #define RELAY_RESP_MAX_TOOLS 512
 /* Bytes of a tool name as offered upstream, namespace included. */
 #define RELAY_RESP_MAX_NAME 256
-/* JSON values (keys included) in a request body: a Codex turn has a few
- * thousand; this bounds the token array at 20 MiB whatever the body. */
+/* JSON values (keys included) in a request body: the first turn of Codex
+ * has about 750, and each turn of history adds a few dozen; this bounds
+ * the token array at 20 MiB whatever the body. */
 #define RELAY_RESP_MAX_TOKENS (1 << 20)
 
 typedef struct relay_resp_req_opts_s {
