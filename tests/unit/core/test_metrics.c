@@ -565,6 +565,35 @@ static int bench(uint64_t n) {
          (t1 - t0) / (double)n, (t2 - t1) / (double)n, (t3 - t2) / (double)n, (t4 - t3) / (double)n);
   printf("(checksum %" PRIu64 ")\n", acc + atomic_load(&m->counter[RELAY_METRICS_TOOL_CALLS]));
   relay_metrics_free(m);
+  /* A scrape of 16 workers with 4 routes, 2 upstreams and 4 servers named. */
+  relay_metrics_t *ws[16];
+  names_t names = {0};
+  const char *routes[] = {"chat", "completions", "models", "other"};
+  for (int i = 0; i < 4; i++) names.route[i] = routes[i];
+  names.upstream[0] = "default";
+  names.upstream[1] = "big";
+  names.server[0][0] = names.server[0][1] = names.server[1][0] = names.server[1][1] = "10.0.0.1:8000";
+  for (int i = 0; i < 16; i++) {
+    ws[i] = relay_metrics_new();
+    for (int k = 0; k < 1000; k++) {
+      relay_metrics_request(ws[i], (unsigned)(k & 3), RELAY_METRICS_POST, k % 10 ? 200 : 502);
+      relay_metrics_observe(ws[i], RELAY_METRICS_TTFB, (unsigned)(k & 1), (uint64_t)k * 1000);
+    }
+  }
+  relay_metrics_names_t p = provider(&names);
+  relay_buf_t b;
+  relay_buf_init(&b);
+  int reps = 200;
+  double r0 = now_ns();
+  for (int i = 0; i < reps; i++) {
+    relay_buf_reset(&b);
+    relay_metrics_render((const relay_metrics_t *const *)ws, 16, &p, &b);
+  }
+  double r1 = now_ns();
+  printf("render, 16 workers: %.1f us, %zu bytes; instance size %zu bytes\n", (r1 - r0) / reps / 1e3, b.len,
+         sizeof(relay_metrics_t));
+  relay_buf_close(&b);
+  for (int i = 0; i < 16; i++) relay_metrics_free(ws[i]);
   return 0;
 }
 
