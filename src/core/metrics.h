@@ -159,8 +159,10 @@ static inline void relay_metrics__add(relay_metrics_u64_t *c, uint64_t n) {
   atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
 }
 
+/* Wrapping arithmetic: an unbalanced caller must not make this undefined. */
 static inline void relay_metrics__gauge_add(relay_metrics_i64_t *g, int64_t d) {
-  atomic_store_explicit(g, atomic_load_explicit(g, memory_order_relaxed) + d, memory_order_relaxed);
+  uint64_t v = (uint64_t)atomic_load_explicit(g, memory_order_relaxed) + (uint64_t)d;
+  atomic_store_explicit(g, (int64_t)v, memory_order_relaxed);
 }
 
 /* Index of the first bucket whose bound is >= us (Prometheus "le"), by a
