@@ -9,7 +9,7 @@ root=$(pwd)
 jobs=$(nproc)
 
 packages=(build-essential cmake pkg-config libuv1-dev node-llhttp liblua5.4-dev lua5.4 lua-cjson
-  libjsmn-dev python3 curl clang libclang-rt-14-dev luarocks)
+  libjsmn-dev python3 python3-prometheus-client curl clang libclang-rt-14-dev luarocks)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)

@@ -17,6 +17,7 @@
 #define RELAY_ETOOBIG (-5008)   /* one item (an SSE event, a head) over its size limit */
 #define RELAY_ETOKENS (-5009)   /* more Connection options than the relay tracks */
 #define RELAY_ESCRIPT (-5010)   /* a script hook failed */
+#define RELAY_ENOSERVER (-5011) /* no server of an upstream can take a request now */
 
 /* A short, static, lower-case description of err: a relay code, a libuv code
  * (when libuv is linked) or a negative errno value. Never NULL. */

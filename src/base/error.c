@@ -20,6 +20,7 @@ const char *relay_strerror(int err) {
     case RELAY_ETOOBIG: return "larger than the limit";
     case RELAY_ETOKENS: return "too many Connection options";
     case RELAY_ESCRIPT: return "script error";
+    case RELAY_ENOSERVER: return "no upstream server available";
     default: break;
   }
 #ifdef RELAY_HAVE_UV
