@@ -32,13 +32,17 @@
  * (a path that does not exist), RELAY_ETOODEEP (a path longer than
  * RELAY_JSON_MAX_PATH, or a document nested deeper than
  * RELAY_JSON_MAX_NESTING), RELAY_ETOOMANY (more choices than the caller has
- * room for), RELAY_EOVERLAP (two edits of a batch name the same value, or
+ * room for), RELAY_ETOOBIG (more than RELAY_JSON_MAX_TOKENS tokens), RELAY_EOVERLAP (two edits of a batch name the same value, or
  * one lies inside the other). */
 
 #define RELAY_JSON_MAX_PATH 32
 /* Containers inside containers. Chat completions nest about 6 deep; the limit
  * keeps a hostile "[[[[..." from costing quadratic time inside jsmn. */
 #define RELAY_JSON_MAX_NESTING 256
+/* Tokens of one document (20 bytes each): a hostile "[1,1,1,..." body makes
+ * one per two bytes, so the token array is capped rather than left to grow
+ * to ten times the body. A chat body with 50,000 logprobs has about 500,000. */
+#define RELAY_JSON_MAX_TOKENS (1u << 20)
 
 /* A walk over a document, for readers that want a few members of a known
  * shape (the chat filter's choices) in the same single pass that validates

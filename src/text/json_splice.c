@@ -488,6 +488,7 @@ static int json_doc_parse(json_doc_t *d, const char *js, size_t len, const relay
     if (r != JSMN_ERROR_NOMEM) return RELAY_EJSON;
     if (json_open_depth(d->tok, p.toksuper) > RELAY_JSON_MAX_NESTING) return RELAY_ETOODEEP;
     if (p.toknext == cap) {
+      if (cap >= RELAY_JSON_MAX_TOKENS) return RELAY_ETOOBIG;
       if (cap > (UINT_MAX / 2) / sizeof(jsmntok_t)) return RELAY_ENOMEM;
       jsmntok_t *nt = d->tok == d->stack ? malloc(2 * cap * sizeof *nt)
                                          : realloc(d->tok, 2 * cap * sizeof *nt);

@@ -387,6 +387,25 @@ static void test_big(void) {
   relay_buf_dispose(&b);
 }
 
+/* A document with more tokens than RELAY_JSON_MAX_TOKENS is refused, not
+ * tokenized into ten times its size; one just under the cap is fine. */
+static void test_token_cap(void) {
+  size_t n = RELAY_JSON_MAX_TOKENS; /* elements; the array itself is one more token */
+  char *b = malloc(2 * n + 2);
+  b[0] = '[';
+  for (size_t i = 0; i < n; i++) {
+    b[1 + 2 * i] = '1';
+    b[2 + 2 * i] = ',';
+  }
+  b[2 * n] = ']';
+  size_t s, e;
+  CHECK(relay_json_find(b, 2 * n + 1, NULL, 0, &s, &e) == RELAY_ETOOBIG);
+  CHECK(relay_json_visit(b, 2 * n + 1, NULL) == RELAY_ETOOBIG);
+  b[2 * (n - 8)] = ']'; /* n - 8 elements: under the cap */
+  CHECK(relay_json_find(b, 2 * (n - 8) + 1, NULL, 0, &s, &e) == 0);
+  free(b);
+}
+
 /* Nesting is limited, and a hostile "[[[[..." is turned away in linear
  * time (jsmn alone would take minutes on it). */
 static void test_nesting(void) {
@@ -784,6 +803,7 @@ int main(void) {
   relay_buf_init(&text);
   relay_buf_init(&out);
   test_visitor();
+  test_token_cap();
   test_invalid();
   test_unescape();
   test_escape();
