@@ -155,8 +155,44 @@ static void relay_write_done(uv_write_t *req, int status) {
   relay_write_free(w);
 }
 
-int relay_write_submit(relay_write_t *w, uv_stream_t *stream) {
+/* Drop the first n bytes of the write's buffers: what went out at once. */
+static void relay_write_skip(relay_write_t *w, size_t n) {
+  unsigned i = 0;
+  while (i < w->nbufs && n >= w->bufs[i].len) n -= w->bufs[i++].len;
+  if (i < w->nbufs) {
+    w->bufs[i].base += n;
+    w->bufs[i].len -= (unsigned)n;
+  }
+  memmove(w->bufs, w->bufs + i, (w->nbufs - i) * sizeof w->bufs[0]);
+  w->nbufs -= i;
+}
+
+/* Nothing queued on the stream: write now, and only queue what the socket
+ * did not take. A uv_write that completes at once still arms POLLOUT and
+ * disarms it on the next turn, one epoll_ctl per write; most writes (a
+ * response, one read's events) fit the socket buffer and need no request at
+ * all. libuv refuses the direct write while a queued one is pending, so the
+ * byte order on the wire stays the order of the calls. */
+int relay_write_send(relay_write_t *w, uv_stream_t *stream, size_t *queued) {
+  *queued = 0;
+  int n = uv_try_write(stream, w->bufs, w->nbufs);
+  if (n < 0 && n != UV_EAGAIN) {
+    relay_write_free(w);
+    return n;
+  }
+  if (n > 0) {
+    if ((size_t)n == w->bytes) {
+      relay_write_free(w);
+      return 0;
+    }
+    relay_write_skip(w, (size_t)n);
+    w->bytes -= (size_t)n;
+  }
   int rc = uv_write(&w->req, stream, w->bufs, w->nbufs, relay_write_done);
-  if (rc) relay_write_free(w);
-  return rc;
+  if (rc) {
+    relay_write_free(w);
+    return rc;
+  }
+  *queued = w->bytes;
+  return 0;
 }

@@ -80,9 +80,12 @@ void relay_write_add_chunk_size(relay_write_t *w, size_t len);
 /* Copy data into the write: inline when it fits, else one heap block.
  * Returns 0 or UV_ENOMEM. */
 int relay_write_add_copy(relay_write_t *w, const char *data, size_t len);
-/* Submit; on an immediate error the write is released and the error returned
- * (the callback is not called). */
-int relay_write_submit(relay_write_t *w, uv_stream_t *stream);
+/* Send on stream: what the socket takes at once goes now, the rest is
+ * queued. *queued is the number of bytes left queued: 0 means the write is
+ * done and already released (its callback is never called); otherwise the
+ * callback comes when they are written, with w->bytes equal to *queued. On
+ * an error the write is released and the error returned. */
+int relay_write_send(relay_write_t *w, uv_stream_t *stream, size_t *queued);
 void relay_write_free(relay_write_t *w);
 
 #endif

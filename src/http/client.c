@@ -331,11 +331,16 @@ int relay_upconn_write(relay_upconn_t *u, relay_write_t *wr) {
   }
   wr->cb = up_write_cb;
   wr->owner = u;
-  size_t bytes = wr->bytes;
-  int rc = relay_write_submit(wr, (uv_stream_t *)&u->tcp);
-  if (rc == 0) u->write_pending += bytes;
-  else up_fail_later(u, rc);
-  return rc;
+  size_t queued;
+  int rc = relay_write_send(wr, (uv_stream_t *)&u->tcp, &queued);
+  if (rc) {
+    up_fail_later(u, rc);
+    return rc;
+  }
+  u->write_pending += queued;
+  /* Written at once: progress, as when a queued write completes. */
+  if (queued == 0) up_restart_idle_timer(u);
+  return 0;
 }
 
 static void up_connected(relay_upconn_t *u) {

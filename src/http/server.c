@@ -308,13 +308,13 @@ int relay_client_write(relay_client_t *c, relay_write_t *wr) {
   }
   wr->cb = client_write_cb;
   wr->owner = c;
-  size_t bytes = wr->bytes;
-  int rc = relay_write_submit(wr, (uv_stream_t *)&c->tcp);
+  size_t queued;
+  int rc = relay_write_send(wr, (uv_stream_t *)&c->tcp, &queued);
   if (rc) {
     client_fail_later(c, rc);
     return rc;
   }
-  c->write_pending += bytes;
+  c->write_pending += queued;
   if (c->write_pending >= RELAY_HIGH_WATER && !c->send_waiting) client_send_timer_update(c, 0);
   return rc;
 }

@@ -264,6 +264,29 @@ class Timeouts(RelayTestCase):
         self.assertTrue(conn.peer_closed.wait(2), "stalled upstream connection not closed")
 
 
+    def test_idle_timeout_not_cut_by_a_slow_upload(self):
+        # The upstream reads every piece as it comes and answers at the end: it is not idle.
+        # Each piece it takes is progress on the upstream connection, whether the relay's
+        # write completed at once or was queued; the idle deadline must restart with it.
+        for chunked in (False, True):
+            with self.subTest(chunked=chunked):
+                relay = self.start_relay(RELAY_IDLE_TIMEOUT=0.6, RELAY_BODY_TIMEOUT=5)
+                pieces = [b"%02d" % i * 500 for i in range(10)]
+                body = b"".join(pieces)
+                with Client(relay.port, timeout=8) as c:
+                    if chunked:
+                        c.send(b"POST /slow-upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    else:
+                        c.send(b"POST /slow-upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+                    for p in pieces:
+                        time.sleep(0.2)
+                        c.send(b"%x\r\n%s\r\n" % (len(p), p) if chunked else p)
+                    if chunked:
+                        c.send(b"0\r\n\r\n")
+                    r = c.read_response("POST")
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.json()["body_sha256"], sha256(body))
+
 class SpecialExchanges(RelayTestCase):
 
     def test_head_has_no_body(self):
