@@ -136,6 +136,19 @@ int relay_write_add_copy(relay_write_t *w, const char *data, size_t len) {
   return 0;
 }
 
+const char *relay_write_take(relay_write_t *w, relay_buf_t *b) {
+  if (b->len <= RELAY_WRITE_INLINE - w->inline_used - 24) {
+    char *p = w->inline_buf + w->inline_used;
+    if (b->len) memcpy(p, b->data, b->len);
+    w->inline_used += b->len;
+    relay_buf_reset(b);
+    return p;
+  }
+  if (w->heap) abort(); /* a programming error, not input */
+  w->heap = relay_buf_steal(b, NULL);
+  return w->heap;
+}
+
 void relay_write_free(relay_write_t *w) {
   if (w->slab) relay_slab_unref(w->pool, w->slab);
   free(w->heap);
