@@ -76,11 +76,17 @@ relay_write_t *relay_write_new(relay_slab_pool_t *pool, relay_write_cb cb, void 
   return w;
 }
 
+/* Bytes that continue the last buffer extend it: a head and a body copied
+ * side by side into the inline area go out in one plain write, not a writev. */
 static void relay_write_push(relay_write_t *w, const char *data, size_t len) {
   if (len == 0) return;
+  w->bytes += len;
+  if (w->nbufs && w->bufs[w->nbufs - 1].base + w->bufs[w->nbufs - 1].len == data) {
+    w->bufs[w->nbufs - 1].len += (unsigned)len;
+    return;
+  }
   if (w->nbufs == RELAY_WRITE_MAX_BUFS) abort(); /* a programming error, not input */
   w->bufs[w->nbufs++] = uv_buf_init((char *)data, (unsigned)len);
-  w->bytes += len;
 }
 
 void relay_write_add_slab(relay_write_t *w, relay_slab_t *s, const char *data, size_t len) {

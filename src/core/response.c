@@ -16,6 +16,9 @@
 /* Body pieces up to this size are batched (copied); larger ones go out from
  * the read slab, uncopied. */
 #define RELAY_BATCH_PIECE_MAX (16 * 1024)
+/* Room a batch's write needs besides its bytes: a chunk-size line and the
+ * chunk's end with the last chunk. */
+#define RELAY_FLUSH_FRAMING 32
 
 static const char *status_reason(int status) {
   switch (status) {
@@ -203,13 +206,22 @@ static int flush_batch(relay_exchange_t *ex, relay_slab_t *slab, const char *pie
   ex->batch_framed = 0;
   ex->batch_last = 0;
   int chunked = ex->resp_framing == RELAY_FRAME_CHUNKED;
-  const char *p = relay_write_take(wr, &ex->batch);
-  relay_write_add_static(wr, p, framed);
-  if (body && chunked) relay_write_add_chunk_size(wr, body);
-  relay_write_add_static(wr, p + framed, batched);
+  if (ex->batch.len + RELAY_FLUSH_FRAMING <= RELAY_WRITE_INLINE - 24) {
+    /* Copied in wire order into the write's inline area, where the pieces
+     * join into one buffer: one plain write instead of a writev. */
+    relay_write_add_copy(wr, ex->batch.data, framed);
+    if (body && chunked) relay_write_add_chunk_size(wr, body);
+    relay_write_add_copy(wr, ex->batch.data + framed, batched);
+    relay_buf_reset(&ex->batch);
+  } else {
+    const char *p = relay_write_take(wr, &ex->batch);
+    relay_write_add_static(wr, p, framed);
+    if (body && chunked) relay_write_add_chunk_size(wr, body);
+    relay_write_add_static(wr, p + framed, batched);
+  }
   if (slab) relay_write_add_slab(wr, slab, piece, piece_len);
-  if (body && chunked) relay_write_add_static(wr, last ? "\r\n0\r\n\r\n" : "\r\n", last ? 7 : 2);
-  else if (last) relay_write_add_static(wr, "0\r\n\r\n", 5);
+  if (body && chunked) relay_write_add_copy(wr, last ? "\r\n0\r\n\r\n" : "\r\n", last ? 7 : 2);
+  else if (last) relay_write_add_copy(wr, "0\r\n\r\n", 5);
   int rc = relay_client_write(c, wr);
   if (c->write_pending >= RELAY_HIGH_WATER && ex->up) relay_upconn_read_pause(ex->up);
   return rc;

@@ -84,6 +84,23 @@ static void test_whole_write_is_done_at_once(void) {
   CHECK(uv_loop_close(&loop) == 0);
 }
 
+/* Pieces copied side by side into the inline area become one buffer (one
+ * plain write); pieces elsewhere stay apart. */
+static void test_adjacent_pieces_join(void) {
+  relay_slab_pool_t pool;
+  relay_slab_pool_init(&pool);
+  relay_write_t *w = relay_write_new(&pool, NULL, NULL);
+  CHECK(relay_write_add_copy(w, "HTTP/1.1 200 OK\r\n\r\n", 19) == 0);
+  relay_write_add_chunk_size(w, 300);
+  CHECK(relay_write_add_copy(w, "data: x\n\n", 10) == 0);
+  CHECK(w->nbufs == 1 && w->bytes == 19 + 5 + 10);
+  CHECK_MEM(w->bufs[0].base, w->bufs[0].len, "HTTP/1.1 200 OK\r\n\r\n12c\r\ndata: x\n\n", 34);
+  relay_write_add_static(w, "\r\n", 2);
+  CHECK(w->nbufs == 2 && w->bytes == 36);
+  relay_write_free(w);
+  relay_slab_pool_dispose(&pool);
+}
+
 static void test_partial_write_queues_the_rest_in_order(void) {
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -159,6 +176,7 @@ static void test_failed_send_releases_the_write(void) {
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   test_whole_write_is_done_at_once();
+  test_adjacent_pieces_join();
   test_partial_write_queues_the_rest_in_order();
   test_failed_send_releases_the_write();
   return check_report("test_slab");
