@@ -235,17 +235,19 @@ void relay_exchange__batch_end(relay_exchange_t *ex) {
 }
 
 /* Body bytes to the client, chunk-framed where the relay chose chunked. While
- * an upstream read is parsed they join its batch (copied; a large piece that
- * lies in the read slab ends the batch's write uncopied), else they go at
- * once (from the read slab when they lie in one). */
+ * an upstream read is parsed, small pieces join its batch (copied) and a
+ * large one that lies in the read slab ends the batch's write uncopied.
+ * Otherwise they go at once: from the read slab when they lie in one, else
+ * copied into a block of their own size (a large filter output is never
+ * copied into a buffer that grows by doubling). */
 int relay_exchange__send_down(relay_exchange_t *ex, relay_slab_t *slab, const char *data, size_t len) {
   relay_client_t *c = ex->client;
   if (len == 0) return 0;
-  if (ex->batching && (len <= RELAY_BATCH_PIECE_MAX || !slab)) {
+  if (ex->batching && len <= RELAY_BATCH_PIECE_MAX) {
     ex->bytes_out += len;
     return relay_buf_append(&ex->batch, data, len) ? UV_ENOMEM : 0;
   }
-  if (ex->batching) {
+  if (ex->batching && slab) {
     ex->bytes_out += len;
     return flush_batch(ex, slab, data, len);
   }
