@@ -50,6 +50,10 @@ typedef struct relay_route_s {
   unsigned nfilters;
   relay_filter_spec_t own_filters[RELAY_ROUTE_MAX_FILTERS];
   unsigned nown;
+  /* The route's front end (the static route's), and its per-exchange state
+   * once the request went through it. */
+  relay_frontend_spec_t frontend;
+  void *frontend_state;
   int hook; /* the request hook that applies, or 0 */
   int hook_wants_body;
   /* A response the site made itself instead of asking an upstream. */
