@@ -1,0 +1,186 @@
+"""Codex CLI through the relay's Responses bridge (issue 12), end to end.
+
+`codex exec` (@openai/codex 0.171.0, installed by `npm ci` in tests/node, which
+tests/run.sh runs) talks to the relay as a `model_providers` entry with
+`wire_api = "responses"`; the relay serves POST /v1/responses over a chat-only mock
+upstream (tests/integration/dialects.py). Turn 1: the model asks for Codex's
+`exec_command` tool with `echo relay-ok-$((12000+345))`. Codex runs the command, sends
+the output back (a `function_call_output` item, which the relay hands upstream as a
+`role: tool` message), and turn 2's answer quotes what the tool message said. The
+marker relay-ok-12345 is in no scripted text: it reaches Codex's final answer only if
+the shell ran and the output made the whole round trip.
+
+Codex is kept off the network (NOTES.md of the Codex research): plugins off (they
+resolve github.com and chatgpt.com), no update check, no analytics or feedback, retries
+off, a clean environment, stdin closed. Each run is bounded by CODEX_TIMEOUT.
+
+Upstream forms: raw harmony in `content` (LM Studio before 0.3.23, mlx_lm.server),
+which needs the harmony tool-call filter of issue 11, and llama.cpp's parsed
+`tool_calls` with `reasoning_content`.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import dialects as D
+from relaytest import SOURCE_DIR, RelayTestCase
+
+CODEX_VERSION = "0.171.0"
+CMD = "echo relay-ok-$((12000+345))"
+MARKER = "relay-ok-12345"
+MARKER_RX = re.compile(r"relay-ok-\d+")
+CODEX_TIMEOUT = 60.0
+
+CONFIG = """\
+model = "gpt-oss-20b"
+model_provider = "relay"
+check_for_update_on_startup = false
+
+[analytics]
+enabled = false
+
+[feedback]
+enabled = false
+
+[features]
+plugins = false
+
+[model_providers.relay]
+name = "oss-relay"
+base_url = "http://127.0.0.1:{port}/v1"
+wire_api = "responses"
+env_key = "RELAY_TEST_API_KEY"
+request_max_retries = 0
+stream_max_retries = 0
+stream_idle_timeout_ms = 20000
+"""
+
+
+def find_codex():
+    """The codex launcher npm installed in tests/node (or CODEX_BIN)."""
+    path = os.environ.get("CODEX_BIN") or os.path.join(SOURCE_DIR, "tests", "node", "node_modules", ".bin", "codex")
+    return path if os.access(path, os.X_OK) else None
+
+
+def codex_upstream(dialect, script):
+    """A chat-completions mock for Codex's two turns: without a tool message it asks for
+    exec_command; with one it answers with what the tool output said (the marker found
+    there, or that there was none). script.requests gets the parsed bodies."""
+
+    def handler(conn, req):
+        doc = json.loads(req.body.decode("utf-8"))
+        script.bodies.append(doc)
+        tools = [m for m in doc.get("messages", []) if m.get("role") == "tool"]
+        if not tools:
+            args = json.dumps({"cmd": CMD, "yield_time_ms": 1000})
+            answer = D.Answer(reasoning="The user wants the command run, so I call exec_command.", content="",
+                              tool_calls=[D.ToolCall("exec_command", args)])
+        else:
+            seen = MARKER_RX.search(" ".join(str(m.get("content")) for m in tools))
+            answer = D.Answer(reasoning="The tool ran; I report its output.",
+                              content="The command printed %s." % (seen.group(0) if seen else "nothing"))
+        D.chat_handler(dialect, [answer])(conn, req)
+
+    return handler
+
+
+class Script:
+    def __init__(self):
+        self.bodies = []
+
+
+class CodexExec(RelayTestCase):
+    """One `codex exec` turn pair per upstream form."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.codex = find_codex()
+        if not cls.codex:
+            # A setup error, not a reason to skip: tests/run.sh installs it.
+            raise AssertionError("codex %s not found: run `npm ci` in %s (or set CODEX_BIN)"
+                                 % (CODEX_VERSION, os.path.join(SOURCE_DIR, "tests", "node")))
+
+    def run_codex(self, dialect):
+        script = Script()
+        self.upstream.handler = codex_upstream(dialect, script)
+        relay = self.start_relay(LOG_LEVEL="debug")
+        tmp = tempfile.mkdtemp(prefix="codex-", dir=self.workdir)
+        home, work = os.path.join(tmp, "codex-home"), os.path.join(tmp, "work")
+        os.makedirs(home)
+        os.makedirs(work)
+        with open(os.path.join(home, "config.toml"), "w") as f:
+            f.write(CONFIG.format(port=relay.port))
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp, "CODEX_HOME": home,
+               "RELAY_TEST_API_KEY": "sk-relay-test", "LANG": "C.UTF-8", "TERM": "dumb", "NO_COLOR": "1"}
+        last = os.path.join(tmp, "last.txt")
+        cmd = [self.codex, "exec", "--strict-config", "--skip-git-repo-check",
+               "--dangerously-bypass-approvals-and-sandbox", "--ephemeral", "--color", "never", "--json",
+               "-o", last, "-C", work, "Run the command the tool asks for and report its output."]
+        try:
+            p = subprocess.run(cmd, env=env, cwd=work, stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=CODEX_TIMEOUT)
+        except subprocess.TimeoutExpired as e:
+            self.fail("codex exec did not finish within %.0f s; stderr: %s"
+                      % (CODEX_TIMEOUT, (e.stderr or b"").decode("utf-8", "replace")[-2000:]))
+        out, err = p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+        events = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+        final = open(last, encoding="utf-8").read() if os.path.exists(last) else ""
+        ctx = "codex exit %d\n--- stdout\n%s\n--- stderr\n%s" % (p.returncode, out[-3000:], err[-3000:])
+        return script, relay, p, events, final, ctx
+
+    def check_round_trip(self, dialect):
+        script, relay, p, events, final, ctx = self.run_codex(dialect)
+        self.assertEqual(p.returncode, 0, ctx)
+        # The upstream only ever saw chat completions: two turns.
+        self.assertEqual([(r.method, r.target) for r in self.upstream.requests],
+                         [("POST", "/v1/chat/completions")] * 2, ctx)
+        first, second = script.bodies
+        names = [t["function"]["name"] for t in first.get("tools", [])]
+        self.assertIn("exec_command", names, "Codex's shell tool offered upstream, flattened")
+        self.assertTrue(all(t.get("type") == "function" for t in first["tools"]), "hosted tools left out")
+        self.assertIs(first.get("stream"), True)
+        # Turn 2: the call as an assistant message, its output as a tool message.
+        msgs = second["messages"]
+        calls = [c for m in msgs if m.get("role") == "assistant" for c in (m.get("tool_calls") or [])]
+        self.assertEqual([c["function"]["name"] for c in calls], ["exec_command"], ctx)
+        self.assertEqual(json.loads(calls[0]["function"]["arguments"])["cmd"], CMD)
+        tool = [m for m in msgs if m.get("role") == "tool"]
+        self.assertEqual(len(tool), 1, ctx)
+        self.assertEqual(tool[0]["tool_call_id"], calls[0]["id"])
+        self.assertIn(MARKER, tool[0]["content"], "the command's output went back upstream")
+        # Codex ran it, and its final answer carries the output.
+        execs = [e["item"] for e in events
+                 if e.get("type") == "item.completed" and e["item"].get("type") == "command_execution"]
+        self.assertEqual(len(execs), 1, ctx)
+        self.assertEqual(execs[0].get("exit_code"), 0, ctx)
+        self.assertIn(MARKER, execs[0].get("aggregated_output", ""), ctx)
+        self.assertIn(MARKER, final, ctx)
+        messages = [e["item"]["text"] for e in events
+                    if e.get("type") == "item.completed" and e["item"].get("type") == "agent_message"]
+        self.assertTrue(any(MARKER in m for m in messages), ctx)
+        self.assertTrue(any(e.get("type") == "turn.completed" for e in events), ctx)
+        # Both turns through the bridge, answered 200.
+        lines = relay.wait_access(2)
+        self.assertEqual([(l["path"], l["status"]) for l in lines], [("/v1/responses", "200")] * 2)
+
+    def test_raw_harmony_tool_call(self):
+        """LM Studio before 0.3.23: the call is harmony text in content."""
+        self.check_round_trip("harmony")
+
+    def test_raw_harmony_mlx(self):
+        """mlx_lm.server: harmony in content, a close-delimited stream with keep-alive comments."""
+        self.check_round_trip("mlx")
+
+    def test_parsed_tool_call_llamacpp(self):
+        """llama-server --jinja: reasoning_content and tool_calls parsed by the server."""
+        self.check_round_trip("llamacpp")
+
+
+if __name__ == "__main__":
+    unittest.main()
