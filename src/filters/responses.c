@@ -15,8 +15,8 @@
 #include "relay/sse.h"
 #include "responses_encode.h"
 
-/* One upstream event held whole while it is framed here: as the chain's own
- * limit, and at most max_body_buffer. */
+/* One upstream event held whole while it is framed here, when the filter
+ * runs outside a chain (the chain's own limit otherwise). */
 #define RS_MAX_EVENT (8 * 1024 * 1024)
 
 typedef enum {
@@ -35,9 +35,9 @@ typedef struct rs_filter_s {
   int encoded;       /* ... its body is encoded */
   relay_media_t media;
   int finish_seen;   /* a finish_reason came */
+  int framer_ready;  /* the framer was made (at the first bytes, with the chain's limit) */
   int framing_dead;  /* the framer gave up (an event over the limit) */
   int err;           /* out of memory, or the output could not be passed: cut */
-  size_t max_event;
   relay_resp_enc_t enc;
   relay_chat_chunk_t reader;
   relay_sse_t framer;
@@ -91,6 +91,10 @@ static void rs_event(void *ud, const relay_sse_event_t *ev) {
  * fails the response (its bytes cannot be read, and must not pass). */
 static void rs_frame(rs_filter_t *f, const char *data, size_t len) {
   if (f->framing_dead || relay_resp_enc_ended(&f->enc)) return;
+  if (!f->framer_ready) {
+    relay_sse_init(&f->framer, f->base.chain ? f->base.chain->max_event : RS_MAX_EVENT);
+    f->framer_ready = 1;
+  }
   size_t used;
   if (relay_sse_feed(&f->framer, data, len, rs_event, f, &used) == 0) return;
   f->framing_dead = 1;
@@ -168,15 +172,9 @@ static int rs_on_head(relay_filter_t *base, const relay_response_t *r) {
   eo.seed = f->seed;
   eo.created_at = f->created_at;
   eo.stream = f->req->stream;
-  if (base->ex) {
-    size_t max = relay_exchange_config(base->ex)->max_body_buffer;
-    eo.max_output = max;
-    f->max_event = max < RS_MAX_EVENT ? max : RS_MAX_EVENT;
-  }
+  if (base->ex) eo.max_output = relay_exchange_config(base->ex)->max_body_buffer;
   relay_resp_enc_dispose(&f->enc);
   relay_resp_enc_init(&f->enc, f->req, &eo);
-  relay_sse_dispose(&f->framer);
-  relay_sse_init(&f->framer, f->max_event);
   if (!rs_readable(r)) {
     f->mode = RS_ERROR;
     base->unit = RELAY_UNIT_BODY;
@@ -251,7 +249,7 @@ static void rs_dispose(relay_filter_t *base) {
   rs_filter_t *f = (rs_filter_t *)base;
   relay_resp_enc_dispose(&f->enc);
   relay_chat_chunk_dispose(&f->reader);
-  relay_sse_dispose(&f->framer);
+  if (f->framer_ready) relay_sse_dispose(&f->framer);
   relay_buf_dispose(&f->out);
   relay_buf_dispose(&f->err_message);
   relay_buf_dispose(&f->err_type);
@@ -268,7 +266,6 @@ relay_filter_t *relay_responses_filter_new(const relay_resp_req_t *req, uint64_t
   f->req = req;
   f->seed = seed;
   f->created_at = created_at;
-  f->max_event = RS_MAX_EVENT;
   relay_chat_chunk_init(&f->reader, RELAY_RESPONSES_REASONING_KEY);
   relay_buf_init(&f->out);
   relay_buf_init(&f->err_message);
@@ -276,7 +273,6 @@ relay_filter_t *relay_responses_filter_new(const relay_resp_req_t *req, uint64_t
   relay_buf_init(&f->err_code);
   /* on_head inits these; dispose must find them empty if it never ran. */
   relay_resp_enc_init(&f->enc, req, &(relay_resp_enc_opts_t){0});
-  relay_sse_init(&f->framer, f->max_event);
   return &f->base;
 }
 
