@@ -11,38 +11,9 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SOURCE_DIR = process.env.RELAY_SOURCE_DIR || path.resolve(HERE, '..', '..');
-
-function findRelay() {
-  if (process.env.RELAY_BIN) return process.env.RELAY_BIN;
-  for (const d of ['build', 'build-it', 'build-debug']) {
-    const p = path.join(SOURCE_DIR, d, 'oss-relay');
-    if (existsSync(p)) return p;
-  }
-  return null;
-}
-
-const RELAY_BIN = findRelay();
-let OpenAI = null;
-let importError = null;
-try {
-  ({ default: OpenAI } = await import('openai'));
-} catch (e) {
-  importError = e;
-}
-if (!OpenAI) {
-  throw new Error(`cannot import the "openai" package (${importError && importError.message}); ` +
-                  `run "npm ci" in ${HERE} first`);
-}
-const SKIP = RELAY_BIN && existsSync(RELAY_BIN) ? false : 'oss-relay binary not found (set RELAY_BIN)';
+import { SKIP, relays, sdk, sleep, startRelay, stopRelay } from './harness.mjs';
 
 // ------------------------------------------------------------------ the chat-only upstream
 
@@ -80,7 +51,6 @@ const TURNS = {
            message: { role: 'assistant', content: F }, finish: 'stop' },
 };
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const upstream = { turn: 'harmony', requests: [] };
 let upstreamServer;
 
@@ -125,57 +95,15 @@ function startUpstream() {
 
 // ------------------------------------------------------------------ the relay
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 let relay;
-
-async function startRelay() {
-  const env = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!/^(RELAY_|LISTEN_|UPSTREAM_|LOG_LEVEL|OPEN_|CLOSE_)/.test(k)) env[k] = v;
-  }
-  const port = await freePort();
-  Object.assign(env, { LISTEN_ADDR: '127.0.0.1', LISTEN_PORT: String(port), UPSTREAM_HOST: '127.0.0.1',
-                       UPSTREAM_PORT: String(upstreamServer.address().port), WORKERS: '1' });
-  const child = spawn(RELAY_BIN, [], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  relay = { child, port, stderr: '' };
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`relay not listening after 10 s:\n${relay.stderr}`)), 10000);
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d) => {
-      relay.stderr += d;
-      if (relay.stderr.includes('listening on')) { clearTimeout(timer); resolve(); }
-    });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`relay exited ${code}:\n${relay.stderr}`)); });
-  });
-}
-
-function client() {
-  return new OpenAI({ baseURL: `http://127.0.0.1:${relay.port}/v1`, apiKey: 'sk-test', timeout: 10000, maxRetries: 0 });
-}
 
 before(async () => {
   if (SKIP) return;
   await startUpstream();
-  await startRelay();
+  relay = await startRelay(upstreamServer.address().port);
 });
 after(async () => {
-  if (relay && relay.child.exitCode === null) {
-    await new Promise((resolve) => {
-      const t = setTimeout(resolve, 3000);
-      relay.child.once('exit', () => { clearTimeout(t); resolve(); });
-      relay.child.kill('SIGKILL');
-    });
-  }
+  await Promise.all(relays.map(stopRelay));
   if (upstreamServer) await new Promise((r) => { upstreamServer.closeAllConnections?.(); upstreamServer.close(() => r()); });
 });
 
@@ -185,7 +113,7 @@ function scenario(name, turn, fn) {
     upstream.turn = turn;
     upstream.requests = [];
     try {
-      await fn(client());
+      await fn(sdk(relay));
     } catch (e) {
       e.message += `\n--- relay stderr ---\n${relay.stderr.slice(-4000)}`;
       throw e;
