@@ -16,7 +16,9 @@ off, a clean environment, stdin closed. Each run is bounded by CODEX_TIMEOUT.
 
 Upstream forms: raw harmony in `content` (LM Studio before 0.3.23, mlx_lm.server),
 which needs the harmony tool-call filter of issue 11, and llama.cpp's parsed
-`tool_calls` with `reasoning_content`.
+`tool_calls` with `reasoning_content`. With the latter, also Codex's namespaced tools
+(multi_agent_v1) and its freeform apply_patch tool (a model Codex knows, through a
+model catalog).
 """
 
 import json
@@ -67,23 +69,29 @@ def find_codex():
     return path if os.access(path, os.X_OK) else None
 
 
-def codex_upstream(dialect, script):
-    """A chat-completions mock for Codex's two turns: without a tool message it asks for
-    exec_command; with one it answers with what the tool output said (the marker found
-    there, or that there was none). script.requests gets the parsed bodies."""
+EXEC_CALL = D.ToolCall("exec_command", json.dumps({"cmd": CMD, "yield_time_ms": 1000}))
+NAMESPACE_CALL = D.ToolCall("multi_agent_v1__close_agent", json.dumps({"target": "no-such-agent"}))
+PATCH = "*** Begin Patch\n*** Add File: hello.txt\n+relay-ok-12345\n*** End Patch\n"
+PATCH_CALL = D.ToolCall("apply_patch", json.dumps({"input": PATCH}))
+
+
+def codex_upstream(dialect, script, call=EXEC_CALL):
+    """A chat-completions mock for Codex's two turns: without a tool message it makes
+    `call`; with one it answers with what the tool output said (the marker found there,
+    or the output's first line). script.bodies gets the parsed request bodies."""
 
     def handler(conn, req):
         doc = json.loads(req.body.decode("utf-8"))
         script.bodies.append(doc)
         tools = [m for m in doc.get("messages", []) if m.get("role") == "tool"]
         if not tools:
-            args = json.dumps({"cmd": CMD, "yield_time_ms": 1000})
-            answer = D.Answer(reasoning="The user wants the command run, so I call exec_command.", content="",
-                              tool_calls=[D.ToolCall("exec_command", args)])
+            answer = D.Answer(reasoning="The user wants the tool run, so I call %s." % call.name, content="",
+                              tool_calls=[call])
         else:
-            seen = MARKER_RX.search(" ".join(str(m.get("content")) for m in tools))
+            said = " ".join(str(m.get("content")) for m in tools)
+            seen = MARKER_RX.search(said)
             answer = D.Answer(reasoning="The tool ran; I report its output.",
-                              content="The command printed %s." % (seen.group(0) if seen else "nothing"))
+                              content="The tool said: %s." % (seen.group(0) if seen else said.splitlines()[0][:80]))
         D.chat_handler(dialect, [answer])(conn, req)
 
     return handler
@@ -92,6 +100,21 @@ def codex_upstream(dialect, script):
 class Script:
     def __init__(self):
         self.bodies = []
+
+
+def make_catalog(codex, env, path):
+    """Codex offers its freeform apply_patch tool only for models it knows: a bundled
+    model's entry under our model name (one whose tools are top-level, not the newer
+    "additional_tools" input item)."""
+    p = subprocess.run([codex, "debug", "models", "--bundled"], env=env, capture_output=True, timeout=30,
+                       stdin=subprocess.DEVNULL)
+    models = json.loads(p.stdout)["models"]
+    m = next((x for x in models if x.get("apply_patch_tool_type") == "freeform"
+              and not x.get("tool_mode") and not x.get("use_responses_lite")), None)
+    if m is None:
+        raise AssertionError("no bundled Codex model with a freeform apply_patch tool")
+    with open(path, "w") as f:
+        json.dump({"models": [dict(m, slug="gpt-oss-20b", display_name="gpt-oss-20b")]}, f)
 
 
 class CodexExec(RelayTestCase):
@@ -106,18 +129,23 @@ class CodexExec(RelayTestCase):
             raise AssertionError("codex %s not found: run `npm ci` in %s (or set CODEX_BIN)"
                                  % (CODEX_VERSION, os.path.join(SOURCE_DIR, "tests", "node")))
 
-    def run_codex(self, dialect):
+    def run_codex(self, dialect, call=EXEC_CALL, catalog=False):
         script = Script()
-        self.upstream.handler = codex_upstream(dialect, script)
+        self.upstream.handler = codex_upstream(dialect, script, call)
         relay = self.start_relay(LOG_LEVEL="debug")
         tmp = tempfile.mkdtemp(prefix="codex-", dir=self.workdir)
         home, work = os.path.join(tmp, "codex-home"), os.path.join(tmp, "work")
         os.makedirs(home)
         os.makedirs(work)
-        with open(os.path.join(home, "config.toml"), "w") as f:
-            f.write(CONFIG.format(port=relay.port))
+        self.work = work
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp, "CODEX_HOME": home,
                "RELAY_TEST_API_KEY": "sk-relay-test", "LANG": "C.UTF-8", "TERM": "dumb", "NO_COLOR": "1"}
+        config = CONFIG.format(port=relay.port)
+        if catalog:
+            make_catalog(self.codex, env, os.path.join(tmp, "catalog.json"))
+            config = 'model_catalog_json = "%s"\n' % os.path.join(tmp, "catalog.json") + config
+        with open(os.path.join(home, "config.toml"), "w") as f:
+            f.write(config)
         last = os.path.join(tmp, "last.txt")
         cmd = [self.codex, "exec", "--strict-config", "--skip-git-repo-check",
                "--dangerously-bypass-approvals-and-sandbox", "--ephemeral", "--color", "never", "--json",
@@ -130,7 +158,10 @@ class CodexExec(RelayTestCase):
                       % (CODEX_TIMEOUT, (e.stderr or b"").decode("utf-8", "replace")[-2000:]))
         out, err = p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
         events = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
-        final = open(last, encoding="utf-8").read() if os.path.exists(last) else ""
+        final = ""
+        if os.path.exists(last):
+            with open(last, encoding="utf-8") as f:
+                final = f.read()
         ctx = "codex exit %d\n--- stdout\n%s\n--- stderr\n%s" % (p.returncode, out[-3000:], err[-3000:])
         return script, relay, p, events, final, ctx
 
@@ -168,6 +199,49 @@ class CodexExec(RelayTestCase):
         # Both turns through the bridge, answered 200.
         lines = relay.wait_access(2)
         self.assertEqual([(l["path"], l["status"]) for l in lines], [("/v1/responses", "200")] * 2)
+
+    def check_two_turns(self, ctx, script, tool_name):
+        """Two chat requests; turn 2 has the call as an assistant message and its output as
+        a tool message (returned)."""
+        self.assertEqual([(r.method, r.target) for r in self.upstream.requests],
+                         [("POST", "/v1/chat/completions")] * 2, ctx)
+        msgs = script.bodies[1]["messages"]
+        calls = [c for m in msgs if m.get("role") == "assistant" for c in (m.get("tool_calls") or [])]
+        self.assertEqual([c["function"]["name"] for c in calls], [tool_name], ctx)
+        tool = [m for m in msgs if m.get("role") == "tool"]
+        self.assertEqual(len(tool), 1, ctx)
+        self.assertEqual(tool[0]["tool_call_id"], calls[0]["id"])
+        return tool[0]["content"]
+
+    def test_namespaced_tool_is_routed_by_codex(self):
+        """multi_agent_v1/close_agent goes up flattened and must come back as name +
+        namespace: Codex then runs the real tool (which refuses the made-up agent id)
+        instead of answering "unsupported call"."""
+        script, relay, p, events, final, ctx = self.run_codex("llamacpp", NAMESPACE_CALL)
+        self.assertEqual(p.returncode, 0, ctx)
+        names = [t["function"]["name"] for t in script.bodies[0]["tools"]]
+        self.assertIn("multi_agent_v1__close_agent", names)
+        out = self.check_two_turns(ctx, script, "multi_agent_v1__close_agent")
+        self.assertIn("invalid agent id no-such-agent", out, ctx)
+        self.assertNotIn("unsupported call", out)
+        self.assertIn("invalid agent id", final, ctx)
+
+    def test_freeform_apply_patch(self):
+        """A model Codex knows gets the freeform apply_patch tool: offered upstream as a
+        function with one string argument, called with {"input": patch}, it comes back as
+        a custom_tool_call and Codex applies the patch."""
+        script, relay, p, events, final, ctx = self.run_codex("llamacpp", PATCH_CALL, catalog=True)
+        self.assertEqual(p.returncode, 0, ctx)
+        fn = [t["function"] for t in script.bodies[0]["tools"] if t["function"]["name"] == "apply_patch"]
+        self.assertEqual(len(fn), 1, "apply_patch offered upstream")
+        self.assertEqual(list(fn[0]["parameters"]["properties"]), ["input"])
+        out = self.check_two_turns(ctx, script, "apply_patch")
+        self.assertIn("A hello.txt", out, ctx)
+        with open(os.path.join(self.work, "hello.txt")) as f:
+            self.assertEqual(f.read(), MARKER + "\n")
+        changes = [e["item"] for e in events
+                   if e.get("type") == "item.completed" and e["item"].get("type") == "file_change"]
+        self.assertEqual(len(changes), 1, ctx)
 
     def test_raw_harmony_tool_call(self):
         """LM Studio before 0.3.23: the call is harmony text in content."""

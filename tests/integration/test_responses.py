@@ -308,6 +308,7 @@ class Errors(Bridge):
         resp = post_responses(port, stream=True)
         err = self.assertErrorResponse(resp, 404, "invalid_request_error", "model_not_found")
         self.assertEqual(err["message"], "model 'x' not found")
+        self.assertEqual(self.upstream.wait_requests(1)[0].target, "/v1/chat/completions")
 
     def test_upstream_error_page_gets_a_generic_message(self):
         port = self.relay(json_handler(b"<html><body>Bad gateway</body></html>", status=503,
