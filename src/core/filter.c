@@ -59,8 +59,11 @@ int relay_filter_pass(relay_filter_t *f, const char *data, size_t len) {
 
 void relay_filter_fail(relay_filter_t *f) { f->chain->failed = 1; }
 
+/* The response has a body: a status that allows none (1xx, 204, 205, 304)
+ * would frame it wrongly, so it is ignored. */
 void relay_filter_set_status(relay_filter_t *f, int status) {
-  if (f->chain && status >= 100 && status <= 599) f->chain->status = status;
+  if (!f->chain || status < 200 || status > 599 || status == 204 || status == 205 || status == 304) return;
+  f->chain->status = status;
 }
 
 /* The stage's filter steps aside for the rest of the response: it sends

@@ -147,7 +147,7 @@ int relay_filter_pass(relay_filter_t *f, const char *data, size_t len);
 void relay_filter_fail(relay_filter_t *f);
 /* The status the response head goes out with, when a filter decides it only
  * once it has read the body (a held body: BODY unit). Ignored once the head
- * has gone out. */
+ * has gone out, and for statuses without a body (1xx, 204, 205, 304). */
 void relay_filter_set_status(relay_filter_t *f, int status);
 
 /* The usual test of the rewriting filters: a 2xx JSON or SSE body that is

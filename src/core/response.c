@@ -342,12 +342,14 @@ static int on_switching_protocols(relay_exchange_t *ex) {
 }
 
 /* The front end's say on the response: what the client gets (status,
- * Content-Type) and what its filters read. */
+ * Content-Type) and what its filters read. A body is there, so the status
+ * stays one that has a body. */
 static int frontend_response(relay_exchange_t *ex, relay_response_t *r) {
   const relay_frontend_type_t *t = ex->route.frontend.type;
   if (!t || !t->on_response || !ex->route.frontend_state) return 0;
   t->on_response(ex->route.frontend_state, r);
-  if (r->status < 200 || r->status > 599) r->status = ex->status;
+  if (r->status < 200 || r->status > 599 || r->status == 204 || r->status == 205 || r->status == 304)
+    r->status = ex->status;
   if (r->status == ex->status && !r->content_type) return 0;
   if (rewrite_head(ex, r->status, r->content_type) == 0) return 0;
   relay_log_warn("%s: out of memory for the response head", ex->log_path);
@@ -384,6 +386,7 @@ int relay_exchange__on_response_head(relay_exchange_t *ex, const llhttp_t *p) {
     relay_response_t r;
     relay_response_classify(&r, status, &ex->resp);
     if (frontend_response(ex, &r)) return -1;
+    status = ex->status;
     build_chain(ex, &r);
   }
   if (ex->chain && relay_chain_holds_body(ex->chain)) {
