@@ -44,19 +44,21 @@ typedef struct rs_filter_s {
   relay_buf_t out;
   /* RS_ERROR: what the upstream's error object said. */
   relay_buf_t err_message, err_type, err_code;
-  int err_status;
 } rs_filter_t;
 
 static const char *rs_name(const rs_filter_t *f) { return f->base.ex ? f->base.ex->log_path : "-"; }
 
 /* ---- the encoder's input: chat chunks --------------------------------------- */
 
+/* A stream ends well only after a finish_reason: note it on the way. */
 static int rs_piece(void *ud, const relay_chat_piece_t *p) {
   rs_filter_t *f = ud;
   if (p->kind == RELAY_CHAT_PIECE_FINISH) f->finish_seen = 1;
   return relay_resp_enc_feed(&f->enc, p, &f->out);
 }
 
+/* What the relay found wrong with the upstream's output ends the response
+ * as failed (with response.failed, or a failed object). */
 static void rs_fail(rs_filter_t *f, const char *message) {
   if (relay_resp_enc_fail(&f->enc, NULL, message, strlen(message), &f->out)) f->err = 1;
 }
@@ -77,6 +79,8 @@ static void rs_document(rs_filter_t *f, const char *data, size_t len, int body) 
   }
 }
 
+/* One upstream event: [DONE] ends the response as the upstream says;
+ * comments and anything after the end carry nothing for the client. */
 static void rs_event(void *ud, const relay_sse_event_t *ev) {
   rs_filter_t *f = ud;
   if (f->err || relay_resp_enc_ended(&f->enc) || !ev->data) return;
@@ -114,13 +118,14 @@ static int rs_send(rs_filter_t *f) {
 
 /* ---- error answers ------------------------------------------------------------ */
 
+/* An error body is read for its error object only: its message, type and
+ * code are what the client should see. */
 static int rs_error_piece(void *ud, const relay_chat_piece_t *p) {
   rs_filter_t *f = ud;
   if (p->kind != RELAY_CHAT_PIECE_ERROR) return 0;
   relay_buf_reset(&f->err_message);
   relay_buf_reset(&f->err_type);
   relay_buf_reset(&f->err_code);
-  f->err_status = p->status;
   if (relay_buf_append(&f->err_message, p->text, p->len) || relay_buf_append(&f->err_type, p->type, p->type_len) ||
       relay_buf_append(&f->err_code, p->code, p->code_len))
     return -1;
@@ -161,6 +166,8 @@ static void rs_error_body(rs_filter_t *f, const char *data, size_t len) {
 /* Only a 2xx JSON or event-stream body, unencoded, is a chat response. */
 static int rs_readable(const relay_response_t *r) { return relay_response_is_rewritable(r); }
 
+/* How the body is read is decided by the head: a stream for a streaming
+ * request is framed here as it comes; anything else is held whole. */
 static int rs_on_head(relay_filter_t *base, const relay_response_t *r) {
   rs_filter_t *f = (rs_filter_t *)base;
   if (!f->req) return RELAY_FILTER_SKIP;
@@ -188,6 +195,7 @@ static int rs_on_head(relay_filter_t *base, const relay_response_t *r) {
   return 0;
 }
 
+/* BYTES: a piece of a stream; BODY: the whole body, once. */
 static int rs_on_data(relay_filter_t *base, const char *data, size_t len) {
   rs_filter_t *f = (rs_filter_t *)base;
   if (f->err) return -1;
@@ -245,6 +253,7 @@ static int rs_on_end(relay_filter_t *base, relay_end_t how) {
   return cut && how == RELAY_END_COMPLETE ? -1 : 0;
 }
 
+/* The encoder holds the response's text until its end: it all goes here. */
 static void rs_dispose(relay_filter_t *base) {
   rs_filter_t *f = (rs_filter_t *)base;
   relay_resp_enc_dispose(&f->enc);
@@ -259,6 +268,8 @@ static void rs_dispose(relay_filter_t *base) {
 
 static const relay_filter_ops_t rs_ops = {"responses", rs_on_head, rs_on_data, NULL, rs_on_end, rs_dispose};
 
+/* The state the core's and the unit tests' filters share; what depends on
+ * the response waits for on_head. */
 relay_filter_t *relay_responses_filter_new(const relay_resp_req_t *req, uint64_t seed, int64_t created_at) {
   rs_filter_t *f = calloc(1, sizeof *f);
   if (!f) return NULL;
@@ -297,6 +308,8 @@ const relay_filter_type_t relay_responses_filter_type = {"responses", rs_create,
 
 /* ---- the front end ------------------------------------------------------------ */
 
+/* The whole body into a chat request; a refusal is the client's 400 and
+ * never reaches the upstream. */
 static int rs_on_request(const void *opts, relay_frontend_request_t *rq) {
   const relay_responses_opts_t *o = opts;
   relay_resp_req_t *r = malloc(sizeof *r);
@@ -327,6 +340,7 @@ static void rs_on_response(void *state, relay_response_t *r) {
   r->content_type = rs_readable(r) && req->stream ? "text/event-stream" : "application/json";
 }
 
+/* The translation's state (tool names) lives until the exchange ends. */
 static void rs_state_free(void *state) {
   relay_resp_req_dispose(state);
   free(state);
@@ -338,6 +352,8 @@ static void rs_opts_unref(void *o) { relay_responses_opts_unref(o); }
 const relay_frontend_type_t relay_responses_frontend = {"responses",  rs_on_request, rs_on_response, rs_state_free,
                                                         &relay_responses_filter_type, rs_opts_ref, rs_opts_unref};
 
+/* A route's options, shared by its exchanges (a reload keeps the old ones
+ * alive for exchanges in flight). */
 relay_responses_opts_t *relay_responses_opts_new(void) {
   relay_responses_opts_t *o = calloc(1, sizeof *o);
   if (!o) return NULL;
