@@ -85,23 +85,25 @@ if strip_history or effort_kwargs then
   end
 end
 
+local rewrite = {
+  rules = rules,
+  mode = mode,
+  field = env.choice("RELAY_REASONING_FIELD", "reasoning_content", { "reasoning_content", "reasoning", "both" }),
+}
+
 relay.route({
   method = "POST",
   path = "/v1/chat/completions",
   upstream = "default",
   on_request = on_request,
   body = on_request ~= nil,
-  rewrite = {
-    rules = rules,
-    mode = mode,
-    field = env.choice("RELAY_REASONING_FIELD", "reasoning_content", { "reasoning_content", "reasoning", "both" }),
-  },
+  rewrite = rewrite,
 })
 
 -- The Responses API (POST /v1/responses: Codex CLI, the Agents SDK) over the
 -- upstream's chat completions: the request is translated, the chat response
--- goes through the same rewrite (reasoning in a field whatever RELAY_MODE
--- says: Responses has its own reasoning items) and the same request hook, and
+-- goes through the same rewrite (its mode and field are the front end's:
+-- Responses has its own reasoning items) and the same request hook, and
 -- comes back as Responses output items. RELAY_RESPONSES=passthrough forwards
 -- /v1/responses unchanged instead (an upstream with its own Responses API).
 if env.choice("RELAY_RESPONSES", "on", { "on", "passthrough" }) == "on" then
@@ -116,6 +118,6 @@ if env.choice("RELAY_RESPONSES", "on", { "on", "passthrough" }) == "on" then
       reasoning_field = single[history_field] and history_field or "reasoning_content",
     },
     on_request = on_request,
-    rewrite = { rules = rules },
+    rewrite = rewrite,
   })
 end
