@@ -10,9 +10,21 @@ Standard library only.
 """
 
 import json
+import os
 
 from chatmock import parse_sse
-from relaytest import http_exchange
+from relaytest import SOURCE_DIR, http_exchange
+
+
+def harmony_tool_calls_landed():
+    """Whether this tree turns harmony tool calls left in content into tool_calls (issue
+    11: the stock script then has RELAY_TOOL_CALLS). Read from the tree, not probed, so
+    that a regression once it is there fails instead of skipping."""
+    with open(os.path.join(SOURCE_DIR, "lua", "relay", "default.lua"), encoding="utf-8") as f:
+        return "RELAY_TOOL_CALLS" in f.read()
+
+
+NEEDS_ISSUE_11 = "harmony tool calls in content need issue 11's conversion (RELAY_TOOL_CALLS), not in this tree yet"
 
 RESP_PATH = "/v1/responses"
 

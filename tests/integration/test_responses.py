@@ -20,8 +20,9 @@ import dialects as D
 from chatmock import json_handler, sse_handler
 from relaytest import Client, RelayTestCase, build_request
 from test_lua_routing import LuaTestCase
-from responses import (CUSTOM_TOOL, NAMESPACE_TOOL, RESP_PATH, WEATHER_TOOL, WEB_SEARCH, events_of,
-                       expected_items, item_texts, post_responses, read_stream, responses_body)
+from responses import (CUSTOM_TOOL, NAMESPACE_TOOL, NEEDS_ISSUE_11, RESP_PATH, WEATHER_TOOL, WEB_SEARCH, events_of,
+                       expected_items, harmony_tool_calls_landed, item_texts, post_responses, read_stream,
+                       responses_body)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # llama-server --reasoning-format none ("<|channel|>analysis<|message|>A<|end|>F", the
@@ -111,6 +112,21 @@ class Items(Bridge):
                         fc = items[-1]
                         self.assertEqual(fc["type"], "function_call")
                         self.assertNotIn("namespace", fc)
+
+    @unittest.skipUnless(harmony_tool_calls_landed(), NEEDS_ISSUE_11)
+    def test_function_call_from_raw_harmony(self):
+        """The call is harmony text in content (LM Studio before 0.3.23, mlx_lm): the
+        chat rewrite turns it into tool_calls, the bridge into a function_call item."""
+        for dialect in HARMONY:
+            for answer in (CALL_ANSWER, PREAMBLE_ANSWER):
+                for stream in (True, False):
+                    with self.subTest(dialect=dialect, preamble=bool(answer.content), stream=stream):
+                        final, items = self.roundtrip(dialect, answer, stream, tools=(WEATHER_TOOL,))
+                        got = norm(item_texts(items))
+                        want = norm(expected_items(answer))
+                        self.assertEqual([g[:4] for g in got], [w[:4] for w in want])
+                        self.assertTrue(items[-1]["call_id"], "a call id made up for the call")
+                        self.assertEqual(final["status"], "completed")
 
     def test_namespaced_call_comes_back_with_its_namespace(self):
         call = D.ToolCall("multi_agent_v1__close_agent", '{"id":"agent-7"}')
