@@ -26,11 +26,13 @@ from responses import (CUSTOM_TOOL, NAMESPACE_TOOL, NEEDS_ISSUE_11, RESP_PATH, W
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # llama-server --reasoning-format none ("<|channel|>analysis<|message|>A<|end|>F", the
-# final header eaten) is left out: the stock harmony rules have no analysis -> final
-# transition on a bare <|end|>, so the chat rewrite itself keeps F inside the reasoning
-# (the chat route does the same); that is the reasoning rules' business, not the bridge's.
-DIALECTS = sorted(d for d in D.DIALECTS if d != "llamacpp_none")
-PARSED = ("llamacpp", "vllm", "vllm_mirror", "vllm_010", "ollama", "lmstudio")
+# final header eaten) needs the harmony parser that comes with issue 11: the older
+# harmony rules have no analysis -> final transition on a bare <|end|>, so the chat
+# rewrite itself keeps F inside the reasoning (on the chat route too). Until then it is
+# left out; that is the reasoning rules' business, not the bridge's.
+NONE = ("llamacpp_none",) if harmony_tool_calls_landed() else ()
+DIALECTS = sorted(d for d in D.DIALECTS if d != "llamacpp_none" or NONE)
+PARSED = ("llamacpp", "vllm", "vllm_mirror", "vllm_010", "ollama", "lmstudio") + NONE
 HARMONY = ("harmony", "mlx")
 CALL_ANSWER = D.Answer(content="", tool_calls=[D.WEATHER_CALL])
 PREAMBLE_ANSWER = D.Answer(content="Let me check the weather.", tool_calls=[D.WEATHER_CALL])
