@@ -514,7 +514,27 @@ static void on_upstream_done(void *ud, int reusable) {
 }
 
 static void on_upstream_read_begin(void *ud) { relay_exchange__batch_begin(ud); }
-static void on_upstream_read_end(void *ud) { relay_exchange__batch_end(ud); }
+/* A filter made the whole response before the upstream ended its own (a
+ * failure answered mid-stream): the upstream connection is closed, so that
+ * the model stops generating for nobody, and the client goes on (or, for a
+ * close-delimited response, sees its end). */
+static void end_exchange_early(relay_exchange_t *ex) {
+  relay_client_t *c = ex->client;
+  relay_upconn_close(ex->up);
+  ex->up = NULL;
+  if (!ex->req_complete) c->close_after = 1;
+  int close = ex->resp_framing == RELAY_FRAME_CLOSE;
+  relay_exchange__finish(ex);
+  if (close) relay_client_abort(c);
+  else if (!c->closing) relay_client_exchange_done(c);
+}
+
+/* Outside the parser: the place to close the upstream after an early end. */
+static void on_upstream_read_end(void *ud) {
+  relay_exchange_t *ex = ud;
+  relay_exchange__batch_end(ex);
+  if (ex->ended_early == 1 && ex->up) end_exchange_early(ex);
+}
 
 static void on_upstream_drained(void *ud) {
   relay_exchange_t *ex = ud;

@@ -92,6 +92,8 @@ typedef struct relay_exchange_s {
   unsigned batching : 1;          /* an upstream read is being parsed */
   unsigned identity : 1;          /* a filter reads the body: ask for it unencoded */
   unsigned ending : 1;            /* the filter chain is finishing a held body */
+  unsigned ended_early : 2;       /* 1: a filter made the whole response before the upstream
+                                     ended it; 2: ... and the upstream's message ended too */
   relay_buf_t up_head;    /* request head for the upstream, kept for a retry */
   relay_buf_t up_pending; /* body bytes read before the upstream was ready */
   relay_buf_t req_body;   /* the whole body, when the hook reads it */

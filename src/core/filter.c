@@ -66,6 +66,10 @@ void relay_filter_set_status(relay_filter_t *f, int status) {
   f->chain->status = status;
 }
 
+void relay_filter_end_response(relay_filter_t *f) {
+  if (f->chain && f->index + 1 == f->chain->n) f->chain->ended = 1;
+}
+
 /* The stage's filter steps aside for the rest of the response: it sends
  * what it holds first (it came before), then the bytes it had not seen. */
 static int stage_bypass(relay_chain_t *c, unsigned i, int why, const char *rest, size_t rest_len, const char *data,

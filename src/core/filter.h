@@ -122,6 +122,7 @@ struct relay_chain_s {
   int failed;           /* a filter could not make the response (before its head): 500 */
   int err;              /* the sink failed: the response is being cut */
   int status;           /* the status the head goes out with (relay_filter_set_status) */
+  int ended;            /* the last filter's output is whole (relay_filter_end_response) */
 };
 
 void relay_chain_init(relay_chain_t *c, size_t max_event, size_t max_body, relay_chain_sink_t sink, void *sink_ud,
@@ -149,6 +150,12 @@ void relay_filter_fail(relay_filter_t *f);
  * once it has read the body (a held body: BODY unit). Ignored once the head
  * has gone out, and for statuses without a body (1xx, 204, 205, 304). */
 void relay_filter_set_status(relay_filter_t *f, int status);
+/* The last filter's output is the whole response (a translation that wrote
+ * its terminal event after a failure): the core ends the response to the
+ * client now and closes the upstream connection, so that the model stops
+ * generating for nobody. Only the last stage may say so; ignored while the
+ * head is held. */
+void relay_filter_end_response(relay_filter_t *f);
 
 /* The usual test of the rewriting filters: a 2xx JSON or SSE body that is
  * not encoded. */

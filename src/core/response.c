@@ -401,8 +401,28 @@ int relay_exchange__on_response_head(relay_exchange_t *ex, const llhttp_t *p) {
   return no_body ? 1 : 0;
 }
 
+/* The chain's last filter made the whole response: it goes out complete
+ * now (the upstream connection is closed once this read is parsed). */
+static void end_early(relay_exchange_t *ex) {
+  flush_batch(ex);
+  if (ex->resp_framing == RELAY_FRAME_CHUNKED) {
+    relay_write_t *wr = relay_write_new(&ex->proxy->slabs, NULL, NULL);
+    if (wr) {
+      relay_write_add_static(wr, "0\r\n\r\n", 5);
+      relay_client_write(ex->client, wr);
+    }
+  }
+  ex->resp_state = RELAY_RESP_DONE;
+  ex->ended_early = 1;
+}
+
 int relay_exchange__on_response_body(relay_exchange_t *ex, relay_slab_t *s, const char *data, size_t len) {
-  if (ex->chain) return relay_chain_feed(ex->chain, data, len) < 0 ? -1 : 0;
+  if (ex->ended_early) return 0; /* the response went out whole: the rest is not needed */
+  if (ex->chain) {
+    if (relay_chain_feed(ex->chain, data, len) < 0) return -1;
+    if (ex->chain->ended && ex->resp_state == RELAY_RESP_SENDING) end_early(ex);
+    return 0;
+  }
   return relay_exchange__send_down(ex, s, data, len) < 0 ? -1 : 0;
 }
 
@@ -424,6 +444,10 @@ int relay_exchange__on_response_end(relay_exchange_t *ex, const llhttp_t *p) {
   int status = p->status_code;
   if (status >= 100 && status < 200 && status != 101) return 0;
   if (status == 101) return HPE_PAUSED;
+  if (ex->ended_early) {
+    ex->ended_early = 2; /* the exchange ends as usual, on the connection's done */
+    return HPE_PAUSED;
+  }
   if (ex->chain) {
     ex->ending = 1;
     int rc = relay_chain_end(ex->chain, 1);

@@ -220,7 +220,12 @@ static int rs_on_data(relay_filter_t *base, const char *data, size_t len) {
       break;
     default: rs_error_body(f, data, len); break;
   }
-  return rs_send(f);
+  if (rs_send(f)) return -1;
+  /* A stream that failed is over (response.failed is terminal): the client
+   * need not wait for the upstream, which is closed. One that completed
+   * lets the upstream end its message, so its connection can be reused. */
+  if (f->mode == RS_EVENTS && relay_resp_enc_ended(&f->enc) && f->enc.failed) relay_filter_end_response(base);
+  return 0;
 }
 
 /* The end of a stream decides how the response ends: as the upstream said,

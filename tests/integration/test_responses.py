@@ -18,7 +18,7 @@ import unittest
 
 import dialects as D
 from chatmock import json_handler, sse_handler
-from relaytest import Client, RelayTestCase, build_request
+from relaytest import Client, RelayTestCase, RssSampler, build_request
 from test_lua_routing import LuaTestCase
 from responses import (CUSTOM_TOOL, NAMESPACE_TOOL, NEEDS_ISSUE_11, RESP_PATH, WEATHER_TOOL, WEB_SEARCH, events_of,
                        expected_items, harmony_tool_calls_landed, item_texts, post_responses, read_stream,
@@ -367,6 +367,31 @@ class Errors(Bridge):
         self.assertEqual(final["error"]["message"], "llama_decode failed")
         self.assertEqual([it["status"] for it in final["output"]], ["incomplete"])
 
+    def test_failure_ends_the_stream_and_stops_the_upstream(self):
+        """After response.failed the stream is over: the client gets its end at once
+        and keeps its connection; the upstream, still generating, is closed."""
+        err = b'data: {"error":{"code":500,"message":"llama_decode failed","type":"server_error"}}\n\n'
+        evs = D.dialect("llamacpp").events([D.Answer()])
+        h = sse_handler(evs[:8] + [err] + evs[8:] * 3, delay=0.1)  # 10 s more of upstream
+        port = self.relay(h)
+        with Client(port) as c:
+            t0 = time.monotonic()
+            c.request("POST", RESP_PATH, [("Content-Type", "application/json")], responses_body(stream=True))
+            resp = c.read_response("POST")
+            took = time.monotonic() - t0
+            self.assertTrue(resp.complete, resp)
+            final, _ = read_stream(self, resp.body)
+            self.assertEqual(final["status"], "failed")
+            self.assertLess(took, 3.0, "the stream ended with response.failed, not with the upstream (%.1f s)" % took)
+            conn = self.upstream.wait_conns(1)[0]
+            self.assertTrue(conn.peer_closed.wait(2.0), "the relay closed the upstream connection")
+            self.assertFalse(h.script.done, "the mock had more to send")
+            # the client's connection goes on
+            self.upstream.handler = D.chat_handler("llamacpp", [D.Answer()])
+            c.request("POST", RESP_PATH, [("Content-Type", "application/json")], responses_body(stream=True))
+            final, _ = read_stream(self, c.read_response("POST").body)
+            self.assertEqual(final["status"], "completed")
+
     def test_upstream_cut_mid_stream(self):
         """The upstream dies mid-stream: response.failed, then the connection closes."""
         evs = D.dialect("llamacpp").events([PREAMBLE_ANSWER])
@@ -453,6 +478,29 @@ class Errors(Bridge):
         resp = post_responses(port2, stream=False)
         self.assertEqual(resp.status, 502, resp)
         self.assertNotIn(b"chat.completion", resp.body)
+
+    def test_endless_tool_calls_and_text_are_bounded(self):
+        """A hostile upstream: a new tool call index with every event, then megabytes of
+        text. The response fails at the item limit (256) and the rest is ignored, in
+        bounded CPU and memory."""
+        calls = [D.sse('{"choices":[{"index":0,"delta":{"tool_calls":[{"index":%d,"id":"c%d","type":"function",'
+                       '"function":{"name":"get_weather","arguments":"{}"}}]}}]}' % (k, k)) for k in range(20000)]
+        text = [D.sse('{"choices":[{"index":0,"delta":{"content":"%s"}}]}' % ("x" * 4000))] * 2000
+        whole = b"".join(calls + text + [D.DONE])
+        port = self.relay(sse_handler([whole[i:i + 65536] for i in range(0, len(whole), 65536)], delay=0))
+        cpu0 = self.r.cpu_seconds()
+        sampler = RssSampler(self.r)
+        resp = post_responses(port, stream=True, tools=[WEATHER_TOOL])
+        peak = sampler.stop()
+        final, items = read_stream(self, resp.body)
+        self.assertEqual(final["status"], "failed")
+        self.assertLessEqual(len(final["output"]), 256)
+        self.assertLess(len(resp.body), 4 << 20, "the text after the failure is not sent")
+        cpu = self.r.cpu_seconds() - cpu0
+        if os.environ.get("RELAY_TEST_VERBOSE"):
+            print("cpu %.3f s, peak RSS %d KiB, %d bytes out" % (cpu, peak, len(resp.body)))
+        self.assertLess(cpu, 5.0)
+        self.assertLess(peak, 200 * 1024, "peak RSS %d KiB" % peak)
 
     def test_non_json_events_are_skipped(self):
         evs = [b": keep-alive\n\n", b"data: not json\n\n"] + D.dialect("llamacpp").events([D.Answer()])

@@ -270,9 +270,22 @@ static void test_set_status(void) {
   loose->base.ops->dispose(&loose->base);
 }
 
+/* Only the last stage's output can be the whole response. */
+static void test_end_response(void) {
+  relay_chain_t c;
+  tag_filter_t *fs[2] = {tag_new('a', RELAY_UNIT_BYTES), tag_new('b', RELAY_UNIT_BYTES)};
+  chain_with(&c, 1024, 1024, fs, 2);
+  relay_filter_end_response(&fs[0]->base);
+  CHECK(c.ended == 0);
+  relay_filter_end_response(&fs[1]->base);
+  CHECK(c.ended == 1);
+  relay_chain_dispose(&c);
+}
+
 int main(void) {
   relay_buf_init(&out);
   test_set_status();
+  test_end_response();
   test_bytes();
   test_events();
   test_body();

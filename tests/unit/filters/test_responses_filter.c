@@ -182,6 +182,31 @@ static void test_stream_ends(void) {
       {1, 1, 1, 0, "response.completed"}, {0, 1, 1, 0, "response.completed"}, {0, 0, 1, -1, "response.failed"},
       {1, 1, 0, 0, "response.completed"}, {0, 0, 0, 0, "response.failed"},
   };
+  /* An upstream error mid-stream ends the response there: the chain says so,
+   * and nothing the upstream sends after it comes out. */
+  relay_buf_reset(&in);
+  add_chunk(&in, "{\"content\":\"Hi\"}", NULL);
+  relay_buf_append_str(&in, "data: {\"error\":{\"code\":500,\"message\":\"boom\"}}\n\n");
+  size_t at_error = in.len;
+  harmony_stream(&in, 1);
+  relay_chain_t ce;
+  bridge_chain(&ce, o, &req, 200, "text/event-stream", NULL, 1 << 20);
+  CHECK(relay_chain_feed(&ce, in.data, at_error) == 0);
+  CHECK(ce.ended == 1);
+  size_t before = out.len;
+  CHECK(relay_chain_feed(&ce, in.data + at_error, in.len - at_error) == 0);
+  CHECK(relay_chain_end(&ce, 1) == 0);
+  CHECK(out.len == before);
+  CHECK_HAS(event_data(&out, "response.failed", &tmp), "boom");
+  relay_chain_dispose(&ce);
+  /* A completed one does not: the upstream ends its own message (and its
+   * connection can be reused). */
+  relay_buf_reset(&in);
+  harmony_stream(&in, 1);
+  bridge_chain(&ce, o, &req, 200, "text/event-stream", NULL, 1 << 20);
+  CHECK(relay_chain_feed(&ce, in.data, in.len) == 0);
+  CHECK(ce.ended == 0);
+  relay_chain_dispose(&ce);
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
     relay_buf_reset(&in);
     harmony_stream(&in, cases[k].done);
