@@ -27,6 +27,9 @@
 /* Response heads of a health check (a /v1/models head is a few hundred bytes). */
 #define CHECK_HEAD_MAX (64 * 1024)
 #define CHECK_DETAIL_MAX 128
+/* A worker whose loop has not turned for this long is stalled: /healthz
+ * says so (a script's top level may run up to 10 s on a reload). */
+#define WORKER_STALL_MS 15000
 
 typedef struct admin_set_s admin_set_t;
 
@@ -174,7 +177,10 @@ static int check_on_message_end(void *ud, const llhttp_t *p) {
   return p->status_code >= 100 && p->status_code < 200 ? 0 : HPE_PAUSED;
 }
 
-/* The whole response is in: a 2xx passes. */
+/* The whole response is in. Any answer below 500 passes: the server is up
+ * and serving HTTP (a 401 from a server that wants an API key the check
+ * does not send must not take every server out); a 5xx (a model still
+ * loading, a broken backend) fails. */
 static void check_on_done(void *ud, int reusable) {
   admin_check_t *c = ud;
   relay_upconn_t *u = c->conn;
@@ -182,7 +188,7 @@ static void check_on_done(void *ud, int reusable) {
   if (u) relay_upconn_release(u, 0);
   char d[CHECK_DETAIL_MAX];
   snprintf(d, sizeof d, "status %d", c->status);
-  check_done(c, c->status >= 200 && c->status < 300, d);
+  check_done(c, c->status >= 200 && c->status < 500, d);
 }
 
 static void check_noop(void *ud) {}
@@ -484,27 +490,62 @@ static int healthz_upstream(relay_admin_t *a, admin_set_t *set, size_t u, uint64
   return any_up;
 }
 
-/* 200 while every upstream has a server up, else 503; 503 while stopping. */
-static void serve_healthz(relay_client_t *c, int head_only) {
+/* Workers whose loop has not turned for WORKER_STALL_MS (their heartbeat
+ * is written every 200 ms), as a JSON list in out; returns how many. */
+static int stalled_workers(relay_admin_t *a, uint64_t now, relay_buf_t *out) {
+  int n = 0;
+  if (!a->metrics) return 0;
+  for (size_t i = 0; i < a->nworkers; i++) {
+    int64_t hb = relay_metrics_last_heartbeat(a->metrics[i]);
+    if (hb >= 0 && (uint64_t)hb + WORKER_STALL_MS >= now) continue;
+    relay_buf_printf(out, "%s%zu", n ? "," : "", i);
+    n++;
+  }
+  return n;
+}
+
+/* GET /healthz (readiness): 200 while every upstream has a server up and
+ * every worker turns, else 503; 503 while stopping. GET /healthz?live
+ * (liveness): 200 while every worker turns, whatever the upstreams do (a
+ * restart of the relay would not bring a model back). */
+static void serve_healthz(relay_client_t *c, const relay_target_t *t, int head_only) {
   relay_admin_t *a = c->server->data;
   admin_set_t *set = a->set;
   uv_update_time(&a->loop);
   uint64_t now = uv_now(&a->loop);
-  relay_buf_t ups, b;
+  relay_buf_t ups, b, stalled;
   relay_buf_init(&ups);
   relay_buf_init(&b);
-  int healthy = 1;
-  for (size_t u = 0; u < set->cfg.nupstreams; u++) {
-    if (u) relay_buf_append(&ups, ",", 1);
-    healthy &= healthz_upstream(a, set, u, now, &ups);
+  relay_buf_init(&stalled);
+  int nstalled = stalled_workers(a, now, &stalled);
+  int live = t->has_query && t->query_len == 4 && memcmp(t->query, "live", 4) == 0;
+  int ok;
+  if (live) {
+    ok = nstalled == 0;
+    relay_buf_printf(&b, "{\"status\":\"%s\"", ok ? "alive" : "stalled");
+  } else {
+    int healthy = 1;
+    for (size_t u = 0; u < set->cfg.nupstreams; u++) {
+      if (u) relay_buf_append(&ups, ",", 1);
+      healthy &= healthz_upstream(a, set, u, now, &ups);
+    }
+    int stopping = atomic_load(&a->draining);
+    ok = healthy && !stopping && nstalled == 0;
+    relay_buf_printf(&b, "{\"status\":\"%s\",\"upstreams\":[",
+                     stopping ? "stopping" : nstalled ? "stalled" : healthy ? "ok" : "unavailable");
+    if (ups.len) relay_buf_append(&b, ups.data, ups.len);
+    relay_buf_append(&b, "]", 1);
   }
-  int stopping = atomic_load(&a->draining);
-  relay_buf_printf(&b, "{\"status\":\"%s\",\"upstreams\":[", stopping ? "stopping" : healthy ? "ok" : "unavailable");
-  if (ups.len) relay_buf_append(&b, ups.data, ups.len);
-  relay_buf_append_str(&b, "]}\n");
-  respond(c, healthy && !stopping ? 200 : 503, "application/json", NULL, &b, head_only);
+  if (nstalled) {
+    relay_buf_append_str(&b, ",\"stalled_workers\":[");
+    relay_buf_append(&b, stalled.data, stalled.len);
+    relay_buf_append(&b, "]", 1);
+  }
+  relay_buf_append_str(&b, "}\n");
+  respond(c, ok ? 200 : 503, "application/json", NULL, &b, head_only);
   relay_buf_dispose(&ups);
   relay_buf_dispose(&b);
+  relay_buf_dispose(&stalled);
 }
 
 static int path_is(const relay_target_t *t, const char *p) {
@@ -536,7 +577,7 @@ static void admin_on_request(relay_client_t *c) {
     return;
   }
   if (metrics) serve_metrics(c, head);
-  else serve_healthz(c, head);
+  else serve_healthz(c, &t, head);
 }
 
 static int admin_on_body(relay_client_t *c, relay_slab_t *s, const char *data, size_t len) { return 0; }

@@ -24,14 +24,14 @@ static void worker_maybe_finish(void *data) {
   worker_close_handle((uv_handle_t *)&w->wakeup);
 }
 
-/* How often a worker looks at the health board: one atomic load when
- * nothing was posted. Checks run every few seconds; a result is applied
- * within this. */
+/* How often a worker looks at the health board (one atomic load when
+ * nothing was posted; checks run every few seconds, a result is applied
+ * within this) and marks itself alive for /healthz. */
 #define WORKER_HEALTH_POLL_MS 200
 
 static void health_poll_cb(uv_timer_t *t) {
   relay_worker_t *w = t->data;
-  relay_proxy_apply_health(&w->proxy);
+  relay_proxy_tick(&w->proxy);
 }
 
 /* Past the deadline every connection goes, finished or not. */
@@ -105,7 +105,7 @@ int relay_worker_init(relay_worker_t *w, int index, relay_script_t *script, cons
   w->health_timer.data = w;
   rc = relay_proxy_init(&w->proxy, &w->loop, &script->site, shared);
   if (rc) return rc;
-  if (shared && shared->health) {
+  if (shared && (shared->health || shared->metrics)) {
     uv_timer_start(&w->health_timer, health_poll_cb, WORKER_HEALTH_POLL_MS, WORKER_HEALTH_POLL_MS);
     uv_unref((uv_handle_t *)&w->health_timer); /* never what keeps the loop alive */
   }

@@ -126,6 +126,9 @@ typedef struct relay_metrics_s {
   relay_metrics_i64_t server_outstanding[RELAY_METRICS_MAX_UPSTREAMS][RELAY_METRICS_MAX_SERVERS];
   relay_metrics_u64_t counter[RELAY_METRICS_COUNTERS];
   relay_metrics_i64_t gauge[RELAY_METRICS_GAUGES];
+  /* The loop time (ms) the worker last went round its loop: /healthz sees a
+   * worker that stopped turning. Not a metric family. */
+  relay_metrics_i64_t heartbeat_ms;
 } relay_metrics_t;
 
 /* Label values for the render, read on the scraping thread. A NULL return
@@ -271,6 +274,14 @@ static inline void relay_metrics_server_outstanding(relay_metrics_t *m, unsigned
                                                     int64_t d) {
   if (upstream >= RELAY_METRICS_MAX_UPSTREAMS || server >= RELAY_METRICS_MAX_SERVERS) return;
   relay_metrics__gauge_add(&m->server_outstanding[upstream][server], d);
+}
+
+static inline void relay_metrics_heartbeat(relay_metrics_t *m, uint64_t now_ms) {
+  atomic_store_explicit(&m->heartbeat_ms, (int64_t)now_ms, memory_order_relaxed);
+}
+
+static inline int64_t relay_metrics_last_heartbeat(const relay_metrics_t *m) {
+  return atomic_load_explicit((relay_metrics_i64_t *)&m->heartbeat_ms, memory_order_relaxed);
 }
 
 static inline void relay_metrics_connect_failure(relay_metrics_t *m, unsigned upstream, unsigned server) {

@@ -217,7 +217,10 @@ static void apply_health(relay_proxy_t *p, int force) {
   }
 }
 
-void relay_proxy_apply_health(relay_proxy_t *p) { apply_health(p, 0); }
+void relay_proxy_tick(relay_proxy_t *p) {
+  if (p->shared.metrics) relay_metrics_heartbeat(p->shared.metrics, uv_now(p->loop));
+  apply_health(p, 0);
+}
 
 /* ---- metrics, once per exchange ---- */
 
@@ -257,7 +260,10 @@ int relay_proxy_init(relay_proxy_t *p, uv_loop_t *loop, relay_site_t *site, cons
   relay_site_ref(site);
   p->site = site;
   relay_server_init(&p->server, loop, &p->slabs, &site->server_opts, &proxy_server_handler, p);
-  if (p->shared.metrics) relay_proxy_add_logger(p, metrics_logger, p);
+  if (p->shared.metrics) {
+    relay_proxy_add_logger(p, metrics_logger, p);
+    relay_metrics_heartbeat(p->shared.metrics, uv_now(loop));
+  }
   apply_health(p, 1);
   publish_site(p);
   return 0;

@@ -57,9 +57,10 @@ int relay_proxy_init(relay_proxy_t *p, uv_loop_t *loop, relay_site_t *site, cons
 /* A reload: new requests use site; exchanges in flight finish with theirs. */
 int relay_proxy_set_site(relay_proxy_t *p, relay_site_t *site);
 int relay_proxy_add_logger(relay_proxy_t *p, relay_exchange_logger_t fn, void *ud);
-/* Apply the active check results posted since the last call to the
- * balancers of the site in force (call it from a timer). */
-void relay_proxy_apply_health(relay_proxy_t *p);
+/* Call from a timer, a few times a second: applies the active check results
+ * posted since the last call to the balancers of the site in force, and
+ * marks the loop alive (its heartbeat, for /healthz). */
+void relay_proxy_tick(relay_proxy_t *p);
 /* Accept on a bound socket. */
 int relay_proxy_listen(relay_proxy_t *p, int fd);
 /* Shutting down: no new connections, idle ones close, pools empty. */

@@ -196,6 +196,12 @@ static int l_upstream(lua_State *L) {
 static int l_admin(lua_State *L) {
   relay_script_t *s = relay_lua__declaring(L, "relay.admin");
   luaL_checktype(L, 1, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING || (strcmp(lua_tostring(L, -1), "addr") && strcmp(lua_tostring(L, -1), "port")))
+      return luaL_error(L, "relay.admin: unknown field '%s'", luaL_tolstring(L, -1, NULL));
+  }
   const char *addr = opt_str_field(L, 1, "addr", s->site.cfg.admin_addr);
   char tmp[RELAY_HOST_MAX];
   copy_bounded(L, tmp, sizeof tmp, addr, "admin addr");
