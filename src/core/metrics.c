@@ -162,7 +162,7 @@ static int up_of(const relay_metrics_t *const *ws, size_t n, size_t offset, size
   for (size_t k = 0; k < n; k++) {
     if (!ws[k]) continue;
     int64_t until = atomic_load_explicit(cell_i64(ws[k], offset, i), memory_order_relaxed);
-    if (until > 0 && (uint64_t)until > now_ms) return 0;
+    if (until == RELAY_METRICS_DOWN_FOREVER || (until > 0 && (uint64_t)until > now_ms)) return 0;
   }
   return 1;
 }
