@@ -534,10 +534,12 @@ static void answer_upstream_error(relay_exchange_t *ex, int err, int timed_out) 
   relay_exchange__send_error(ex, 502, "upstream_error", code, msg);
 }
 
-/* An event stream that began counts as open until the exchange ends. */
-static void count_stream(relay_exchange_t *ex) {
+/* An event stream counts as open from its head (before the head can reach
+ * the client, so that a scrape after it sees the stream) until the exchange
+ * ends, whatever happens to it meanwhile. */
+static void count_stream(relay_exchange_t *ex, int status) {
   relay_response_t r;
-  relay_response_classify(&r, ex->status, &ex->resp);
+  relay_response_classify(&r, status, &ex->resp);
   if (r.media != RELAY_MEDIA_SSE) return;
   ex->stream_counted = 1;
   relay_metrics_gauge_add(ex_metrics(ex), RELAY_METRICS_OPEN_STREAMS, 1);
@@ -545,10 +547,10 @@ static void count_stream(relay_exchange_t *ex) {
 
 static int on_upstream_head(void *ud, const llhttp_t *p) {
   relay_exchange_t *ex = ud;
-  int rc = relay_exchange__on_response_head(ex, p);
-  if (rc >= 0 && ex_metrics(ex) && !ex->stream_counted && ex->status >= 200 && ex->status == p->status_code)
-    count_stream(ex);
-  return rc;
+  if (ex_metrics(ex) && !ex->stream_counted && p->status_code >= 200 && p->status_code != 204 &&
+      p->status_code != 304)
+    count_stream(ex, p->status_code);
+  return relay_exchange__on_response_head(ex, p);
 }
 
 static int on_upstream_body(void *ud, relay_slab_t *s, const char *data, size_t len) {

@@ -246,6 +246,11 @@ class Metrics(AdminCase):
         with Client(relay.port) as idle:  # one client connection open during the scrape
             idle.request("GET", "/v1/models")
             got += len(idle.read_response().body)
+            # An exchange is counted as it ends, a moment after its last byte went out, and
+            # before its access line is written.
+            relay.wait_access(9)
+            # the connections of the earlier requests close as the relay reads their EOF
+            self.assertTrue(wait_for(lambda: value(scrape(self.admin), "relay_client_connections") == 1, 3))
             m = scrape(self.admin)
             self.assertEqual(value(m, "relay_client_connections"), 1)
         req = lambda route, method, code: value(m, "relay_requests", "relay_requests_total", route=route,
@@ -338,6 +343,7 @@ relay.route{path = "/a"}
                                              ["servers"]) == 2, 5))
         for path in ("/a", "/c", "/b"):
             self.assertEqual(http_exchange(relay.port, "GET", path).status, 200)
+        relay.wait_access(6)
         m = scrape(admin)
         req = lambda route: value(m, "relay_requests", "relay_requests_total", route=route, method="GET", code="200")
         self.assertEqual((req("/a"), req("/b"), req("/c"), req("(none)")), (3, 1, 1, 1))
@@ -364,6 +370,7 @@ relay.route{method = "GET", path = "/boom", on_request = function(req) error("bo
             self.assertEqual(http_exchange(relay.port, "GET", "/boom").status, 500)
         for _ in range(4):
             self.assertEqual(http_exchange(relay.port, "GET", "/fine").status, 200)
+        relay.wait_access(7)
         m = scrape(admin)
         self.assertEqual(value(m, "relay_script_errors", "relay_script_errors_total"), 3)
         self.assertEqual(value(m, "relay_requests", "relay_requests_total", route="GET /boom", method="GET",
