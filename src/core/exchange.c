@@ -367,10 +367,13 @@ static void server_failed(relay_exchange_t *ex, int err, int timed_out) {
     relay_metrics_connect_failure(ex_metrics(ex), (unsigned)g->slot, (unsigned)g->server_slot[k]);
   ex->servers_failed |= 1u << k;
   exchange_release_server(ex);
-  if (g->nservers > 1)
+  if (g->nservers > 1) {
+    char name[RELAY_HOST_MAX + 16];
+    relay_config_server_name(relay_exchange_server(ex), name, sizeof name);
     relay_log_info("%s %s: upstream %s: server %s failed (%s); trying another", llhttp_method_name(ex->method),
-                   ex->log_path, relay_exchange_upstream(ex)->name, g->host_field[k],
+                   ex->log_path, relay_exchange_upstream(ex)->name, name,
                    timed_out ? "connect timed out" : relay_strerror(err));
+  }
   exchange_connect(ex, err, timed_out);
 }
 

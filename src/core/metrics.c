@@ -89,7 +89,7 @@ static const fam_t metrics_families[] = {
      AGG_SUM_U64, OFF(counter[RELAY_METRICS_REWRITTEN_EVENTS])},
     {"relay_reasoning_blocks_total", "Reasoning blocks the chat rewrite found.", FAM_COUNTER, SHAPE_SCALAR,
      AGG_SUM_U64, OFF(counter[RELAY_METRICS_REASONING_BLOCKS])},
-    {"relay_tool_calls_total", "Tool calls in responses.", FAM_COUNTER, SHAPE_SCALAR, AGG_SUM_U64,
+    {"relay_tool_calls_total", "Tool calls in responses the chat rewrite reads, counted where each begins.", FAM_COUNTER, SHAPE_SCALAR, AGG_SUM_U64,
      OFF(counter[RELAY_METRICS_TOOL_CALLS])},
     {"relay_upstream_server_up", "1 while no worker has the server marked down, else 0.", FAM_GAUGE,
      SHAPE_SERVER, AGG_UP, OFF(server_down)},

@@ -342,6 +342,12 @@ static int reuse_last_parse(relay_chat_t *chat, const char *d, size_t len) {
   return 1;
 }
 
+/* Tool calls that begin in a document just parsed, for the metrics. */
+static void count_tool_calls(relay_chat_t *chat, int n) {
+  if (!chat->base.ex) return;
+  for (int k = 0; k < n; k++) chat->base.ex->stats.tool_calls += chat->found[k].tool_calls;
+}
+
 /* In "both" mode, where the second reasoning field sits (same choices). The
  * document is parsed at k == 0, which every caller reaches for every
  * document; a failed parse leaves no stale offsets in use for later k. */
@@ -452,6 +458,7 @@ static void rewrite_event(relay_chat_t *chat, const relay_sse_event_t *ev) {
   int n = reuse_last_parse(chat, ev->data, ev->data_len);
   if (n < 0) {
     n = find_choices(chat, ev->data, ev->data_len, "delta", reasoning_key);
+    count_tool_calls(chat, n);
     const relay_chat_choice_t *f = &chat->found[0];
     chat->template_ok = n == 1 && chat->opts->mode != RELAY_MODE_FIELD && f->has_container &&
                         f->has_content && f->content_is_string && !f->finished;
@@ -528,6 +535,7 @@ static void send_body(relay_chat_t *chat, const char *data, size_t len) { chat_s
 static void rewrite_body(relay_chat_t *chat, const char *doc, size_t len) {
   const char *reasoning_key = chat->opts->mode == RELAY_MODE_FIELD ? chat->opts->field[0] : NULL;
   int n = find_choices(chat, doc, len, "message", reasoning_key);
+  count_tool_calls(chat, n);
   if (n <= 0) {
     send_body(chat, doc, len);
     return;

@@ -287,6 +287,44 @@ class Metrics(AdminCase):
         # once the idle connection closed, no client connection is left
         self.assertTrue(wait_for(lambda: value(scrape(self.admin), "relay_client_connections") == 0, 3))
 
+    def test_tool_calls_counted(self):
+        """Tool calls an upstream already made (OpenAI form) are counted where each begins:
+        two in a stream (their later pieces carry no id), two in a whole body."""
+        def call(index, cid=None, name=None, args=""):
+            tc = {"index": index, "function": {"arguments": args}}
+            if cid:
+                tc.update(id=cid, type="function")
+                tc["function"]["name"] = name
+            return tc
+
+        def ev(tcs, finish=None):
+            doc = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                   "choices": [{"index": 0, "delta": {"tool_calls": tcs}, "finish_reason": finish}]}
+            return ("data: %s\n\n" % json.dumps(doc)).encode()
+
+        events = [ev([call(0, "call_1", "get_weather")]), ev([call(0, args='{"city":')]), ev([call(0, args='"Paris"}')]),
+                  ev([call(1, "call_2", "get_time")]), ev([call(1, args="{}")]), b"data: [DONE]\n\n"]
+        body = json.dumps({"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+            {"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_3", "type": "function", "function": {"name": "a", "arguments": "{}"}},
+                {"id": "call_4", "type": "function", "function": {"name": "b", "arguments": "{}"}}]}}]}).encode()
+        stream = sse_handler(events)
+
+        def handler(conn, req):
+            if b'"stream": true' in (req.body or b"") or b'"stream":true' in (req.body or b""):
+                return stream(conn, req)
+            conn.respond(200, [("Content-Type", "application/json")], body)
+
+        self.upstream.handler = handler
+        relay = self.start(WORKERS="2", RELAY_HEALTH_INTERVAL="0")
+        r, out = post_chat(relay.port, stream=True)
+        self.assertTrue(r.complete)
+        self.assertEqual(out, b"".join(events))  # passed through unchanged
+        r, out = post_chat(relay.port, stream=False)
+        self.assertEqual(out, body)
+        relay.wait_access(2)
+        self.assertEqual(value(scrape(self.admin), "relay_tool_calls", "relay_tool_calls_total"), 4)
+
     def test_open_streams_and_outstanding(self):
         events = stream_events(["Hello", " world"], usage=False)
         gate = [threading.Event() for _ in events]
