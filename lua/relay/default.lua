@@ -10,11 +10,34 @@ relay.listen({
   port = env.port("LISTEN_PORT", 8080),
 })
 
-relay.upstream({
+-- One server (UPSTREAM_HOST, UPSTREAM_PORT), or several (UPSTREAM_SERVERS,
+-- which then replaces both): balanced by least outstanding requests, a server
+-- that refuses or times out a connect is skipped, and active checks of
+-- RELAY_HEALTH_PATH bring servers back (every RELAY_HEALTH_INTERVAL seconds;
+-- by default 5 with several servers or with the admin port on, else off).
+local upstream = {
   name = "default",
-  host = env.host("UPSTREAM_HOST", "127.0.0.1"),
-  port = env.port("UPSTREAM_PORT", 1234),
-})
+  health_path = env.string("RELAY_HEALTH_PATH", "/v1/models"),
+  health_interval = env.seconds("RELAY_HEALTH_INTERVAL", nil),
+  health_timeout = env.seconds("RELAY_HEALTH_TIMEOUT", 2),
+}
+local servers = env.string("UPSTREAM_SERVERS", nil)
+if servers then
+  upstream.servers = servers
+  local ok, err = pcall(relay.upstream, upstream)
+  if not ok then error(string.format("UPSTREAM_SERVERS=%q: %s", servers, err), 0) end
+else
+  upstream.host = env.host("UPSTREAM_HOST", "127.0.0.1")
+  upstream.port = env.port("UPSTREAM_PORT", 1234)
+  relay.upstream(upstream)
+end
+
+-- The admin listener: GET /healthz and GET /metrics, off unless
+-- RELAY_ADMIN_PORT is set; on loopback unless RELAY_ADMIN_ADDR says otherwise.
+local admin_port = env.port("RELAY_ADMIN_PORT", nil)
+if admin_port then
+  relay.admin({ addr = env.address("RELAY_ADMIN_ADDR", "127.0.0.1"), port = admin_port })
+end
 
 relay.settings({
   connect_timeout = env.seconds("RELAY_CONNECT_TIMEOUT", 10),

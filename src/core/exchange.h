@@ -42,9 +42,20 @@ typedef enum {
   RELAY_RESP_DONE         /* complete */
 } relay_resp_state_t;
 
+/* Counts a response's filters make as they go, added to the worker's
+ * metrics once, when the exchange ends (a filter never touches the metrics
+ * itself). The chat rewrite fills the first two; a filter that makes tool
+ * calls out of text adds each one it makes to tool_calls. */
+typedef struct relay_exchange_stats_s {
+  uint32_t rewritten_events; /* SSE events whose data a filter changed */
+  uint32_t reasoning_blocks; /* reasoning blocks found (opened) in the text */
+  uint32_t tool_calls;       /* tool calls in the response */
+} relay_exchange_stats_t;
+
 /* What the site decided for one request. */
 typedef struct relay_route_s {
   int upstream_index;
+  unsigned metrics_slot; /* the route's slot in the request counts */
   /* The response filters: the static route's, or own ones made by a hook. */
   const relay_filter_spec_t *filters;
   unsigned nfilters;
@@ -100,6 +111,17 @@ typedef struct relay_exchange_s {
   uint64_t bytes_in;
   int retries;
 
+  /* The server of the upstream: chosen by the upstream's balancer when the
+   * request goes out, and moved to another one only while nothing of it was
+   * sent (its connect failed). */
+  int server;                 /* index in the upstream's servers, when has_server */
+  uint32_t servers_failed;    /* bit i: a connect to server i failed for this request */
+  unsigned has_server : 1;
+  unsigned outstanding : 1;   /* counted by the balancer until the exchange lets go */
+  unsigned stream_counted : 1; /* counted in the open streams gauge */
+  uint64_t up_body_out, up_body_in; /* body bytes to and from the upstream */
+  relay_exchange_stats_t stats;
+
   /* Response. */
   relay_head_t resp;
   int status;
@@ -113,8 +135,10 @@ typedef struct relay_exchange_s {
    * a read cost one syscall, and nothing waits longer than the read itself. */
   relay_buf_t batch;
 
-  /* Timing for the access log, in ns from uv_hrtime. */
-  uint64_t t_start, t_first_byte;
+  /* Timing for the access log and metrics, in ns from uv_hrtime: the
+   * request head, the request first going towards an upstream, the
+   * response head. */
+  uint64_t t_start, t_upstream, t_first_byte;
   char log_path[RELAY_LOG_PATH_MAX];
 } relay_exchange_t;
 
@@ -125,5 +149,7 @@ static inline int relay_exchange_head_sent(const relay_exchange_t *ex) { return 
 /* The upstream the exchange was routed to, or NULL (not routed, or
  * answered by the site itself). */
 const relay_upstream_cfg_t *relay_exchange_upstream(const relay_exchange_t *ex);
+/* The server of that upstream the request went to (or tried last), or NULL. */
+const relay_server_addr_t *relay_exchange_server(const relay_exchange_t *ex);
 
 #endif

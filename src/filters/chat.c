@@ -35,6 +35,7 @@ typedef struct chat_choice_s {
   long index;
   relay_replacer_t r;
   int finished;
+  int in_reasoning; /* the replacer's last state change entered a reasoning state */
 } chat_choice_t;
 
 typedef struct chat_edit_s {
@@ -50,6 +51,7 @@ typedef struct relay_chat_s {
   chat_choice_t *choices; /* sorted by index, at most CHAT_MAX_CHOICES */
   size_t nchoices, cap;
   int capped_logged;
+  chat_choice_t *cur; /* the choice being fed, for the metrics' counts */
   /* Scratch, reused for every event so the steady state does not allocate. */
   relay_buf_t decoded, content, reasoning, out, edits_buf;
   chat_edit_t *edits;   /* two per choice slot */
@@ -137,6 +139,12 @@ static void put_key(relay_chat_t *chat, relay_buf_t *b, const char *name) {
 /* Replacer output lands in content or reasoning by the output mode. */
 static void chat_emit(void *ud, relay_out_kind_t kind, unsigned state, const char *data, size_t len) {
   relay_chat_t *chat = ud;
+  if (kind == RELAY_OUT_REPLACEMENT && chat->cur) {
+    /* A reasoning block opens where the text enters a reasoning state. */
+    int reasoning = (chat->opts->reasoning_states >> state) & 1u;
+    if (reasoning && !chat->cur->in_reasoning && chat->base.ex) chat->base.ex->stats.reasoning_blocks++;
+    chat->cur->in_reasoning = reasoning;
+  }
   switch (relay_output_sink(chat->opts->mode, chat->opts->reasoning_states, kind, state)) {
     case RELAY_SINK_CONTENT: chat_put(chat, &chat->content, data, len); break;
     case RELAY_SINK_REASONING: chat_put(chat, &chat->reasoning, data, len); break;
@@ -264,6 +272,7 @@ static int run_choice(relay_chat_t *chat, chat_choice_t *c, const char *json,
                       const relay_chat_choice_t *f) {
   relay_buf_reset(&chat->content);
   relay_buf_reset(&chat->reasoning);
+  chat->cur = c;
   if (f->has_content && f->content_is_string) {
     relay_buf_reset(&chat->decoded);
     if (relay_json_unescape(json + f->content_start + 1, f->content_end - f->content_start - 2,
@@ -333,6 +342,12 @@ static int reuse_last_parse(relay_chat_t *chat, const char *d, size_t len) {
   return 1;
 }
 
+/* Tool calls that begin in a document just parsed, for the metrics. */
+static void count_tool_calls(relay_chat_t *chat, int n) {
+  if (!chat->base.ex) return;
+  for (int k = 0; k < n; k++) chat->base.ex->stats.tool_calls += chat->found[k].tool_calls;
+}
+
 /* In "both" mode, where the second reasoning field sits (same choices). The
  * document is parsed at k == 0, which every caller reaches for every
  * document; a failed parse leaves no stale offsets in use for later k. */
@@ -397,6 +412,7 @@ static void flush_all(relay_chat_t *chat) {
     relay_buf_reset(&chat->content);
     relay_buf_reset(&chat->reasoning);
     if (!chat->opts->rules) continue;
+    chat->cur = c;
     relay_replacer_finish(&c->r, chat_emit, chat);
     run_text_hook(chat, c);
     if (chat->content.len == 0 && chat->reasoning.len == 0) continue;
@@ -420,8 +436,12 @@ static void send_event_with_data(relay_chat_t *chat, const relay_sse_event_t *ev
 /* An event whose data is final: rebuilt when it changed, else as it came. */
 static void send_data_event(relay_chat_t *chat, const relay_sse_event_t *ev, const char *data, size_t len,
                             int changed) {
-  if (changed) send_event_with_data(chat, ev, data, len);
-  else chat_send(chat, ev->raw, ev->raw_len);
+  if (changed) {
+    send_event_with_data(chat, ev, data, len);
+    if (chat->base.ex) chat->base.ex->stats.rewritten_events++;
+  } else {
+    chat_send(chat, ev->raw, ev->raw_len);
+  }
 }
 
 static void rewrite_event(relay_chat_t *chat, const relay_sse_event_t *ev) {
@@ -438,6 +458,7 @@ static void rewrite_event(relay_chat_t *chat, const relay_sse_event_t *ev) {
   int n = reuse_last_parse(chat, ev->data, ev->data_len);
   if (n < 0) {
     n = find_choices(chat, ev->data, ev->data_len, "delta", reasoning_key);
+    count_tool_calls(chat, n);
     const relay_chat_choice_t *f = &chat->found[0];
     chat->template_ok = n == 1 && chat->opts->mode != RELAY_MODE_FIELD && f->has_container &&
                         f->has_content && f->content_is_string && !f->finished;
@@ -514,6 +535,7 @@ static void send_body(relay_chat_t *chat, const char *data, size_t len) { chat_s
 static void rewrite_body(relay_chat_t *chat, const char *doc, size_t len) {
   const char *reasoning_key = chat->opts->mode == RELAY_MODE_FIELD ? chat->opts->field[0] : NULL;
   int n = find_choices(chat, doc, len, "message", reasoning_key);
+  count_tool_calls(chat, n);
   if (n <= 0) {
     send_body(chat, doc, len);
     return;

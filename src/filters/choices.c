@@ -17,7 +17,11 @@ enum {
   TAG_CONTAINER_KEY, /* the value of "delta" / "message" */
   TAG_CONTAINER,     /* that object */
   TAG_CONTENT,
-  TAG_REASONING
+  TAG_REASONING,
+  TAG_TOOL_CALLS_KEY, /* the value of the container's "tool_calls" */
+  TAG_TOOL_CALLS,     /* that array: its elements */
+  TAG_TOOL_CALL,      /* one element object */
+  TAG_TOOL_CALL_ID
 };
 
 typedef struct picker_s {
@@ -48,7 +52,9 @@ static int picker_key(void *ud, int object, const char *raw, size_t len, int esc
     case TAG_CONTAINER:
       if (NAME("content")) return TAG_CONTENT;
       if (pk->reasoning && relay_json_key_is(raw, len, esc, pk->reasoning, pk->reasoning_len)) return TAG_REASONING;
+      if (NAME("tool_calls")) return TAG_TOOL_CALLS_KEY;
       return 0;
+    case TAG_TOOL_CALL: return NAME("id") ? TAG_TOOL_CALL_ID : 0;
     default: return 0;
   }
 #undef NAME
@@ -120,6 +126,10 @@ static int picker_value(void *ud, int tag, const relay_json_value_t *v) {
       c->reasoning_start = v->start;
       c->reasoning_end = v->end;
       return 0;
+    /* Counted only (for the metrics): a call begins where its element has an id. */
+    case TAG_TOOL_CALLS_KEY: return v->type == RELAY_JSON_ARRAY ? TAG_TOOL_CALLS : 0;
+    case TAG_TOOL_CALLS: return v->type == RELAY_JSON_OBJECT ? TAG_TOOL_CALL : 0;
+    case TAG_TOOL_CALL_ID: c->tool_calls += v->type == RELAY_JSON_STRING && v->end - v->start > 2; return 0;
     default: return 0;
   }
 }

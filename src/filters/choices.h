@@ -32,6 +32,8 @@ typedef struct relay_chat_choice_s {
   int reasoning_is_string; /* its value is a string */
   size_t reasoning_start, reasoning_end; /* its value token, as for content */
   int finished;            /* "finish_reason" present and not null */
+  unsigned tool_calls;     /* elements of the container's "tool_calls" with an "id": calls that
+                              begin here (a stream's later pieces of a call carry no id) */
 } relay_chat_choice_t;
 
 /* Parse a chat completion chunk or body and describe choices[i].<container>.

@@ -196,8 +196,39 @@ static void test_nesting(void) {
   free(b);
 }
 
+/* Tool calls are counted where they begin: an element of tool_calls with a
+ * non-empty string id (OpenAI streams the id in a call's first piece only;
+ * whole bodies carry every call with its id). Other shapes count nothing. */
+static void test_tool_calls(void) {
+  const char *first =
+      "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+      "{\"index\":0,\"id\":\"call_abc\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+      "\"arguments\":\"\"}}]},\"finish_reason\":null}]}";
+  CHECK(find(first, "delta", NULL) == 1 && ch[0].tool_calls == 1);
+  const char *more = "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":"
+                     "{\"arguments\":\"{\\\"city\\\":\"}}]},\"finish_reason\":null}]}";
+  CHECK(find(more, "delta", NULL) == 1 && ch[0].tool_calls == 0);
+  const char *two = "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"a\"},"
+                    "{\"index\":1,\"id\":\"b\"}]}},{\"index\":1,\"delta\":{\"tool_calls\":[{\"id\":\"c\"}]}}]}";
+  CHECK(find(two, "delta", NULL) == 2 && ch[0].tool_calls == 2 && ch[1].tool_calls == 1);
+  const char *body = "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null,"
+                     "\"tool_calls\":[{\"id\":\"x\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+                     "\"arguments\":\"{}\"}},{\"id\":\"y\",\"type\":\"function\"}]},\"finish_reason\":\"tool_calls\"}]}";
+  CHECK(find(body, "message", NULL) == 1 && ch[0].tool_calls == 2 && ch[0].finished);
+  /* Not calls: an empty or non-string id, tool_calls not an array, elements not objects,
+   * an id outside tool_calls, tool_calls outside the container. */
+  const char *odd = "{\"tool_calls\":[{\"id\":\"r\"}],\"choices\":[{\"id\":\"e\",\"tool_calls\":[{\"id\":\"f\"}],"
+                    "\"delta\":{\"id\":\"g\",\"tool_calls\":[{\"id\":\"\"},{\"id\":7},{\"id\":null},\"h\",[{\"id\":\"i\"}],"
+                    "{\"function\":{\"id\":\"j\"}}]}},{\"delta\":{\"tool_calls\":{\"id\":\"k\"}}}]}";
+  CHECK(find(odd, "delta", NULL) == 2 && ch[0].tool_calls == 0 && ch[1].tool_calls == 0);
+  /* A repeated container starts over. */
+  const char *rep = "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"a\"}]},\"delta\":{\"content\":\"x\"}}]}";
+  CHECK(find(rep, "delta", NULL) == 1 && ch[0].tool_calls == 0 && ch[0].has_content);
+}
+
 int main(void) {
   test_openai();
+  test_tool_calls();
   test_servers();
   test_shapes();
   test_big();
