@@ -1,6 +1,7 @@
 -- The stock script: what oss-relay does with no files. Everything is read from
--- environment variables; every request is proxied unchanged to UPSTREAM, and
--- the responses of POST /v1/chat/completions are rewritten.
+-- environment variables; every request is proxied unchanged to UPSTREAM, the
+-- responses of POST /v1/chat/completions are rewritten, and POST /v1/responses
+-- is served over the upstream's chat completions.
 local relay = require("relay")
 local env = require("relay.env")
 
@@ -107,15 +108,39 @@ if strip_history or effort_kwargs then
   end
 end
 
+local rewrite = {
+  rules = rules,
+  mode = mode,
+  field = env.choice("RELAY_REASONING_FIELD", "reasoning_content", { "reasoning_content", "reasoning", "both" }),
+}
+
 relay.route({
   method = "POST",
   path = "/v1/chat/completions",
   upstream = "default",
   on_request = on_request,
   body = on_request ~= nil,
-  rewrite = {
-    rules = rules,
-    mode = mode,
-    field = env.choice("RELAY_REASONING_FIELD", "reasoning_content", { "reasoning_content", "reasoning", "both" }),
-  },
+  rewrite = rewrite,
 })
+
+-- The Responses API (POST /v1/responses: Codex CLI, the Agents SDK) over the
+-- upstream's chat completions: the request is translated, the chat response
+-- goes through the same rewrite (its mode and field are the front end's:
+-- Responses has its own reasoning items) and the same request hook, and
+-- comes back as Responses output items. RELAY_RESPONSES=passthrough forwards
+-- /v1/responses unchanged instead (an upstream with its own Responses API).
+if env.choice("RELAY_RESPONSES", "on", { "on", "passthrough" }) == "on" then
+  local single = { reasoning_content = true, reasoning = true, thinking = true }
+  relay.route({
+    method = "POST",
+    path = "/v1/responses",
+    upstream = "default",
+    frontend = {
+      type = "responses",
+      -- reasoning items go back upstream in the member the template renders
+      reasoning_field = single[history_field] and history_field or "reasoning_content",
+    },
+    on_request = on_request,
+    rewrite = rewrite,
+  })
+end

@@ -110,6 +110,7 @@ int relay_worker_init(relay_worker_t *w, int index, relay_script_t *script, cons
     uv_unref((uv_handle_t *)&w->health_timer); /* never what keeps the loop alive */
   }
   relay_site_unref(&script->site); /* the proxy holds it now */
+  w->proxy.worker = (unsigned)index;
   w->proxy.on_conn_freed = worker_maybe_finish;
   w->proxy.data = w;
   relay_proxy_add_logger(&w->proxy, relay_access_log, NULL);

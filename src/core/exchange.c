@@ -78,6 +78,9 @@ static int route_request(relay_exchange_t *ex, char *err, size_t errlen) {
   rt->nfilters = r ? r->nfilters : 0;
   rt->hook = r && r->hook ? r->hook : s->hook;
   rt->hook_wants_body = r && r->hook ? r->hook_wants_body : s->hook_wants_body;
+  if (r) rt->frontend = r->frontend;
+  /* A front end reads the whole body first; a hook then sees its translation. */
+  if (rt->frontend.type) return 1;
   if (!rt->hook) return 0;
   if (rt->hook_wants_body) return 1;
   return s->ops->run_hook(s, ex, 0, err, errlen);
@@ -87,7 +90,14 @@ static int route_request(relay_exchange_t *ex, char *err, size_t errlen) {
 static int route_reads_body(const relay_route_t *r) {
   for (unsigned i = 0; i < r->nfilters; i++)
     if (r->filters[i].type->flags & RELAY_FILTER_READS_BODY) return 1;
-  return 0;
+  const relay_filter_type_t *fe = r->frontend.type ? r->frontend.type->filter : NULL;
+  return fe && (fe->flags & RELAY_FILTER_READS_BODY);
+}
+
+/* The front end's state goes with the exchange (after its filter). */
+static void route_release_frontend(relay_route_t *r) {
+  if (r->frontend_state) r->frontend.type->state_free(r->frontend_state);
+  r->frontend_state = NULL;
 }
 
 /* ---- the upstream request ------------------------------------------------ */
@@ -424,17 +434,66 @@ int relay_exchange__on_request_body(relay_exchange_t *ex, relay_slab_t *s, const
   return 0;
 }
 
+/* A new path keeps the request's query unless it brings its own. */
+static int keep_query(relay_exchange_t *ex, relay_buf_t *target) {
+  if (!target->len || memchr(target->data, '?', target->len)) return 0;
+  relay_target_t t;
+  relay_target_split(relay_head_target(&ex->client->req), ex->client->req.target_len, &t);
+  if (!t.has_query) return 0;
+  return relay_buf_append(target, "?", 1) || relay_buf_append(target, t.query, t.query_len) ? RELAY_ENOMEM : 0;
+}
+
+/* The route's front end translates the whole body. Its translation stands in
+ * for the client's request from here on (a hook sees it); a refusal is
+ * answered at once. Returns 1 when the exchange was answered. */
+static int frontend_request(relay_exchange_t *ex) {
+  relay_route_t *rt = &ex->route;
+  char log_name[RELAY_LOG_PATH_MAX + 24];
+  snprintf(log_name, sizeof log_name, "%s %s", llhttp_method_name(ex->method), ex->log_path);
+  relay_buf_t body;
+  relay_buf_init(&body);
+  relay_frontend_request_t rq;
+  memset(&rq, 0, sizeof rq);
+  rq.body = ex->req_body.data ? ex->req_body.data : "";
+  rq.len = ex->req_body.len;
+  rq.log_name = log_name;
+  rq.target = &rt->new_target;
+  rq.new_body = &body;
+  rq.answer = &rt->local_body;
+  int rc = rt->frontend.type->on_request(rt->frontend.opts, &rq);
+  rt->frontend_state = rq.state;
+  if (rc == 0 && !rq.status) rc = keep_query(ex, &rt->new_target);
+  if (rc < 0) {
+    relay_buf_dispose(&body);
+    relay_log_error("%s: the %s front end failed: %s", log_name, rt->frontend.type->name, relay_strerror(rc));
+    relay_exchange__send_error(ex, 500, "server_error", "frontend_error", "the relay could not translate the request");
+    return 1;
+  }
+  if (rq.status) {
+    relay_buf_dispose(&body);
+    rt->local_status = rq.status;
+    relay_head_add(&rt->local_head, "Content-Type", "application/json", 16);
+    relay_exchange__respond_local(ex);
+    return 1;
+  }
+  relay_buf_t tmp = ex->req_body;
+  ex->req_body = body;
+  relay_buf_dispose(&tmp);
+  return 0;
+}
+
 void relay_exchange__on_request_complete(relay_exchange_t *ex) {
   ex->req_complete = 1;
   if (ex->state == RELAY_EX_DONE) return;
   if (ex->buffer_request && ex->state == RELAY_EX_ROUTING) {
+    if (ex->route.frontend.type && frontend_request(ex)) return;
     char err[256] = "";
-    if (ex->site->ops->run_hook(ex->site, ex, 1, err, sizeof err) < 0) {
+    if (ex->route.hook && ex->site->ops->run_hook(ex->site, ex, 1, err, sizeof err) < 0) {
       hook_failed(ex, err);
       return;
     }
     if (after_hook(ex)) return;
-    if (!ex->route.body_replaced && ex->req_framing != RELAY_FRAME_NONE) {
+    if (!ex->route.body_replaced && (ex->req_framing != RELAY_FRAME_NONE || ex->route.frontend.type)) {
       /* Forward the body as received, now with a known length. */
       relay_buf_t tmp = ex->route.new_body;
       ex->route.new_body = ex->req_body;
@@ -586,7 +645,27 @@ static void on_upstream_done(void *ud, int reusable) {
 }
 
 static void on_upstream_read_begin(void *ud) { relay_exchange__batch_begin(ud); }
-static void on_upstream_read_end(void *ud) { relay_exchange__batch_end(ud); }
+/* A filter made the whole response before the upstream ended its own (a
+ * failure answered mid-stream): the upstream connection is closed, so that
+ * the model stops generating for nobody, and the client goes on (or, for a
+ * close-delimited response, sees its end). */
+static void end_exchange_early(relay_exchange_t *ex) {
+  relay_client_t *c = ex->client;
+  relay_upconn_close(ex->up);
+  ex->up = NULL;
+  if (!ex->req_complete) c->close_after = 1;
+  int close = ex->resp_framing == RELAY_FRAME_CLOSE;
+  relay_exchange__finish(ex);
+  if (close) relay_client_abort(c);
+  else if (!c->closing) relay_client_exchange_done(c);
+}
+
+/* Outside the parser: the place to close the upstream after an early end. */
+static void on_upstream_read_end(void *ud) {
+  relay_exchange_t *ex = ud;
+  relay_exchange__batch_end(ex);
+  if (ex->ended_early == 1 && ex->up) end_exchange_early(ex);
+}
 
 static void on_upstream_drained(void *ud) {
   relay_exchange_t *ex = ud;
@@ -666,6 +745,7 @@ void relay_exchange__finish(relay_exchange_t *ex) {
     ex->chain = NULL;
   }
   route_release_filters(&ex->route);
+  route_release_frontend(&ex->route);
   if (ex->site) relay_site_unref(ex->site);
   ex->site = NULL;
   ex->state = RELAY_EX_DONE;

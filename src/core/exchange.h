@@ -61,6 +61,10 @@ typedef struct relay_route_s {
   unsigned nfilters;
   relay_filter_spec_t own_filters[RELAY_ROUTE_MAX_FILTERS];
   unsigned nown;
+  /* The route's front end (the static route's), and its per-exchange state
+   * once the request went through it. */
+  relay_frontend_spec_t frontend;
+  void *frontend_state;
   int hook; /* the request hook that applies, or 0 */
   int hook_wants_body;
   /* A response the site made itself instead of asking an upstream. */
@@ -99,6 +103,8 @@ typedef struct relay_exchange_s {
   unsigned batching : 1;          /* an upstream read is being parsed */
   unsigned identity : 1;          /* a filter reads the body: ask for it unencoded */
   unsigned ending : 1;            /* the filter chain is finishing a held body */
+  unsigned ended_early : 2;       /* 1: a filter made the whole response before the upstream
+                                     ended it; 2: ... and the upstream's message ended too */
   relay_buf_t up_head;    /* request head for the upstream, kept for a retry */
   relay_buf_t up_pending; /* body bytes read before the upstream was ready */
   relay_buf_t req_body;   /* the whole body, when the hook reads it */

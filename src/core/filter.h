@@ -45,12 +45,16 @@ typedef enum {
 
 typedef enum { RELAY_MEDIA_OTHER = 0, RELAY_MEDIA_JSON, RELAY_MEDIA_SSE } relay_media_t;
 
-/* The response as filters see it when its head is in. */
+/* The response as filters see it when its head is in. A front end's
+ * on_response may change status, media (what the filters read the body as)
+ * and content_type (set: the client gets this Content-Type, and no
+ * Content-Encoding, for a body the filters make anew). */
 typedef struct relay_response_s {
   int status;
   const relay_head_t *head;
   relay_media_t media; /* from Content-Type */
   int encoded;         /* a Content-Encoding other than identity */
+  const char *content_type;
 } relay_response_t;
 
 typedef struct relay_filter_ops_s {
@@ -117,6 +121,8 @@ struct relay_chain_s {
   const char *log_name; /* for warnings: the request, e.g. "POST /v1/chat/completions" */
   int failed;           /* a filter could not make the response (before its head): 500 */
   int err;              /* the sink failed: the response is being cut */
+  int status;           /* the status the head goes out with (relay_filter_set_status) */
+  int ended;            /* the last filter's output is whole (relay_filter_end_response) */
 };
 
 void relay_chain_init(relay_chain_t *c, size_t max_event, size_t max_body, relay_chain_sink_t sink, void *sink_ud,
@@ -140,6 +146,16 @@ int relay_filter_pass(relay_filter_t *f, const char *data, size_t len);
 /* The response cannot be made (a BODY filter whose script failed): the
  * client gets a 500 instead, as long as the head has not gone out. */
 void relay_filter_fail(relay_filter_t *f);
+/* The status the response head goes out with, when a filter decides it only
+ * once it has read the body (a held body: BODY unit). Ignored once the head
+ * has gone out, and for statuses without a body (1xx, 204, 205, 304). */
+void relay_filter_set_status(relay_filter_t *f, int status);
+/* The last filter's output is the whole response (a translation that wrote
+ * its terminal event after a failure): the core ends the response to the
+ * client now and closes the upstream connection, so that the model stops
+ * generating for nobody. Only the last stage may say so; ignored while the
+ * head is held. */
+void relay_filter_end_response(relay_filter_t *f);
 
 /* The usual test of the rewriting filters: a 2xx JSON or SSE body that is
  * not encoded. */

@@ -39,6 +39,7 @@ typedef struct relay_proxy_s {
   llhttp_settings_t resp_settings; /* shared by every upstream connection of the loop */
   relay_site_t *site;              /* in force for new requests; referenced */
   uint64_t next_exchange_id;
+  unsigned worker; /* the worker's index (ids made per response mix it in) */
   size_t nupconns; /* open upstream connections, of every site still alive */
   struct {
     relay_exchange_logger_t fn;

@@ -38,6 +38,8 @@ void relay_site_release_routes(relay_site_t *s) {
     for (unsigned k = 0; k < r->nfilters; k++)
       if (r->filters[k].type->opts_unref) r->filters[k].type->opts_unref(r->filters[k].opts);
     r->nfilters = 0;
+    if (r->frontend.type && r->frontend.type->opts_unref) r->frontend.type->opts_unref(r->frontend.opts);
+    r->frontend.type = NULL;
   }
   s->nroutes = 0;
 }

@@ -16,6 +16,7 @@
 #include "server.h"
 #include "config.h"
 #include "filter.h"
+#include "frontend.h"
 
 #define RELAY_MAX_ROUTES 64
 /* Filters one route may name. */
@@ -33,6 +34,7 @@ typedef struct relay_static_route_s {
   int upstream_index;                  /* -1 = the default (first) upstream */
   relay_filter_spec_t filters[RELAY_ROUTE_MAX_FILTERS];
   unsigned nfilters;
+  relay_frontend_spec_t frontend; /* type NULL: the client speaks the upstream's protocol */
   int hook;            /* this route's request hook (an id of the site's), or 0 */
   int hook_wants_body; /* the hook reads the whole request body */
   unsigned metrics_slot; /* set when the site is installed */
@@ -84,8 +86,8 @@ void relay_site_init(relay_site_t *s, const relay_site_ops_t *ops);
 void relay_site_ref(relay_site_t *s);
 /* The last unref retires the site's upstreams and calls ops->dispose. */
 void relay_site_unref(relay_site_t *s);
-/* Release what the routes hold (filter options); the script layer calls it
- * from its dispose. */
+/* Release what the routes hold (filter and front-end options); the script
+ * layer calls it from its dispose. */
 void relay_site_release_routes(relay_site_t *s);
 /* "METHOD path", or the path alone for a route of any method. */
 void relay_site_route_name(const relay_static_route_t *r, char *out, size_t len);

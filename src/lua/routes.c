@@ -7,6 +7,7 @@
 
 #include "chat.h"
 #include "lua_api.h"
+#include "responses.h"
 
 /* The chat options' hook references live in the script's state. */
 static void chat_opts_dispose(relay_chat_opts_t *o) {
@@ -102,6 +103,94 @@ unsigned relay_lua__read_rewrite(lua_State *L, int t, relay_filter_spec_t *specs
   return n;
 }
 
+/* ---- front ends ------------------------------------------------------------ */
+
+/* A front end's options as the script wrote them, checked before anything
+ * is allocated (so that an error holds nothing). */
+typedef struct lua_frontend_s {
+  const relay_frontend_type_t *type;
+  const char *chat_path, *reasoning_field, *developer_role;
+} lua_frontend_t;
+
+/* A string that can stand as a JSON member name ("" when allow_empty). */
+static int json_key_ok(const char *s, int allow_empty) {
+  size_t n = strlen(s);
+  if ((n == 0 && !allow_empty) || n >= RELAY_RESPONSES_FIELD_MAX) return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\') return 0;
+  return 1;
+}
+
+static const char *frontend_str(lua_State *L, int t, const char *key, const char *def) {
+  lua_getfield(L, t, key);
+  const char *v = def;
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "frontend.%s must be a string", key);
+    v = lua_tostring(L, -1);
+  }
+  lua_pop(L, 1);
+  return v; /* still referenced by the table */
+}
+
+/* frontend = "responses" | {type = "responses", chat_path = ..., reasoning_field = ..., developer_role = ...} */
+static void check_frontend(lua_State *L, int v, lua_frontend_t *fe) {
+  static const char *const known[] = {"type", "chat_path", "reasoning_field", "developer_role", NULL};
+  memset(fe, 0, sizeof *fe);
+  const char *name;
+  if (lua_type(L, v) == LUA_TSTRING) {
+    name = lua_tostring(L, v);
+  } else if (lua_istable(L, v)) {
+    lua_pushnil(L);
+    while (lua_next(L, v)) {
+      lua_pop(L, 1);
+      int ok = 0;
+      if (lua_type(L, -1) == LUA_TSTRING)
+        for (const char *const *k = known; *k; k++) ok |= strcmp(*k, lua_tostring(L, -1)) == 0;
+      if (!ok) luaL_error(L, "frontend: unknown option '%s'", luaL_tolstring(L, -1, NULL));
+    }
+    name = frontend_str(L, v, "type", NULL);
+    if (!name) luaL_error(L, "frontend needs a type (\"responses\")");
+    fe->chat_path = frontend_str(L, v, "chat_path", NULL);
+    fe->reasoning_field = frontend_str(L, v, "reasoning_field", NULL);
+    fe->developer_role = frontend_str(L, v, "developer_role", NULL);
+  } else {
+    luaL_error(L, "frontend must be a string or a table");
+    return;
+  }
+  if (strcmp(name, "responses") != 0) luaL_error(L, "unknown frontend '%s' (the one there is: responses)", name);
+  fe->type = &relay_responses_frontend;
+  const char *p = fe->chat_path;
+  if (p && (p[0] != '/' || strlen(p) >= RELAY_RESPONSES_PATH_MAX))
+    luaL_error(L, "frontend.chat_path must start with '/' (got '%s')", p);
+  for (; p && *p; p++)
+    if ((unsigned char)*p <= ' ' || *p == 0x7f) luaL_error(L, "frontend.chat_path has a space or control byte");
+  if (fe->reasoning_field && !json_key_ok(fe->reasoning_field, 1))
+    luaL_error(L, "frontend.reasoning_field '%s' is not a usable JSON key", fe->reasoning_field);
+  if (fe->developer_role && strcmp(fe->developer_role, "system") != 0 && strcmp(fe->developer_role, "developer") != 0)
+    luaL_error(L, "frontend.developer_role must be \"system\" or \"developer\"");
+}
+
+/* The checked options as the front end's own; NULL when out of memory. */
+static void *make_frontend_opts(const lua_frontend_t *fe) {
+  relay_responses_opts_t *o = relay_responses_opts_new();
+  if (!o) return NULL;
+  if (fe->chat_path) snprintf(o->chat_path, sizeof o->chat_path, "%s", fe->chat_path);
+  if (fe->reasoning_field) snprintf(o->reasoning_field, sizeof o->reasoning_field, "%s", fe->reasoning_field);
+  if (fe->developer_role) snprintf(o->developer_role, sizeof o->developer_role, "%s", fe->developer_role);
+  return o;
+}
+
+void relay_lua__frontend_rewrite(const relay_frontend_type_t *fe, relay_filter_spec_t *specs, unsigned n) {
+  if (fe != &relay_responses_frontend) return;
+  for (unsigned i = 0; i < n; i++) {
+    if (specs[i].type != &relay_chat_filter_type) continue;
+    relay_chat_opts_t *o = specs[i].opts;
+    o->mode = RELAY_MODE_FIELD;
+    snprintf(o->field[0], sizeof o->field[0], "%s", RELAY_RESPONSES_REASONING_KEY);
+    o->field[1][0] = 0;
+  }
+}
+
 /* relay.route{method = "POST", path = "/v1/chat/completions", upstream = "default", rewrite = {...}} */
 static int l_route(lua_State *L) {
   relay_script_t *s = relay_lua__declaring(L, "relay.route");
@@ -137,12 +226,27 @@ static int l_route(lua_State *L) {
   lua_getfield(L, 1, "on_request");
   if (!lua_isnil(L, -1) && !lua_isfunction(L, -1)) return luaL_error(L, "relay.route: on_request must be a function");
   lua_pop(L, 1);
+  lua_frontend_t fe;
+  memset(&fe, 0, sizeof fe);
+  lua_getfield(L, 1, "frontend");
+  if (!lua_isnil(L, -1)) check_frontend(L, lua_gettop(L), &fe);
   lua_getfield(L, 1, "rewrite");
   if (!lua_isnil(L, -1)) {
     luaL_checktype(L, -1, LUA_TTABLE);
     r.nfilters = relay_lua__read_rewrite(L, lua_gettop(L), r.filters, RELAY_ROUTE_MAX_FILTERS);
   }
   lua_pop(L, 1);
+  if (fe.type) {
+    r.frontend.type = fe.type;
+    r.frontend.opts = make_frontend_opts(&fe);
+    if (!r.frontend.opts) {
+      for (unsigned i = 0; i < r.nfilters; i++)
+        if (r.filters[i].type->opts_unref) r.filters[i].type->opts_unref(r.filters[i].opts);
+      return luaL_error(L, "out of memory");
+    }
+    relay_lua__frontend_rewrite(fe.type, r.filters, r.nfilters);
+  }
+  lua_pop(L, 1); /* frontend */
   r.hook = hook_ref(L, 1, "on_request"); /* last: nothing below can raise and leak it */
   site->routes[site->nroutes++] = r;
   return 0;
