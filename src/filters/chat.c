@@ -454,9 +454,10 @@ static int output_field(const relay_chat_t *chat, size_t k) {
 
 /* The reasoning members: in field mode the configured ones get the text
  * (set in place, or missing and needed), the other reasoning members go;
- * in tags and strip mode every reasoning member with a string value goes
- * (its text is in content, or gone). A null one stays. Removed members go
- * into rm[] (document order is sorted out by the caller). */
+ * in tags and strip mode every reasoning member goes (its text is in
+ * content, or gone), null ones too (vLLM's "reasoning_content": null). A
+ * member that is neither a string nor null stays as it came. Removed members
+ * go into rm[] (document order is sorted out by the caller). */
 /* Does a string member already hold this text (then it keeps its bytes)? */
 static int same_text(relay_chat_t *chat, const char *json, const relay_chat_member_t *m, const relay_buf_t *t) {
   if (m->type != RELAY_JSON_STRING) return 0;
@@ -479,7 +480,8 @@ static size_t edit_reasoning(relay_chat_t *chat, const relay_chat_choice_t *f, c
       have[out] = 1;
       if ((r->len > 0 || (m->type == RELAY_JSON_STRING && !m->empty)) && !same_text(chat, json, m, r))
         edit_string(chat, m->start, m->end, r);
-    } else if ((chat->key_in & (1u << k)) && m->type == RELAY_JSON_STRING) {
+    } else if ((chat->key_in & (1u << k)) &&
+               (m->type == RELAY_JSON_STRING || relay_json_is_null(json, &(relay_json_value_t){m->type, m->start, m->end, 0}))) {
       rm[n].start = m->key_start;
       rm[n].end = m->end;
       n++;
