@@ -41,7 +41,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 echo "== fuzz (libFuzzer, bounded)"
 CC=clang cmake -S "$root" -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DRELAY_FUZZ=ON >/dev/null
-fuzzers=(fuzz_replacer fuzz_sse_splice fuzz_harmony fuzz_http_request fuzz_http_response fuzz_responses_request)
+fuzzers=(fuzz_replacer fuzz_sse_splice fuzz_harmony fuzz_http_request fuzz_http_response fuzz_responses_request
+  fuzz_chat_filter)
 cmake --build build-fuzz -j"$jobs" --target "${fuzzers[@]}"
 for f in "${fuzzers[@]}"; do
   mkdir -p build-fuzz/corpus-$f
