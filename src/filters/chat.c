@@ -378,8 +378,25 @@ static int cmp_edit(const void *a, const void *b) {
   return x->end < y->end ? -1 : x->end > y->end;
 }
 
+/* A handful of edits per event: insertion sort, no qsort call. */
+static void sort_edits(chat_edit_t *e, size_t n) {
+  if (n > 16) {
+    qsort(e, n, sizeof e[0], cmp_edit);
+    return;
+  }
+  for (size_t i = 1; i < n; i++) {
+    chat_edit_t x = e[i];
+    size_t j = i;
+    while (j > 0 && cmp_edit(&e[j - 1], &x) > 0) {
+      e[j] = e[j - 1];
+      j--;
+    }
+    e[j] = x;
+  }
+}
+
 static void apply_edits(relay_chat_t *chat, const char *doc, size_t len, relay_buf_t *out) {
-  if (chat->nedits > 1) qsort(chat->edits, chat->nedits, sizeof chat->edits[0], cmp_edit);
+  sort_edits(chat->edits, chat->nedits);
   size_t pos = 0;
   for (size_t i = 0; i < chat->nedits; i++) {
     const chat_edit_t *e = &chat->edits[i];
