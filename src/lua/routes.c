@@ -55,8 +55,9 @@ static int read_upstream_reasoning(lua_State *L, int t, int reads_text, char out
       luaL_error(L, "rewrite.upstream_reasoning names at most %d members", RELAY_CHAT_IN_MAX);
     for (lua_Integer i = 1; i <= len; i++) {
       lua_rawgeti(L, -1, i);
-      const char *k = lua_tostring(L, -1);
-      if (lua_type(L, -1) != LUA_TSTRING || !usable_key(k))
+      /* the type first: lua_tostring would turn a number into a string in place */
+      const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+      if (!k || !usable_key(k))
         luaL_error(L, "rewrite.upstream_reasoning[%d] is not a usable JSON key", (int)i);
       strcpy(out[n++], k);
       lua_pop(L, 1);
