@@ -57,6 +57,7 @@ typedef struct chat_choice_s {
     relay_harmony_t h;  /* RELAY_CHAT_HARMONY */
   } src;
   relay_delta_state_t st;
+  int rules_in; /* the rules' replacer is in a reasoning state (for the stats) */
 } chat_choice_t;
 
 typedef struct chat_edit_s {
@@ -182,6 +183,11 @@ static void put_key(relay_chat_t *chat, relay_buf_t *b, const char *name) {
 static void replacer_emit(void *ud, relay_out_kind_t kind, unsigned state, const char *data, size_t len) {
   relay_chat_t *chat = ud;
   chat_choice_t *c = chat->cur;
+  if (kind == RELAY_OUT_REPLACEMENT) {
+    int in = (chat->opts->reasoning_states >> state) & 1u;
+    if (in && !c->rules_in) chat->base.stats.reasoning_blocks++;
+    c->rules_in = in;
+  }
   if (chat->opts->mode == RELAY_MODE_TAGS) {
     relay_delta_raw(&chat->cfg, &c->st, &chat->o, data, len);
     return;

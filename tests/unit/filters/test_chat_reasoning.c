@@ -356,6 +356,11 @@ static void test_streams(void) {
           relay_filter_stats_t st;
           relay_chain_stats(&ch, &st);
           CHECK(st.tool_calls == (c->upcall ? 0 : (uint64_t)nch * (strlen(c->calls) ? (strchr(c->calls, '|') ? 2 : 1) : 0)));
+          CHECK(st.reasoning_blocks == (uint64_t)nch * (*c->field_reasoning ? 1 : 0)); /* one block per choice */
+          /* text without markers, in whole events: every byte as it came (cut inside a "<|",
+           * an event holds it back and a later one releases it) */
+          if (strcmp(c->name, "no markers") == 0 && real == 0) CHECK(st.events_rewritten == 0);
+          else if (!c->rfield) CHECK(st.events_rewritten > 0);
           relay_chain_dispose(&ch);
         }
       }
