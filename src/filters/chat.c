@@ -137,7 +137,7 @@ static chat_choice_t *chat_choice(relay_chat_t *chat, long index, int *capped) {
     return NULL;
   }
   if (chat->nchoices == chat->cap) {
-    size_t cap = chat->cap ? chat->cap * 2 : 2;
+    size_t cap = chat->cap ? chat->cap * 2 : 1; /* n is nearly always 1; a slot holds a parser (~660 bytes) */
     chat_choice_t *p = realloc(chat->choices, cap * sizeof *p);
     if (!p) return NULL;
     chat->choices = p;
