@@ -23,6 +23,10 @@
 #      script vs bench/scripts/on_event.lua (the same route plus an on_event hook, one call per event)
 #   6. metrics: small-GET req/s of the stock relay with the admin port on (metrics counted, /metrics
 #      scraped every second) vs off (nothing counted), two relays running at the same time
+#   7. reasoning forms and tool calls: SSE events/s (and callgrind instructions per event) of the stock
+#      rewrite on three upstream forms, same relay, same run: harmony markers in content, reasoning in
+#      reasoning_content (llama.cpp; tags mode moves it into content) and harmony with a tool call in
+#      content (mlx_lm.server; the call becomes streamed tool_calls)
 # Writes bench/RESULTS.md and bench/SUMMARY.md and prints the compact summary table.
 
 set -u -o pipefail
@@ -567,6 +571,49 @@ if [ $RELAY_OK = 1 ]; then
   fi
   for t in relay_lua relay_hook; do [ -n "${XPID[$t]:-}" ] && stop_pid "${XPID[$t]}" 5; done
 fi
+# ---------------------------------------------------------------- 7. reasoning forms and tool calls
+# The stock relay (the same process) on three scripted upstream forms (bench/upstream.c ?form=), one
+# write per event: harmony markers in content (the plain rewrite), reasoning in reasoning_content
+# (llama.cpp; tags mode moves it into content between the tags) and harmony with a tool call left in
+# content (mlx_lm.server; the call becomes streamed tool_calls). The order rotates between reps; the
+# ratios are medians of per-rep ratios against the harmony form.
+FORMS=(harmony reasoning tool)
+load_mark "7. reasoning forms and tool calls"
+if [ $RELAY_OK = 1 ]; then
+  log "7. forms: $SSE_CONNS streams x $SSE_EVENTS events, ${SSE_D}s each, $REPS rep(s): ${FORMS[*]}"
+  form_sse() { # form
+    local f=$1 line c0 c1
+    c0=$(cpu_ticks relay)
+    line=$(sse relay --path "/v1/chat/completions?form=$f" --events $SSE_EVENTS --conns $SSE_CONNS --duration "$SSE_D")
+    c1=$(cpu_ticks relay)
+    cpu_rec "f_$f" "$c0" "$c1" "$(kvn "$line" events)"
+    echo "throughput-form $f rep $rep: $line" >>"$OUT/sse.txt"
+    R[f_$f]+=" $(kv "$line" events_per_s)"
+    R[f_${f}_err]=$(( ${R[f_${f}_err]:-0} + $(kvn "$line" errors) + $(kvn "$line" bad_status) ))
+    log "sse form $f rep $rep: $(kv "$line" events_per_s) events/s"
+  }
+  for ((rep = 1; rep <= REPS; rep++)); do
+    for k in 0 1 2; do form_sse "${FORMS[$(( (k + rep) % 3 ))]}"; relay_check "form throughput"; done
+  done
+  for f in reasoning tool; do
+    R[f_${f}_ratio]=$(pair_ratio_median "${R[f_$f]:-}" "${R[f_harmony]:-}")
+    R[f_${f}_ucpu_ratio]=$(pair_ratio_median "${R[f_${f}_ucpu]:-}" "${R[f_harmony_ucpu]:-}")
+  done
+  for f in "${FORMS[@]}"; do for m in "" _cpu _ucpu; do R[f_$f$m]=$(median <<<"${R[f_$f$m]:-}"); done; done
+  # what a client reads from one 200-event stream of each new form
+  for f in reasoning tool; do
+    curl -sS -m 30 -X POST -H 'Content-Type: application/json' -d '{"stream":true}' \
+      "http://127.0.0.1:$P_RELAY/v1/chat/completions?form=$f&events=200" >"$OUT/form-$f.sse" 2>>"$OUT/relay.log"
+  done
+  R[f_reasoning_ok]=no
+  [ "$(grep -c '<think>' "$OUT/form-reasoning.sse")" = 1 ] && [ "$(grep -c '</think>' "$OUT/form-reasoning.sse")" = 1 ] &&
+    ! grep -q reasoning_content "$OUT/form-reasoning.sse" && R[f_reasoning_ok]=yes
+  R[f_tool_ok]=no
+  [ "$(grep -c '"tool_calls":\[{"index":0,"id":"call_' "$OUT/form-tool.sse")" = 1 ] &&
+    grep -q '"finish_reason":"tool_calls"' "$OUT/form-tool.sse" && ! grep -q '<|' "$OUT/form-tool.sse" && R[f_tool_ok]=yes
+  log "forms: reasoning read as tags: ${R[f_reasoning_ok]}; tool call made: ${R[f_tool_ok]}"
+fi
+
 [ $RELAY_OK = 1 ] && stop_pid "$RELAY_PID" 5
 
 # ---------------------------------------------------------------- 6. metrics on vs off
@@ -728,6 +775,18 @@ if [ $RELAY_OK = 1 ] && command -v valgrind >/dev/null; then
   done
   for k in chat pass get; do
     cg_diff_top "$k" >"$OUT/callgrind-$k-per-event.txt"
+  done
+fi
+
+# section 7 under callgrind: instructions per event of the reasoning_content and tool-call forms
+if [ $RELAY_OK = 1 ] && command -v valgrind >/dev/null; then
+  log "7. callgrind (WORKERS=1): forms reasoning and tool, $CG_EVENTS vs $CG_BASE events"
+  for f in reasoning tool; do
+    cg_run "f${f}_n" "/v1/chat/completions?form=$f" $CG_EVENTS 1
+    cg_run "f${f}_0" "/v1/chat/completions?form=$f" $CG_BASE 1
+    R[cg_f${f}_per]=$(awk -v a="${R[cg_f${f}_n_ir]}" -v b="${R[cg_f${f}_0_ir]}" -v ea="${R[cg_f${f}_n_events]:-0}" \
+      -v eb="${R[cg_f${f}_0_events]:-0}" 'BEGIN { if (a == "n/a" || b == "n/a" || ea - eb <= 0) print "n/a"; else printf "%.0f", (a - b) / (ea - eb) }')
+    cg_diff_top "f$f" >"$OUT/callgrind-f$f-per-event.txt"
   done
 fi
 
@@ -1138,6 +1197,42 @@ row_mem() {
     echo "oss-relay died during this run (restarted): $(IFS=';'; echo "${RELAY_CRASHES[*]}" | sed 's/;/; /g')"
   fi
 } >"$SUMMARY_MD"
+
+# section 7 in both reports
+FORMS_TABLE=$(cat <<EOF
+| upstream form (stock relay, $WORKERS workers, same run) | events/s | vs harmony | relay user CPU ns/event | instructions/event (callgrind) | output checked |
+| --- | ---: | ---: | ---: | ---: | --- |
+| harmony markers in content (the plain rewrite) | $(fmt_int "$(relay_or_na f_harmony)") | 1x | $(fmt_int "$(relay_or_na f_harmony_ucpu)") | $(fmt_int "$(relay_or_na cg_chat_per)") | |
+| reasoning_content (llama.cpp), tags mode | $(fmt_int "$(relay_or_na f_reasoning)") | $(rx "$(relay_or_na f_reasoning_ratio)") | $(fmt_int "$(relay_or_na f_reasoning_ucpu)") | $(fmt_int "$(relay_or_na cg_freasoning_per)") | $(relay_or_na f_reasoning_ok) |
+| harmony tool call in content (mlx_lm.server) -> tool_calls | $(fmt_int "$(relay_or_na f_tool)") | $(rx "$(relay_or_na f_tool_ratio)") | $(fmt_int "$(relay_or_na f_tool_ucpu)") | $(fmt_int "$(relay_or_na cg_ftool_per)") | $(relay_or_na f_tool_ok) |
+EOF
+)
+{
+  echo
+  echo "## 7. Reasoning forms and tool calls"
+  echo
+  echo "The stock relay on three scripted upstream forms (\`bench/upstream.c\` \`?form=\`), $SSE_CONNS concurrent streams of"
+  echo "$SSE_EVENTS events each, one write per event, ${SSE_D}s per measurement, median of $REPS rep(s), order rotating; the"
+  echo "ratio is the median of the per-rep ratios against the harmony form. Instructions per event: callgrind, WORKERS=1,"
+  echo "one stream of $CG_EVENTS events minus one of $CG_BASE (section 4's method). \"Output checked\": one 200-event stream"
+  echo "of the form read back: the reasoning as one \`<think>\`...\`</think>\` block and no \`reasoning_content\` left;"
+  echo "one tool call with the relay's id, \`finish_reason\` \`tool_calls\`, no harmony marker left."
+  echo
+  echo "$FORMS_TABLE"
+  echo
+  for f in reasoning tool; do
+    echo "Per event, the $f form (exclusive instructions by function, N run minus base run):"
+    echo
+    echo '```'
+    cat "$OUT/callgrind-f$f-per-event.txt" 2>/dev/null
+    echo '```'
+    echo
+  done
+} >>"$RESULTS"
+{
+  echo
+  echo "$FORMS_TABLE"
+} >>"$SUMMARY_MD"
 
 echo
 cat "$SUMMARY_MD"

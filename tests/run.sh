@@ -42,7 +42,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 echo "== fuzz (libFuzzer, bounded)"
 CC=clang cmake -S "$root" -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DRELAY_FUZZ=ON >/dev/null
 fuzzers=(fuzz_replacer fuzz_sse_splice fuzz_harmony fuzz_http_request fuzz_http_response fuzz_responses_request
-  fuzz_responses_filter)
+  fuzz_responses_filter fuzz_chat_filter)
 cmake --build build-fuzz -j"$jobs" --target "${fuzzers[@]}"
 # One fuzzer per CPU at a time, each for a bounded time; any crash fails the run.
 fuzz_one() {

@@ -72,6 +72,16 @@ end
 
 local mode = env.choice("RELAY_MODE", "tags", { "tags", "field", "strip" })
 
+-- gpt-oss output is read by the harmony parser (reasoning, answer and tool
+-- calls, whatever the server left of the framing), unless OPEN_PATTERN /
+-- CLOSE_PATTERN name a pair of their own. Its tool calls become OpenAI
+-- tool_calls; RELAY_TOOL_CALLS=0 leaves their text in content instead.
+-- Reasoning the upstream sends in reasoning_content or reasoning (llama.cpp,
+-- vLLM, Ollama, LM Studio 0.3.23+) is treated the same as reasoning found in
+-- content: tags, field or strip by RELAY_MODE.
+local parser = (open_pattern or close_pattern) and "rules" or "harmony"
+local tool_calls = env.flag("RELAY_TOOL_CALLS", true)
+
 -- The request side (lua/relay/history.lua, history.prepare). Chat clients
 -- send back what this relay gave them:
 --   * reasoning of earlier turns (before the last user message) is dropped:
@@ -109,7 +119,12 @@ if strip_history or effort_kwargs then
 end
 
 local rewrite = {
+  parser = parser,
   rules = rules,
+  tool_calls = tool_calls,
+  upstream_reasoning = { "reasoning_content", "reasoning" },
+  open_tag = open_tag,
+  close_tag = close_tag,
   mode = mode,
   field = env.choice("RELAY_REASONING_FIELD", "reasoning_content", { "reasoning_content", "reasoning", "both" }),
 }

@@ -42,16 +42,6 @@ typedef enum {
   RELAY_RESP_DONE         /* complete */
 } relay_resp_state_t;
 
-/* Counts a response's filters make as they go, added to the worker's
- * metrics once, when the exchange ends (a filter never touches the metrics
- * itself). The chat rewrite fills the first two; a filter that makes tool
- * calls out of text adds each one it makes to tool_calls. */
-typedef struct relay_exchange_stats_s {
-  uint32_t rewritten_events; /* SSE events whose data a filter changed */
-  uint32_t reasoning_blocks; /* reasoning blocks found (opened) in the text */
-  uint32_t tool_calls;       /* tool calls in the response */
-} relay_exchange_stats_t;
-
 /* What the site decided for one request. */
 typedef struct relay_route_s {
   int upstream_index;
@@ -120,7 +110,6 @@ typedef struct relay_exchange_s {
   unsigned outstanding : 1;   /* counted by the balancer until the exchange lets go */
   unsigned stream_counted : 1; /* counted in the open streams gauge */
   uint64_t up_body_out, up_body_in; /* body bytes to and from the upstream */
-  relay_exchange_stats_t stats;
 
   /* Response. */
   relay_head_t resp;

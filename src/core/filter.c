@@ -173,6 +173,16 @@ void relay_chain_dispose(relay_chain_t *c) {
   c->n = 0;
 }
 
+void relay_chain_stats(const relay_chain_t *c, relay_filter_stats_t *sum) {
+  memset(sum, 0, sizeof *sum);
+  for (unsigned i = 0; i < c->n; i++) {
+    const relay_filter_stats_t *s = &c->stage[i].f->stats;
+    sum->events_rewritten += s->events_rewritten;
+    sum->reasoning_blocks += s->reasoning_blocks;
+    sum->tool_calls += s->tool_calls;
+  }
+}
+
 /* Media type of a Content-Type value, without parameters. */
 static int media_type_is(const char *v, size_t len, const char *type) {
   size_t tl = strlen(type);

@@ -19,6 +19,7 @@
 #define RELAY_CORE_FILTER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "head.h"
 #include "relay/buf.h"
@@ -71,6 +72,15 @@ typedef struct relay_filter_ops_s {
   void (*dispose)(relay_filter_t *f);
 } relay_filter_ops_t;
 
+/* What a filter did to a response, for metrics: each filter counts what
+ * applies to it (all zero for the others); the core reads the sum of a
+ * chain with relay_chain_stats() when the exchange ends. */
+typedef struct relay_filter_stats_s {
+  uint64_t events_rewritten; /* SSE events (or JSON bodies) whose bytes the filter changed */
+  uint64_t reasoning_blocks; /* reasoning blocks found (one per choice per block) */
+  uint64_t tool_calls;       /* tool calls the filter made out of text */
+} relay_filter_stats_t;
+
 /* The base of every filter; a filter type embeds it first. */
 struct relay_filter_s {
   const relay_filter_ops_t *ops;
@@ -78,6 +88,7 @@ struct relay_filter_s {
   relay_chain_t *chain;
   unsigned index; /* its stage */
   relay_unit_t unit;
+  relay_filter_stats_t stats;
 };
 
 /* A kind of filter, as routes name it. opts belong to the route; create
@@ -139,6 +150,8 @@ int relay_chain_feed(relay_chain_t *c, const char *data, size_t len);
  * missing (cut the response). */
 int relay_chain_end(relay_chain_t *c, int complete);
 void relay_chain_dispose(relay_chain_t *c);
+/* The sum of the stats of the chain's filters (before relay_chain_dispose). */
+void relay_chain_stats(const relay_chain_t *c, relay_filter_stats_t *sum);
 
 /* A filter's output, to the next stage or the client. 0, or negative when
  * the output could not be taken (the response is being cut). */

@@ -236,9 +236,11 @@ static void metrics_logger(void *ud, const relay_exchange_t *ex) {
   relay_metrics_request(m, ex->route.metrics_slot, mc, ex->status);
   relay_metrics_count(m, RELAY_METRICS_CLIENT_RECEIVED_BYTES, ex->bytes_in);
   relay_metrics_count(m, RELAY_METRICS_CLIENT_SENT_BYTES, ex->bytes_out);
-  relay_metrics_count(m, RELAY_METRICS_REWRITTEN_EVENTS, ex->stats.rewritten_events);
-  relay_metrics_count(m, RELAY_METRICS_REASONING_BLOCKS, ex->stats.reasoning_blocks);
-  relay_metrics_count(m, RELAY_METRICS_TOOL_CALLS, ex->stats.tool_calls);
+  relay_filter_stats_t st = {0, 0, 0};
+  if (ex->chain) relay_chain_stats(ex->chain, &st); /* the loggers run before the chain goes */
+  relay_metrics_count(m, RELAY_METRICS_REWRITTEN_EVENTS, st.events_rewritten);
+  relay_metrics_count(m, RELAY_METRICS_REASONING_BLOCKS, st.reasoning_blocks);
+  relay_metrics_count(m, RELAY_METRICS_TOOL_CALLS, st.tool_calls);
   if (ex->stream_counted) relay_metrics_gauge_add(m, RELAY_METRICS_OPEN_STREAMS, -1);
   const relay_site_upstream_t *g =
       ex->site && ex->route.upstream_index < (int)ex->site->cfg.nupstreams ? ex->site->upstreams[ex->route.upstream_index]

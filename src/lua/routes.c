@@ -30,8 +30,60 @@ static int hook_ref(lua_State *L, int t, const char *name) {
   return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-/* The chat rewrite's options: rules, mode, field(s), on_text. Validation
- * comes first so that an error holds nothing. */
+/* A member name for the JSON the relay writes or reads. */
+static int usable_key(const char *k) {
+  size_t n = strlen(k);
+  return n > 0 && n < RELAY_CHAT_FIELD_MAX && !strchr(k, '"') && !strchr(k, '\\');
+}
+
+/* rewrite.upstream_reasoning: the upstream's members whose text is
+ * reasoning. nil: reasoning_content and reasoning when the rewrite reads
+ * text at all (rules or a parser); false or {}: none. */
+static int read_upstream_reasoning(lua_State *L, int t, int reads_text, char out[][RELAY_CHAT_FIELD_MAX]) {
+  lua_getfield(L, t, "upstream_reasoning");
+  int n = 0;
+  if (lua_isnil(L, -1)) {
+    if (reads_text) {
+      strcpy(out[0], "reasoning_content");
+      strcpy(out[1], "reasoning");
+      n = 2;
+    }
+  } else if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+    n = 0;
+  } else if (lua_istable(L, -1)) {
+    lua_Integer len = (lua_Integer)lua_rawlen(L, -1);
+    if (len > RELAY_CHAT_IN_MAX)
+      luaL_error(L, "rewrite.upstream_reasoning names at most %d members", RELAY_CHAT_IN_MAX);
+    for (lua_Integer i = 1; i <= len; i++) {
+      lua_rawgeti(L, -1, i);
+      /* the type first: lua_tostring would turn a number into a string in place */
+      const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+      if (!k || !usable_key(k))
+        luaL_error(L, "rewrite.upstream_reasoning[%d] is not a usable JSON key", (int)i);
+      strcpy(out[n++], k);
+      lua_pop(L, 1);
+    }
+  } else {
+    luaL_error(L, "rewrite.upstream_reasoning must be a list of member names or false");
+  }
+  lua_pop(L, 1);
+  return n;
+}
+
+/* An optional string field of at most max - 1 bytes into out (else def). */
+static void read_tag(lua_State *L, int t, const char *name, const char *def, char *out, size_t max) {
+  lua_getfield(L, t, name);
+  size_t n = strlen(def);
+  const char *v = lua_isnil(L, -1) ? def : luaL_checklstring(L, -1, &n);
+  if (n >= max || strlen(v) != n) luaL_error(L, "rewrite.%s must be a string of at most %d bytes without NUL", name,
+                                             (int)max - 1);
+  memcpy(out, v, n + 1);
+  lua_pop(L, 1);
+}
+
+/* The chat rewrite's options: parser, rules, mode, field(s), upstream
+ * reasoning members, tool calls, tags, on_text. Validation comes first so
+ * that an error holds nothing. */
 static relay_chat_opts_t *read_chat_opts(lua_State *L, int t, relay_script_t *s) {
   lua_getfield(L, t, "rules");
   /* No rules: the text passes unchanged, but the hooks still run. */
@@ -49,9 +101,25 @@ static relay_chat_opts_t *read_chat_opts(lua_State *L, int t, relay_script_t *s)
   lua_pop(L, 1);
   lua_getfield(L, t, "field");
   const char *field = lua_isnil(L, -1) ? "reasoning_content" : luaL_checkstring(L, -1);
-  if (strcmp(field, "both") != 0 && (strlen(field) == 0 || strlen(field) >= RELAY_CHAT_FIELD_MAX ||
-                                     strchr(field, '"') || strchr(field, '\\')))
-    luaL_error(L, "field '%s' is not a usable JSON key", field);
+  if (strcmp(field, "both") != 0 && !usable_key(field)) luaL_error(L, "field '%s' is not a usable JSON key", field);
+  lua_getfield(L, t, "parser");
+  relay_chat_parser_t parser = RELAY_CHAT_RULES;
+  if (!lua_isnil(L, -1)) {
+    const char *p = luaL_checkstring(L, -1);
+    if (strcmp(p, "harmony") == 0) parser = RELAY_CHAT_HARMONY;
+    else if (strcmp(p, "rules") != 0) luaL_error(L, "rewrite parser '%s' is not one of harmony, rules", p);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, t, "tool_calls");
+  if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) luaL_error(L, "rewrite.tool_calls must be a boolean");
+  int tool_calls = lua_isnil(L, -1) || lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  char in_field[RELAY_CHAT_IN_MAX][RELAY_CHAT_FIELD_MAX];
+  memset(in_field, 0, sizeof in_field);
+  read_upstream_reasoning(L, t, parser == RELAY_CHAT_HARMONY || rules != NULL, in_field);
+  char open_tag[RELAY_CHAT_TAG_MAX], close_tag[RELAY_CHAT_TAG_MAX];
+  read_tag(L, t, "open_tag", "<think>", open_tag, sizeof open_tag);
+  read_tag(L, t, "close_tag", "</think>", close_tag, sizeof close_tag);
   static const char *const hooks[] = {"on_text", "on_event", "on_body", "on_end"};
   for (int i = 0; i < 4; i++) {
     lua_getfield(L, t, hooks[i]);
@@ -64,6 +132,11 @@ static relay_chat_opts_t *read_chat_opts(lua_State *L, int t, relay_script_t *s)
   o->rules = rules;
   if (rules) relay_ruleset_ref(rules);
   o->mode = m;
+  o->parser = parser;
+  o->tool_calls = tool_calls;
+  memcpy(o->in_field, in_field, sizeof in_field);
+  memcpy(o->open_tag, open_tag, sizeof open_tag);
+  memcpy(o->close_tag, close_tag, sizeof close_tag);
   o->reasoning_states = states;
   if (strcmp(field, "both") == 0) {
     strcpy(o->field[0], "reasoning_content");

@@ -232,7 +232,8 @@ static void fz_valid(const relay_buf_t *b) {
  * putting the original token back gives the input byte for byte. */
 static void fz_choices(const char *js, size_t len) {
   relay_chat_choice_t ch[8];
-  int n = relay_chat_find_choices(js, len, "delta", "reasoning_content", ch, 8);
+  static const char *const keys[] = {"reasoning_content", "reasoning"};
+  int n = relay_chat_find_choices(js, len, "delta", keys, 2, ch, 8);
   FUZZ_CHECK(n >= RELAY_ETOOMANY && n <= 8);
   for (int i = 0; i < n; i++) {
     relay_chat_choice_t *c = &ch[i];

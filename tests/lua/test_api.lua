@@ -240,6 +240,25 @@ T.raises("rewrite mode 'q' is not one of tags, field, strip", relay.route, { pat
 T.raises("is not a usable JSON key", relay.route, { path = "/x", rewrite = { rules = rs, mode = "field", field = 'a"b' } })
 T.raises("rewrite.rules must be a rule set from relay.rules{...}", relay.route, { path = "/x", rewrite = { rules = "think" } })
 T.raises("table expected", relay.route, "/x")
+-- the harmony parser, tool calls, the upstream's reasoning members, the tags
+relay.route({ path = "/h1", rewrite = { parser = "harmony", tool_calls = false, mode = "field", field = "reasoning",
+  upstream_reasoning = { "reasoning_content", "thinking" }, open_tag = "[R]", close_tag = "[/R]" } })
+relay.route({ path = "/h2", rewrite = { parser = "harmony", upstream_reasoning = false } })
+relay.route({ path = "/h3", rewrite = { rules = rs, parser = "rules", upstream_reasoning = {} } })
+T.raises("rewrite parser 'x' is not one of harmony, rules", relay.route, { path = "/x", rewrite = { parser = "x" } })
+T.raises("rewrite.tool_calls must be a boolean", relay.route, { path = "/x", rewrite = { parser = "harmony", tool_calls = 1 } })
+T.raises("rewrite.upstream_reasoning must be a list of member names or false", relay.route,
+  { path = "/x", rewrite = { parser = "harmony", upstream_reasoning = "reasoning" } })
+T.raises("names at most 2 members", relay.route,
+  { path = "/x", rewrite = { parser = "harmony", upstream_reasoning = { "a", "b", "c" } } })
+T.raises("rewrite.upstream_reasoning[1] is not a usable JSON key", relay.route,
+  { path = "/x", rewrite = { parser = "harmony", upstream_reasoning = { 'a"b' } } })
+T.raises("rewrite.upstream_reasoning[2] is not a usable JSON key", relay.route,
+  { path = "/x", rewrite = { parser = "harmony", upstream_reasoning = { "a", 7 } } })
+T.raises("rewrite.open_tag must be a string of at most 255 bytes", relay.route,
+  { path = "/x", rewrite = { parser = "harmony", open_tag = string.rep("x", 256) } })
+T.raises("rewrite.close_tag must be a string of at most 255 bytes", relay.route,
+  { path = "/x", rewrite = { parser = "harmony", close_tag = "a\0b" } })
 relay.on_request(function(req) return nil end)
 relay.on_request(function(req) return nil end, { body = true })
 T.raises("function expected", relay.on_request, {})
