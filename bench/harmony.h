@@ -70,6 +70,34 @@ static inline int hm_token_kind(int n, int i) {
   "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":%llu," \
   "\"model\":\"gpt-oss-20b\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"%s\"}," \
   "\"finish_reason\":null}]}\n\n"
+/* The other scripted forms (bench/upstream.c ?form=): reasoning in a member of its own,
+ * as llama.cpp sends gpt-oss reasoning (HM_FORM_REASONING: N/2 events of
+ * "reasoning_content", then the answer in "content"), and harmony with a tool call left in
+ * content, as mlx_lm.server sends it (HM_FORM_TOOL: the analysis, the call's header in
+ * 11 tokens, then the arguments in word-sized pieces; no <|call|>). */
+enum { HM_FORM_HARMONY = 0, HM_FORM_REASONING = 1, HM_FORM_TOOL = 2 };
+#define HM_REASONING_EVENT_FMT \
+  "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":%llu," \
+  "\"model\":\"gpt-oss-20b\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"%s\"}," \
+  "\"finish_reason\":null}]}\n\n"
+static const char *const HM_CALL_HEAD[11] = {"<|end|>", "<|start|>", "assistant", "<|channel|>", "commentary", " to",
+                                             "=functions", ".get_weather", " <|constrain|>", "json", "<|message|>"};
+#define HM_CALL_TOKENS 14 /* the open marker, the header, and the arguments' opening {\"notes\":\" */
+
+/* Token i of a tool-call stream of n content events: the JSON form (as it appears
+ * between quotes). Arguments are {"notes":"<words>"}: pieces of words. */
+static inline const char *hm_tool_token(int n, int i) {
+  int r = (n - HM_CALL_TOKENS) / 2;
+  if (i < 3) return HM_OPEN[i];
+  i -= 3;
+  if (i < r) return HM_WORDS[i % HM_NWORDS].json;
+  i -= r;
+  if (i < 11) return HM_CALL_HEAD[i];
+  i -= 11;
+  if (i == 0) return "{\\\"notes\\\":\\\"";
+  return HM_WORDS[(i + 3) % 8].json; /* plain words: the arguments stay valid JSON */
+}
+
 #define HM_FINISH_EVENT \
   "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1," \
   "\"model\":\"gpt-oss-20b\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"

@@ -24,6 +24,12 @@
 #   5. Lua layer: small-GET req/s with the stock script vs bench/scripts/lua_route.lua (a Lua
 #      routing function, one call per request); SSE events/s of the rewritten route with the stock
 #      script vs bench/scripts/on_event.lua (the same route plus an on_event hook, one call per event)
+#   6. metrics: small-GET req/s of the stock relay with the admin port on (metrics counted, /metrics
+#      scraped every second) vs off (nothing counted), two relays running at the same time
+#   7. reasoning forms and tool calls: SSE events/s (and callgrind instructions per event) of the stock
+#      rewrite on three upstream forms, same relay, same run: harmony markers in content, reasoning in
+#      reasoning_content (llama.cpp; tags mode moves it into content) and harmony with a tool call in
+#      content (mlx_lm.server; the call becomes streamed tool_calls)
 # Writes bench/RESULTS.md and bench/SUMMARY.md and prints the compact summary table.
 
 set -u -o pipefail
@@ -32,7 +38,7 @@ QUICK=0
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
@@ -653,7 +659,111 @@ if [ $RELAY_OK = 1 ]; then
   fi
   for t in relay_lua relay_hook; do [ -n "${XPID[$t]:-}" ] && stop_pid "${XPID[$t]}" 5; done
 fi
+# ---------------------------------------------------------------- 7. reasoning forms and tool calls
+# The stock relay (the same process) on three scripted upstream forms (bench/upstream.c ?form=), one
+# write per event: harmony markers in content (the plain rewrite), reasoning in reasoning_content
+# (llama.cpp; tags mode moves it into content between the tags) and harmony with a tool call left in
+# content (mlx_lm.server; the call becomes streamed tool_calls). The order rotates between reps; the
+# ratios are medians of per-rep ratios against the harmony form.
+FORMS=(harmony reasoning tool)
+load_mark "7. reasoning forms and tool calls"
+if [ $RELAY_OK = 1 ]; then
+  log "7. forms: $SSE_CONNS streams x $SSE_EVENTS events, ${SSE_D}s each, $REPS rep(s): ${FORMS[*]}"
+  form_sse() { # form
+    local f=$1 line c0 c1
+    c0=$(cpu_ticks relay)
+    line=$(sse relay --path "/v1/chat/completions?form=$f" --events $SSE_EVENTS --conns $SSE_CONNS --duration "$SSE_D")
+    c1=$(cpu_ticks relay)
+    cpu_rec "f_$f" "$c0" "$c1" "$(kvn "$line" events)"
+    echo "throughput-form $f rep $rep: $line" >>"$OUT/sse.txt"
+    R[f_$f]+=" $(kv "$line" events_per_s)"
+    R[f_${f}_err]=$(( ${R[f_${f}_err]:-0} + $(kvn "$line" errors) + $(kvn "$line" bad_status) ))
+    log "sse form $f rep $rep: $(kv "$line" events_per_s) events/s"
+  }
+  for ((rep = 1; rep <= REPS; rep++)); do
+    for k in 0 1 2; do form_sse "${FORMS[$(( (k + rep) % 3 ))]}"; relay_check "form throughput"; done
+  done
+  for f in reasoning tool; do
+    R[f_${f}_ratio]=$(pair_ratio_median "${R[f_$f]:-}" "${R[f_harmony]:-}")
+    R[f_${f}_ucpu_ratio]=$(pair_ratio_median "${R[f_${f}_ucpu]:-}" "${R[f_harmony_ucpu]:-}")
+  done
+  for f in "${FORMS[@]}"; do for m in "" _cpu _ucpu; do R[f_$f$m]=$(median <<<"${R[f_$f$m]:-}"); done; done
+  # what a client reads from one 200-event stream of each new form
+  for f in reasoning tool; do
+    curl -sS -m 30 -X POST -H 'Content-Type: application/json' -d '{"stream":true}' \
+      "http://127.0.0.1:$P_RELAY/v1/chat/completions?form=$f&events=200" >"$OUT/form-$f.sse" 2>>"$OUT/relay.log"
+  done
+  R[f_reasoning_ok]=no
+  [ "$(grep -c '<think>' "$OUT/form-reasoning.sse")" = 1 ] && [ "$(grep -c '</think>' "$OUT/form-reasoning.sse")" = 1 ] &&
+    ! grep -q reasoning_content "$OUT/form-reasoning.sse" && R[f_reasoning_ok]=yes
+  R[f_tool_ok]=no
+  [ "$(grep -c '"tool_calls":\[{"index":0,"id":"call_' "$OUT/form-tool.sse")" = 1 ] &&
+    grep -q '"finish_reason":"tool_calls"' "$OUT/form-tool.sse" && ! grep -q '<|' "$OUT/form-tool.sse" && R[f_tool_ok]=yes
+  log "forms: reasoning read as tags: ${R[f_reasoning_ok]}; tool call made: ${R[f_tool_ok]}"
+fi
+
 [ $RELAY_OK = 1 ] && stop_pid "$RELAY_PID" 5
+
+# ---------------------------------------------------------------- 6. metrics on vs off
+# Two relays from the same binary and stock script, running at the same time: "on" has the admin
+# port (RELAY_ADMIN_PORT: every exchange counted in its worker's cells, /metrics scraped once a
+# second during the whole section, as Prometheus would), "off" has none (nothing counted). wrk on
+# GET /v1/models, pairs back to back, order alternating; the ratio is the median of the per-rep
+# ratios. Afterwards the "on" relay's relay_requests_total is checked against what wrk completed.
+P_MOFF=18006 P_MON=18007 P_MADM=18008
+declare -A MPID
+m_wrk() { # on|off rep
+  local k=$1 rep=$2 port=$P_MOFF f c0 c1 nreq rps p50 p99 err
+  [ "$k" = on ] && port=$P_MON
+  f="$OUT/wrk-metrics-$k-$rep.txt"
+  c0=$(awk '{print $14, $15}' "/proc/${MPID[$k]}/stat" 2>/dev/null || echo "0 0")
+  timeout -k 5 $((LUA_WRK_D + 30)) wrk -t2 -c$WRK_CONNS -d${LUA_WRK_D}s --latency "http://127.0.0.1:$port/v1/models" >"$f" 2>&1
+  c1=$(awk '{print $14, $15}' "/proc/${MPID[$k]}/stat" 2>/dev/null || echo "0 0")
+  nreq=$(awk '/requests in/ {print $1; exit}' "$f")
+  cpu_rec "met_$k" "$c0" "$c1" "${nreq:-0}"
+  rps=$(awk '/^Requests\/sec:/ {print $2}' "$f")
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$f")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$f")")
+  err=$(( $(awk '/Non-2xx/ {print $NF}' "$f" | grep . || echo 0) + $(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$f" | grep . || echo 0) ))
+  R[met_${k}_rps]+=" ${rps:-0}"; R[met_${k}_p50]+=" $p50"; R[met_${k}_p99]+=" $p99"
+  R[met_${k}_err]=$(( ${R[met_${k}_err]:-0} + err ))
+  [ "$k" = on ] && R[met_on_wrk_total]=$(( ${R[met_on_wrk_total]:-0} + ${nreq:-0} ))
+  kill -0 "${MPID[$k]}" 2>/dev/null || RELAY_CRASHES+=("during metrics $k rep $rep: oss-relay (metrics $k) is gone")
+  log "metrics $k rep $rep: ${rps:-?} req/s p50 ${p50}ms p99 ${p99}ms errors $err"
+}
+load_mark "6. metrics"
+M_OK=$RELAY_OK
+for p in $P_MOFF $P_MON $P_MADM; do port_free "$p" || { log "6. metrics: port $p is in use; skipped"; M_OK=0; }; done
+if [ $M_OK = 1 ]; then
+  log "6. metrics: wrk GET /v1/models ${LUA_WRK_D}s, admin port on vs off, $REPS rep(s)"
+  save_pid=${RELAY_PID:-}
+  start_relay $P_MOFF "$WORKERS"; MPID[off]=$RELAY_PID
+  start_relay $P_MON "$WORKERS" RELAY_ADMIN_PORT=$P_MADM; MPID[on]=$RELAY_PID
+  RELAY_PID=$save_pid
+  if wait_port $P_MOFF 10 && wait_port $P_MON 10 && wait_port $P_MADM 10; then
+    ( while :; do curl -fsS -m 2 "http://127.0.0.1:$P_MADM/metrics" >/dev/null 2>&1; sleep 1; done ) &
+    SCRAPER=$!; PIDS+=($SCRAPER)
+    for k in off on; do timeout -k 5 20 wrk -t2 -c$WRK_CONNS -d1s "http://127.0.0.1:$( [ $k = on ] && echo $P_MON || echo $P_MOFF)/v1/models" >"$OUT/wrk-metrics-warm-$k.txt" 2>&1; done
+    R[met_on_warm]=$(awk '/requests in/ {print $1; exit}' "$OUT/wrk-metrics-warm-on.txt")
+    for ((rep = 1; rep <= REPS; rep++)); do
+      if [ $((rep % 2)) = 1 ]; then m_wrk off "$rep"; m_wrk on "$rep"; else m_wrk on "$rep"; m_wrk off "$rep"; fi
+    done
+    stop_pid "$SCRAPER" 2
+    curl -fsS -m 5 "http://127.0.0.1:$P_MADM/metrics" >"$OUT/metrics-on.txt" 2>>"$OUT/relay.log"
+    R[met_counted]=$(awk '/^relay_requests_total[{ ]/ {s += $NF} END {printf "%.0f", s}' "$OUT/metrics-on.txt")
+    R[met_completed]=$(( ${R[met_on_wrk_total]:-0} + ${R[met_on_warm]:-0} ))
+    R[met_ratio]=$(pair_ratio_median "${R[met_on_rps]:-}" "${R[met_off_rps]:-}")
+    R[met_p99_ratio]=$(pair_ratio_median "${R[met_on_p99]:-}" "${R[met_off_p99]:-}")
+    R[met_ucpu_ratio]=$(pair_ratio_median "${R[met_on_ucpu]:-}" "${R[met_off_ucpu]:-}")
+    R[met_cpu_ratio]=$(pair_ratio_median "${R[met_on_cpu]:-}" "${R[met_off_cpu]:-}")
+    for k in on off; do for m in rps p50 p99 cpu ucpu; do R[met_${k}_$m]=$(median <<<"${R[met_${k}_$m]}"); done; done
+    log "metrics: on/off req/s ratio ${R[met_ratio]}; ${R[met_counted]:-?} requests counted, wrk completed ${R[met_completed]}"
+  else
+    log "!! 6. metrics: a relay did not start (see bench/.build/out/relay.log)"
+    RELAY_CRASHES+=("6. metrics: a relay did not start; its rows are n/a")
+  fi
+  stop_pid "${MPID[off]}" 5; stop_pid "${MPID[on]}" 5
+fi
 
 # ---------------------------------------------------------------- 3. memory
 mem_test() { # name port pid-of-server rss-function
@@ -756,6 +866,18 @@ if [ $RELAY_OK = 1 ] && command -v valgrind >/dev/null; then
   done
 fi
 
+# section 7 under callgrind: instructions per event of the reasoning_content and tool-call forms
+if [ $RELAY_OK = 1 ] && command -v valgrind >/dev/null; then
+  log "7. callgrind (WORKERS=1): forms reasoning and tool, $CG_EVENTS vs $CG_BASE events"
+  for f in reasoning tool; do
+    cg_run "f${f}_n" "/v1/chat/completions?form=$f" $CG_EVENTS 1
+    cg_run "f${f}_0" "/v1/chat/completions?form=$f" $CG_BASE 1
+    R[cg_f${f}_per]=$(awk -v a="${R[cg_f${f}_n_ir]}" -v b="${R[cg_f${f}_0_ir]}" -v ea="${R[cg_f${f}_n_events]:-0}" \
+      -v eb="${R[cg_f${f}_0_events]:-0}" 'BEGIN { if (a == "n/a" || b == "n/a" || ea - eb <= 0) print "n/a"; else printf "%.0f", (a - b) / (ea - eb) }')
+    cg_diff_top "f$f" >"$OUT/callgrind-f$f-per-event.txt"
+  done
+fi
+
 # syscalls per event: upstream writes 64 KiB at a time, so a proxy that coalesces needs far fewer
 # than one write per event.
 if [ $RELAY_OK = 1 ] && command -v strace >/dev/null; then
@@ -852,6 +974,9 @@ SUMMARY_SELF=$(cat <<EOF
 | relay user+sys CPU ns per small GET, Lua routing function vs stock | $(fmt_int "$(relay_or_na wrk_lget_relay_lua_cpu)") | $(fmt_int "$(relay_or_na wrk_lget_relay_cpu)") | $(rx "$(relay_or_na lua_cpu_ratio)") |
 | relay user CPU ns per event, on_event hook vs none | $(fmt_int "$(relay_or_na h_relay_hook_ucpu)") | $(fmt_int "$(relay_or_na h_relay_ucpu)") | $(rx "$(relay_or_na hook_ucpu_ratio)") |
 | relay user+sys CPU ns per event, on_event hook vs none | $(fmt_int "$(relay_or_na h_relay_hook_cpu)") | $(fmt_int "$(relay_or_na h_relay_cpu)") | $(rx "$(relay_or_na hook_cpu_ratio)") |
+| small JSON GET req/s, metrics on (admin port, scraped 1/s) vs off | $(fmt_int "$(relay_or_na met_on_rps)") | $(fmt_int "$(relay_or_na met_off_rps)") | **$(rx "$(relay_or_na met_ratio)")** |
+| small JSON GET p99 ms, metrics on vs off | $(relay_or_na met_on_p99) | $(relay_or_na met_off_p99) | $(rx "$(relay_or_na met_p99_ratio)") |
+| relay user CPU ns per small GET, metrics on vs off | $(fmt_int "$(relay_or_na met_on_ucpu)") | $(fmt_int "$(relay_or_na met_off_ucpu)") | $(rx "$(relay_or_na met_ucpu_ratio)") |
 EOF
 )
 
@@ -874,6 +999,7 @@ COMPACT=$(cat <<EOF
 | relay user CPU ns per event, rewritten vs passthrough route | $(fmt_int "$(relay_or_na lg_rewrite_ucpu)") | $(fmt_int "$(relay_or_na lg_pass_ucpu)") passthrough | $(rx "$(relay_or_na lg_ucpu_ratio)") |
 | relay user CPU ns per small GET, Lua routing function vs stock | $(fmt_int "$(relay_or_na wrk_lget_relay_lua_ucpu)") | $(fmt_int "$(relay_or_na wrk_lget_relay_ucpu)") stock | $(rx "$(relay_or_na lua_ucpu_ratio)") |
 | relay user CPU ns per event, on_event hook vs none | $(fmt_int "$(relay_or_na h_relay_hook_ucpu)") | $(fmt_int "$(relay_or_na h_relay_ucpu)") no hook | $(rx "$(relay_or_na hook_ucpu_ratio)") |
+| metrics on (admin port, scraped 1/s) vs off, small GET req/s | $(fmt_int "$(relay_or_na met_on_rps)") | $(fmt_int "$(relay_or_na met_off_rps)") off | **$(rx "$(relay_or_na met_ratio)")** |
 | KiB per idle stream at $(fmt_int "$MEM_SMALL") | ${kib_relay_small} | ${kib_nginx_small} nginx | $(rx "$(ratio "$kib_relay_small" "$kib_nginx_small")") |
 | KiB per idle stream at $(fmt_int "$MEM_BIG") | ${kib_relay_big} | ${kib_nginx_big} nginx | $(rx "$(ratio "$kib_relay_big" "$kib_nginx_big")") |
 | instructions per rewritten event (callgrind) | $(fmt_int "$(relay_or_na cg_chat_per)") | | |
@@ -1147,6 +1273,27 @@ row_mem() {
     echo "n/a: $RELAY_NOTE"
   fi
   echo
+  echo "## 6. Metrics: admin port on vs off"
+  echo
+  if [ -n "${R[met_ratio]:-}" ]; then
+    echo "Two relays from the same binary and stock script, running at the same time; \"on\" has RELAY_ADMIN_PORT set"
+    echo "(every exchange counted in its worker's cells; /metrics scraped once a second during the whole section),"
+    echo "\"off\" has not (nothing counted). \`wrk -t2 -c$WRK_CONNS -d${LUA_WRK_D}s --latency http://.../v1/models\`, pairs back"
+    echo "to back, order alternating, median of $REPS rep(s); the ratio is the median of the per-rep ratios."
+    echo
+    echo "| relay | req/s | p50 ms | p99 ms | relay CPU ns/request: user / user+sys | errors |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+    for k in off on; do
+      echo "| metrics $k | $(fmt_int "$(g met_${k}_rps)") | $(g met_${k}_p50) | $(g met_${k}_p99) | $(fmt_int "$(g met_${k}_ucpu)") / $(fmt_int "$(g met_${k}_cpu)") | $(g met_${k}_err) |"
+    done
+    echo "| ratio (on / off) | **$(rx "$(g met_ratio)")** | | $(rx "$(g met_p99_ratio)") | $(rx "$(g met_ucpu_ratio)") / $(rx "$(g met_cpu_ratio)") | |"
+    echo
+    echo "The \"on\" relay's \`relay_requests_total\` after the runs: $(g met_counted) requests counted; wrk completed $(g met_completed)"
+    echo "(wrk does not count the requests still in flight when it stops, which the relay counts as answered or 499)."
+  else
+    echo "n/a${RELAY_NOTE:+: $RELAY_NOTE}"
+  fi
+  echo
   echo "## Raw outputs"
   echo
   echo "\`bench/.build/out/\`: wrk outputs (\`wrk-*.txt\`), sse_client lines (\`sse.txt\`), callgrind files, nginx config"
@@ -1169,6 +1316,42 @@ row_mem() {
     echo "oss-relay died during this run (restarted): $(IFS=';'; echo "${RELAY_CRASHES[*]}" | sed 's/;/; /g')"
   fi
 } >"$SUMMARY_MD"
+
+# section 7 in both reports
+FORMS_TABLE=$(cat <<EOF
+| upstream form (stock relay, $WORKERS workers, same run) | events/s | vs harmony | relay user CPU ns/event | instructions/event (callgrind) | output checked |
+| --- | ---: | ---: | ---: | ---: | --- |
+| harmony markers in content (the plain rewrite) | $(fmt_int "$(relay_or_na f_harmony)") | 1x | $(fmt_int "$(relay_or_na f_harmony_ucpu)") | $(fmt_int "$(relay_or_na cg_chat_per)") | |
+| reasoning_content (llama.cpp), tags mode | $(fmt_int "$(relay_or_na f_reasoning)") | $(rx "$(relay_or_na f_reasoning_ratio)") | $(fmt_int "$(relay_or_na f_reasoning_ucpu)") | $(fmt_int "$(relay_or_na cg_freasoning_per)") | $(relay_or_na f_reasoning_ok) |
+| harmony tool call in content (mlx_lm.server) -> tool_calls | $(fmt_int "$(relay_or_na f_tool)") | $(rx "$(relay_or_na f_tool_ratio)") | $(fmt_int "$(relay_or_na f_tool_ucpu)") | $(fmt_int "$(relay_or_na cg_ftool_per)") | $(relay_or_na f_tool_ok) |
+EOF
+)
+{
+  echo
+  echo "## 7. Reasoning forms and tool calls"
+  echo
+  echo "The stock relay on three scripted upstream forms (\`bench/upstream.c\` \`?form=\`), $SSE_CONNS concurrent streams of"
+  echo "$SSE_EVENTS events each, one write per event, ${SSE_D}s per measurement, median of $REPS rep(s), order rotating; the"
+  echo "ratio is the median of the per-rep ratios against the harmony form. Instructions per event: callgrind, WORKERS=1,"
+  echo "one stream of $CG_EVENTS events minus one of $CG_BASE (section 4's method). \"Output checked\": one 200-event stream"
+  echo "of the form read back: the reasoning as one \`<think>\`...\`</think>\` block and no \`reasoning_content\` left;"
+  echo "one tool call with the relay's id, \`finish_reason\` \`tool_calls\`, no harmony marker left."
+  echo
+  echo "$FORMS_TABLE"
+  echo
+  for f in reasoning tool; do
+    echo "Per event, the $f form (exclusive instructions by function, N run minus base run):"
+    echo
+    echo '```'
+    cat "$OUT/callgrind-f$f-per-event.txt" 2>/dev/null
+    echo '```'
+    echo
+  done
+} >>"$RESULTS"
+{
+  echo
+  echo "$FORMS_TABLE"
+} >>"$SUMMARY_MD"
 
 echo
 cat "$SUMMARY_MD"

@@ -19,6 +19,9 @@
  *   X-Bench-Interval-Us: U   / ?interval_us=U   pace: one event every U us (ms timer resolution);
  *                                               "created" carries the send time (CLOCK_MONOTONIC us)
  *   X-Bench-Idle: 1          / ?idle=1          send headers + one event, then hold the connection
+ *   X-Bench-Form: F          / ?form=F          harmony (default: markers in content), reasoning
+ *                                               (reasoning_content, then content: llama.cpp), tool
+ *                                               (harmony with a tool call in content: mlx_lm.server)
  */
 #define _GNU_SOURCE
 #include <uv.h>
@@ -41,6 +44,7 @@
 
 typedef struct {
   int n;                /* content events */
+  int form;             /* HM_FORM_* */
   char *data;           /* chunked body: every event its own chunk, then "0\r\n\r\n" */
   size_t len;
   size_t *off;          /* unit k = [off[k], off[k+1]); units = n + 2 events + terminator */
@@ -70,7 +74,7 @@ typedef struct conn {
   char hv[64]; size_t hv_len;
   char body[4096]; size_t body_len;
   unsigned long long body_total;
-  long events; int bulk; long interval_us; int idle;
+  long events; int bulk; long interval_us; int idle; int form;
   int keepalive;
   /* response */
   int responding;
@@ -104,19 +108,28 @@ static void chunk_append(hm_buf *b, const char *s, size_t n) {
   hm_put(b, "\r\n", 2);
 }
 
-static stream_t *get_stream(worker *w, long nreq) {
+/* Content event i of a stream of n events in a form. */
+static int form_event(char *out, size_t cap, int form, int n, int i) {
+  if (form == HM_FORM_TOOL) return snprintf(out, cap, HM_EVENT_FMT, 1ULL, hm_tool_token(n, i));
+  if (form == HM_FORM_REASONING)
+    return snprintf(out, cap, i < n / 2 ? HM_REASONING_EVENT_FMT : HM_EVENT_FMT, 1ULL, HM_WORDS[i % HM_NWORDS].json);
+  return snprintf(out, cap, HM_EVENT_FMT, 1ULL, hm_token(n, i).json);
+}
+
+static stream_t *get_stream(worker *w, long nreq, int form) {
   int n = hm_clamp_events(nreq);
   for (int i = 0; i < CACHE_SLOTS; i++)
-    if (w->cache[i] && w->cache[i]->n == n) return w->cache[i];
+    if (w->cache[i] && w->cache[i]->n == n && w->cache[i]->form == form) return w->cache[i];
   stream_t *s = calloc(1, sizeof *s);
   s->n = n;
+  s->form = form;
   s->nunits = n + 3;
   s->off = malloc(sizeof(size_t) * (size_t)(s->nunits + 1));
   hm_buf b = {0}, ev = {0}, text = {0};
   char tmp[512];
   for (int i = 0; i < n; i++) {
     s->off[i] = b.len;
-    int k = snprintf(tmp, sizeof tmp, HM_EVENT_FMT, 1ULL, hm_token(n, i).json);
+    int k = form_event(tmp, sizeof tmp, form, n, i);
     chunk_append(&b, tmp, (size_t)k);
     hm_puts(&text, hm_token(n, i).json);
   }
@@ -315,6 +328,8 @@ static void dispatch(conn *c) {
   c->events = query_num(u, "events", c->events);
   c->interval_us = query_num(u, "interval_us", c->interval_us);
   c->idle = (int)query_num(u, "idle", c->idle);
+  const char *fm = query_str(u, "form");
+  if (fm) c->form = !strncmp(fm, "reasoning", 9) ? HM_FORM_REASONING : !strncmp(fm, "tool", 4) ? HM_FORM_TOOL : 0;
   const char *wm = query_str(u, "write");
   if (wm) c->bulk = strncmp(wm, "bulk", 4) == 0;
   c->body[c->body_len < sizeof c->body ? c->body_len : sizeof c->body - 1] = 0;
@@ -322,7 +337,7 @@ static void dispatch(conn *c) {
   int stream = path_is(u, "/v1/stream") ||
                (is_chat && (strstr(c->body, "\"stream\":true") || strstr(c->body, "\"stream\": true")));
   if (stream) {
-    stream_t *s = get_stream(c->w, c->events);
+    stream_t *s = get_stream(c->w, c->events, c->form);
     c->s = s;
     c->unit = 0; c->pos = 0; c->paced_i = 0;
     c->last_unit = c->idle ? 1 : s->nunits;
@@ -342,7 +357,7 @@ static void dispatch(conn *c) {
     return;
   }
   if (is_chat) {
-    stream_t *s = get_stream(c->w, c->events);
+    stream_t *s = get_stream(c->w, c->events, c->form);
     respond_json(c, 200, s->json, s->json_len);
     return;
   }
@@ -368,7 +383,7 @@ static int cb_begin(llhttp_t *p) {
   conn *c = p->data;
   c->url_len = c->hf_len = c->hv_len = c->body_len = 0;
   c->body_total = 0;
-  c->events = 64; c->bulk = 0; c->interval_us = 0; c->idle = 0;
+  c->events = 64; c->bulk = 0; c->interval_us = 0; c->idle = 0; c->form = 0;
   return 0;
 }
 static int cb_url(llhttp_t *p, const char *at, size_t n) {
@@ -402,6 +417,8 @@ static int cb_hv_done(llhttp_t *p) {
     else if (!strcasecmp(k, "write")) c->bulk = strncasecmp(c->hv, "bulk", 4) == 0;
     else if (!strcasecmp(k, "interval-us")) c->interval_us = strtol(c->hv, NULL, 10);
     else if (!strcasecmp(k, "idle")) c->idle = atoi(c->hv) != 0;
+    else if (!strcasecmp(k, "form"))
+      c->form = !strncasecmp(c->hv, "reasoning", 9) ? HM_FORM_REASONING : !strncasecmp(c->hv, "tool", 4) ? HM_FORM_TOOL : 0;
   }
   c->hf_len = c->hv_len = 0;
   return 0;

@@ -32,7 +32,7 @@ run_suite() {
   cmake -S "$root" -B "$dir" "$@" >/dev/null
   cmake --build "$dir" -j"$jobs"
   echo "== ctest $dir"
-  ctest --test-dir "$dir" --output-on-failure --timeout 300
+  ctest --test-dir "$dir" --output-on-failure --timeout 300 -j"$jobs"
 }
 
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -41,15 +41,23 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 echo "== fuzz (libFuzzer, bounded)"
 CC=clang cmake -S "$root" -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DRELAY_FUZZ=ON >/dev/null
-fuzzers=(fuzz_replacer fuzz_sse_splice fuzz_harmony fuzz_http_request fuzz_http_response fuzz_responses_request)
+fuzzers=(fuzz_replacer fuzz_sse_splice fuzz_harmony fuzz_http_request fuzz_http_response fuzz_responses_request
+  fuzz_responses_filter fuzz_chat_filter)
 cmake --build build-fuzz -j"$jobs" --target "${fuzzers[@]}"
-for f in "${fuzzers[@]}"; do
+# One fuzzer per CPU at a time, each for a bounded time; any crash fails the run.
+fuzz_one() {
+  local f=$1 seeds=()
   mkdir -p build-fuzz/corpus-$f
-  seeds=()
   [ -d tests/fuzz/seeds/$f ] && seeds=(tests/fuzz/seeds/$f) # read-only starting points
-  ./build-fuzz/tests/$f -max_total_time="${RELAY_FUZZ_SECONDS:-30}" -rss_limit_mb=2048 \
-    build-fuzz/corpus-$f "${seeds[@]}" 2>&1 | tail -n 2
-done
+  if ./build-fuzz/tests/$f -max_total_time="${RELAY_FUZZ_SECONDS:-30}" -rss_limit_mb=2048 \
+       build-fuzz/corpus-$f "${seeds[@]}" >build-fuzz/$f.log 2>&1; then
+    echo "$f: $(tail -n 1 build-fuzz/$f.log)"
+  else
+    echo "$f FAILED:"; tail -n 40 build-fuzz/$f.log; return 1
+  fi
+}
+export -f fuzz_one
+printf '%s\n' "${fuzzers[@]}" | xargs -P "$jobs" -I{} bash -c 'fuzz_one {}'
 
 if [ -x rocks/check.sh ]; then
   echo "== rock"

@@ -120,6 +120,12 @@ typedef struct relay_harmony_seg_s {
   /* CALL_END: 1 closed by a marker, 0 cut (see above: usual at finish()).
    * 0 for other kinds. */
   int complete;
+  /* CALL_BEGIN: the call's header exactly as written, from its opening
+   * marker (or the leading " to=" of a header that began the text) up to
+   * <|message|>, which is not included; lets a consumer that does not turn
+   * calls into tool_calls give the text back. NULL / 0 for other kinds. */
+  const char *header;
+  size_t header_len;
 } relay_harmony_seg_t;
 
 /* Called in output order. Must not feed or finish the parser that called it. */

@@ -105,6 +105,23 @@ int relay_json_unescape(const char *s, size_t len, relay_buf_t *out);
  * relay_json_unescape() gives s back exactly. Returns 0 or RELAY_ENOMEM. */
 int relay_json_escape(relay_buf_t *out, const char *s, size_t len);
 
+/* A byte range [start, end) of a document. */
+typedef struct relay_json_span_s {
+  size_t start, end;
+} relay_json_span_t;
+
+/* Removing members of one object without a second parse: members[i] is a
+ * member of the object, from its key's opening quote to one past its value
+ * (offsets a validating pass gave), n of them in document order. cuts[i]
+ * gets the bytes to delete for members[i]: a member goes with the separator
+ * before it when some member that stays comes before it, else with the one
+ * after it (or alone when no member follows), so that deleting all the cuts
+ * leaves the object valid, every other byte as it was. Only the whitespace
+ * and commas between members are read. The cuts are in document order and
+ * never overlap each other or a member that stays (a member's value may be
+ * replaced in the same pass). */
+void relay_json_member_cuts(const char *json, const relay_json_span_t *members, size_t n, relay_json_span_t *cuts);
+
 /* A path into a document: object keys and array indexes. */
 typedef struct relay_json_path_seg_s {
   const char *key; /* decoded key; NULL for an array index */

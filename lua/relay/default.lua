@@ -1,6 +1,7 @@
 -- The stock script: what oss-relay does with no files. Everything is read from
--- environment variables; every request is proxied unchanged to UPSTREAM, and
--- the responses of POST /v1/chat/completions are rewritten.
+-- environment variables; every request is proxied unchanged to UPSTREAM, the
+-- responses of POST /v1/chat/completions are rewritten, and POST /v1/responses
+-- is served over the upstream's chat completions.
 local relay = require("relay")
 local env = require("relay.env")
 
@@ -9,11 +10,34 @@ relay.listen({
   port = env.port("LISTEN_PORT", 8080),
 })
 
-relay.upstream({
+-- One server (UPSTREAM_HOST, UPSTREAM_PORT), or several (UPSTREAM_SERVERS,
+-- which then replaces both): balanced by least outstanding requests, a server
+-- that refuses or times out a connect is skipped, and active checks of
+-- RELAY_HEALTH_PATH bring servers back (every RELAY_HEALTH_INTERVAL seconds;
+-- by default 5 with several servers or with the admin port on, else off).
+local upstream = {
   name = "default",
-  host = env.host("UPSTREAM_HOST", "127.0.0.1"),
-  port = env.port("UPSTREAM_PORT", 1234),
-})
+  health_path = env.string("RELAY_HEALTH_PATH", "/v1/models"),
+  health_interval = env.seconds("RELAY_HEALTH_INTERVAL", nil),
+  health_timeout = env.seconds("RELAY_HEALTH_TIMEOUT", 2),
+}
+local servers = env.string("UPSTREAM_SERVERS", nil)
+if servers then
+  upstream.servers = servers
+  local ok, err = pcall(relay.upstream, upstream)
+  if not ok then error(string.format("UPSTREAM_SERVERS=%q: %s", servers, err), 0) end
+else
+  upstream.host = env.host("UPSTREAM_HOST", "127.0.0.1")
+  upstream.port = env.port("UPSTREAM_PORT", 1234)
+  relay.upstream(upstream)
+end
+
+-- The admin listener: GET /healthz and GET /metrics, off unless
+-- RELAY_ADMIN_PORT is set; on loopback unless RELAY_ADMIN_ADDR says otherwise.
+local admin_port = env.port("RELAY_ADMIN_PORT", nil)
+if admin_port then
+  relay.admin({ addr = env.address("RELAY_ADMIN_ADDR", "127.0.0.1"), port = admin_port })
+end
 
 relay.settings({
   connect_timeout = env.seconds("RELAY_CONNECT_TIMEOUT", 10),
@@ -47,6 +71,16 @@ else
 end
 
 local mode = env.choice("RELAY_MODE", "tags", { "tags", "field", "strip" })
+
+-- gpt-oss output is read by the harmony parser (reasoning, answer and tool
+-- calls, whatever the server left of the framing), unless OPEN_PATTERN /
+-- CLOSE_PATTERN name a pair of their own. Its tool calls become OpenAI
+-- tool_calls; RELAY_TOOL_CALLS=0 leaves their text in content instead.
+-- Reasoning the upstream sends in reasoning_content or reasoning (llama.cpp,
+-- vLLM, Ollama, LM Studio 0.3.23+) is treated the same as reasoning found in
+-- content: tags, field or strip by RELAY_MODE.
+local parser = (open_pattern or close_pattern) and "rules" or "harmony"
+local tool_calls = env.flag("RELAY_TOOL_CALLS", true)
 
 -- The request side (lua/relay/history.lua, history.prepare). Chat clients
 -- send back what this relay gave them:
@@ -84,15 +118,44 @@ if strip_history or effort_kwargs then
   end
 end
 
+local rewrite = {
+  parser = parser,
+  rules = rules,
+  tool_calls = tool_calls,
+  upstream_reasoning = { "reasoning_content", "reasoning" },
+  open_tag = open_tag,
+  close_tag = close_tag,
+  mode = mode,
+  field = env.choice("RELAY_REASONING_FIELD", "reasoning_content", { "reasoning_content", "reasoning", "both" }),
+}
+
 relay.route({
   method = "POST",
   path = "/v1/chat/completions",
   upstream = "default",
   on_request = on_request,
   body = on_request ~= nil,
-  rewrite = {
-    rules = rules,
-    mode = mode,
-    field = env.choice("RELAY_REASONING_FIELD", "reasoning_content", { "reasoning_content", "reasoning", "both" }),
-  },
+  rewrite = rewrite,
 })
+
+-- The Responses API (POST /v1/responses: Codex CLI, the Agents SDK) over the
+-- upstream's chat completions: the request is translated, the chat response
+-- goes through the same rewrite (its mode and field are the front end's:
+-- Responses has its own reasoning items) and the same request hook, and
+-- comes back as Responses output items. RELAY_RESPONSES=passthrough forwards
+-- /v1/responses unchanged instead (an upstream with its own Responses API).
+if env.choice("RELAY_RESPONSES", "on", { "on", "passthrough" }) == "on" then
+  local single = { reasoning_content = true, reasoning = true, thinking = true }
+  relay.route({
+    method = "POST",
+    path = "/v1/responses",
+    upstream = "default",
+    frontend = {
+      type = "responses",
+      -- reasoning items go back upstream in the member the template renders
+      reasoning_field = single[history_field] and history_field or "reasoning_content",
+    },
+    on_request = on_request,
+    rewrite = rewrite,
+  })
+end

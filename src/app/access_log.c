@@ -15,10 +15,10 @@ void relay_access_log(void *ud, const relay_exchange_t *ex) {
   if (ex->t_first_byte) snprintf(ttfb, sizeof ttfb, "%.3f", (double)(ex->t_first_byte - ex->t_start) / 1e6);
   /* Only an exchange that went to (or towards) an upstream names it. */
   char upstream[RELAY_HOST_MAX + 16] = "-";
-  const relay_upstream_cfg_t *u = relay_exchange_upstream(ex);
-  if (u && (ex->t_first_byte || ex->state == RELAY_EX_STREAMING || ex->state == RELAY_EX_TUNNEL ||
+  const relay_server_addr_t *a = relay_exchange_server(ex);
+  if (a && (ex->t_first_byte || ex->state == RELAY_EX_STREAMING || ex->state == RELAY_EX_TUNNEL ||
             ex->state == RELAY_EX_CONNECTING))
-    snprintf(upstream, sizeof upstream, strchr(u->host, ':') ? "[%s]:%d" : "%s:%d", u->host, u->port);
+    relay_config_server_name(a, upstream, sizeof upstream);
   int bare = strcmp(ex->log_path, "-") == 0; /* no request line was parsed */
   relay_log_info("access method=%s path=%s status=%d bytes_in=%llu bytes_out=%llu duration_ms=%.3f ttfb_ms=%s "
                  "upstream=%s client=%s",

@@ -20,7 +20,18 @@ static void worker_maybe_finish(void *data) {
   relay_worker_t *w = data;
   if (!w->shutting_down || relay_proxy_open_connections(&w->proxy) > 0) return;
   worker_close_handle((uv_handle_t *)&w->shutdown_timer);
+  worker_close_handle((uv_handle_t *)&w->health_timer);
   worker_close_handle((uv_handle_t *)&w->wakeup);
+}
+
+/* How often a worker looks at the health board (one atomic load when
+ * nothing was posted; checks run every few seconds, a result is applied
+ * within this) and marks itself alive for /healthz. */
+#define WORKER_HEALTH_POLL_MS 200
+
+static void health_poll_cb(uv_timer_t *t) {
+  relay_worker_t *w = t->data;
+  relay_proxy_tick(&w->proxy);
 }
 
 /* Past the deadline every connection goes, finished or not. */
@@ -74,7 +85,8 @@ void relay_workers_signal(relay_worker_t *ws, int n, int reload) {
   }
 }
 
-int relay_worker_init(relay_worker_t *w, int index, relay_script_t *script, const char *script_path) {
+int relay_worker_init(relay_worker_t *w, int index, relay_script_t *script, const char *script_path,
+                      const relay_proxy_shared_t *shared) {
   memset(w, 0, sizeof *w);
   int rc = uv_loop_init(&w->loop);
   if (rc) return rc;
@@ -89,9 +101,16 @@ int relay_worker_init(relay_worker_t *w, int index, relay_script_t *script, cons
   w->wakeup.data = w;
   uv_timer_init(&w->loop, &w->shutdown_timer);
   w->shutdown_timer.data = w;
-  rc = relay_proxy_init(&w->proxy, &w->loop, &script->site);
+  uv_timer_init(&w->loop, &w->health_timer);
+  w->health_timer.data = w;
+  rc = relay_proxy_init(&w->proxy, &w->loop, &script->site, shared);
   if (rc) return rc;
+  if (shared && (shared->health || shared->metrics)) {
+    uv_timer_start(&w->health_timer, health_poll_cb, WORKER_HEALTH_POLL_MS, WORKER_HEALTH_POLL_MS);
+    uv_unref((uv_handle_t *)&w->health_timer); /* never what keeps the loop alive */
+  }
   relay_site_unref(&script->site); /* the proxy holds it now */
+  w->proxy.worker = (unsigned)index;
   w->proxy.on_conn_freed = worker_maybe_finish;
   w->proxy.data = w;
   relay_proxy_add_logger(&w->proxy, relay_access_log, NULL);

@@ -19,11 +19,15 @@ typedef struct relay_worker_s {
   int shutdown_requested;   /* set by the main thread, read on wakeup */
   int reload_requested;
   uv_timer_t shutdown_timer;
+  uv_timer_t health_timer;  /* applies the admin thread's check results */
   int shutting_down;
 } relay_worker_t;
 
-/* A worker serving script (its reference passes to the worker). */
-int relay_worker_init(relay_worker_t *w, int index, relay_script_t *script, const char *script_path);
+/* A worker serving script (its reference passes to the worker), with what
+ * it shares with the other threads (its metrics cells, the slots, the
+ * health board; see relay_proxy_shared_t). */
+int relay_worker_init(relay_worker_t *w, int index, relay_script_t *script, const char *script_path,
+                      const relay_proxy_shared_t *shared);
 /* Accept on a bound socket. */
 int relay_worker_listen(relay_worker_t *w, int fd);
 /* Main thread: ask every worker to stop, or to reload its script. */

@@ -9,8 +9,9 @@
 #include "internal.h"
 #include "log.h"
 
-static void exchange_connect(relay_exchange_t *ex);
+static void exchange_connect(relay_exchange_t *ex, int last_err, int timed_out);
 static void on_connected(void *ud, relay_upconn_t *u);
+static void answer_upstream_error(relay_exchange_t *ex, int err, int timed_out);
 
 /* RFC 9110 9.2.2: a request that may be repeated without a different
  * effect. Only these are retried after a reused connection failed, since the
@@ -39,6 +40,19 @@ const relay_upstream_cfg_t *relay_exchange_upstream(const relay_exchange_t *ex) 
   return &ex->site->cfg.upstreams[ex->route.upstream_index];
 }
 
+const relay_server_addr_t *relay_exchange_server(const relay_exchange_t *ex) {
+  const relay_upstream_cfg_t *u = relay_exchange_upstream(ex);
+  if (!u || !ex->has_server || ex->server < 0 || ex->server >= (int)u->nservers) return NULL;
+  return &u->servers[ex->server];
+}
+
+/* The route's upstream on this loop: its servers and their balancer. */
+static relay_site_upstream_t *ex_group(const relay_exchange_t *ex) {
+  return ex->site->upstreams[ex->route.upstream_index];
+}
+
+static relay_metrics_t *ex_metrics(const relay_exchange_t *ex) { return ex->proxy->shared.metrics; }
+
 /* ---- the route ---------------------------------------------------------- */
 
 static void route_release_filters(relay_route_t *r) {
@@ -59,10 +73,14 @@ static int route_request(relay_exchange_t *ex, char *err, size_t errlen) {
   const relay_static_route_t *r = relay_site_match(s, llhttp_method_name(ex->method), t.path, t.path_len);
   relay_route_t *rt = &ex->route;
   rt->upstream_index = r && r->upstream_index >= 0 ? r->upstream_index : 0;
+  rt->metrics_slot = r ? r->metrics_slot : s->hook ? RELAY_METRICS_ROUTE_SCRIPT : RELAY_METRICS_ROUTE_NONE;
   rt->filters = r ? r->filters : NULL;
   rt->nfilters = r ? r->nfilters : 0;
   rt->hook = r && r->hook ? r->hook : s->hook;
   rt->hook_wants_body = r && r->hook ? r->hook_wants_body : s->hook_wants_body;
+  if (r) rt->frontend = r->frontend;
+  /* A front end reads the whole body first; a hook then sees its translation. */
+  if (rt->frontend.type) return 1;
   if (!rt->hook) return 0;
   if (rt->hook_wants_body) return 1;
   return s->ops->run_hook(s, ex, 0, err, errlen);
@@ -72,7 +90,14 @@ static int route_request(relay_exchange_t *ex, char *err, size_t errlen) {
 static int route_reads_body(const relay_route_t *r) {
   for (unsigned i = 0; i < r->nfilters; i++)
     if (r->filters[i].type->flags & RELAY_FILTER_READS_BODY) return 1;
-  return 0;
+  const relay_filter_type_t *fe = r->frontend.type ? r->frontend.type->filter : NULL;
+  return fe && (fe->flags & RELAY_FILTER_READS_BODY);
+}
+
+/* The front end's state goes with the exchange (after its filter). */
+static void route_release_frontend(relay_route_t *r) {
+  if (r->frontend_state) r->frontend.type->state_free(r->frontend_state);
+  r->frontend_state = NULL;
 }
 
 /* ---- the upstream request ------------------------------------------------ */
@@ -81,7 +106,7 @@ static int route_reads_body(const relay_route_t *r) {
  * route's new body), never from the client's framing fields. */
 static int build_upstream_head(relay_exchange_t *ex) {
   relay_client_t *c = ex->client;
-  const relay_upstream_cfg_t *up = &ex->site->cfg.upstreams[ex->route.upstream_index];
+  const char *host = ex_group(ex)->host_field[ex->server];
   relay_target_t target;
   if (ex->route.new_target.len) {
     memset(&target, 0, sizeof target);
@@ -95,8 +120,8 @@ static int build_upstream_head(relay_exchange_t *ex) {
   memset(&spec, 0, sizeof spec);
   spec.method = llhttp_method_name(ex->method);
   spec.target = &target;
-  spec.host = up->host_field;
-  spec.host_len = strlen(up->host_field);
+  spec.host = host;
+  spec.host_len = strlen(host);
   spec.peer = c->peer;
   spec.peer_len = strlen(c->peer);
   spec.edits = ex->route.header_edits.data;
@@ -133,6 +158,7 @@ static int send_body_up(relay_exchange_t *ex, relay_slab_t *slab, const char *da
   relay_write_t *wr = body_write(ex_slabs(ex), slab, data, len, chunked);
   if (!wr) return UV_ENOMEM;
   ex->retryable = 0;
+  ex->up_body_out += len;
   int rc = relay_upconn_write(u, wr);
   if (u->write_pending >= RELAY_HIGH_WATER) relay_client_read_pause(ex->client);
   return rc;
@@ -201,6 +227,7 @@ static void exchange_reset(relay_exchange_t *ex) {
 void relay_exchange__begin_bare(relay_exchange_t *ex) {
   exchange_reset(ex);
   ex->state = RELAY_EX_ROUTING;
+  ex->route.metrics_slot = RELAY_METRICS_ROUTE_NONE;
   ex->t_start = uv_hrtime();
   strcpy(ex->log_path, "-");
 }
@@ -233,6 +260,7 @@ static int after_hook(relay_exchange_t *ex) {
 
 static void hook_failed(relay_exchange_t *ex, const char *err) {
   relay_log_error("%s %s: script error: %s", llhttp_method_name(ex->method), ex->log_path, err);
+  if (ex_metrics(ex)) relay_metrics_count(ex_metrics(ex), RELAY_METRICS_SCRIPT_ERRORS, 1);
   relay_exchange__send_error(ex, 500, "server_error", "script_error", "the relay's script failed");
 }
 
@@ -242,6 +270,7 @@ void relay_exchange__begin(relay_exchange_t *ex) {
   const llhttp_t *p = &c->parser;
   exchange_reset(ex);
   ex->state = RELAY_EX_ROUTING;
+  ex->route.metrics_slot = RELAY_METRICS_ROUTE_NONE;
   ex->id = ++ex->proxy->next_exchange_id;
   ex->t_start = uv_hrtime();
   ex->method = (llhttp_method_t)p->method;
@@ -290,20 +319,97 @@ void relay_exchange__begin(relay_exchange_t *ex) {
     if (!exchange_has_body(ex)) relay_exchange__on_request_complete(ex);
     return;
   }
-  exchange_connect(ex);
+  exchange_connect(ex, 0, 0);
 }
 
-static void exchange_connect(relay_exchange_t *ex) {
+/* ---- the server: chosen, failed over, let go ------------------------------ */
+
+/* The balancer counts the request on its server until this; once per pick. */
+static void exchange_release_server(relay_exchange_t *ex) {
+  if (!ex->outstanding) return;
+  ex->outstanding = 0;
+  relay_site_upstream_t *g = ex_group(ex);
+  relay_balancer_done(&g->balancer, (unsigned)ex->server);
+  if (ex_metrics(ex) && g->slot >= 0 && g->server_slot[ex->server] >= 0)
+    relay_metrics_server_outstanding(ex_metrics(ex), (unsigned)g->slot, (unsigned)g->server_slot[ex->server], -1);
+}
+
+/* A server for the request, least loaded first, skipping those it already
+ * failed on; RELAY_ENOSERVER at once when none can take it. */
+static int exchange_pick(relay_exchange_t *ex) {
+  relay_site_upstream_t *g = ex_group(ex);
+  int k = relay_balancer_pick(&g->balancer, uv_now(ex->proxy->loop), ex->servers_failed);
+  if (k < 0) return k;
+  ex->server = k;
+  ex->has_server = 1;
+  ex->outstanding = 1;
+  if (ex_metrics(ex) && g->slot >= 0 && g->server_slot[k] >= 0)
+    relay_metrics_server_outstanding(ex_metrics(ex), (unsigned)g->slot, (unsigned)g->server_slot[k], 1);
+  return k;
+}
+
+/* Every server is down (or failed this request): say so now, without a
+ * connect to a server known to be down. After a failed connect, the last
+ * failure is the answer (a timeout is a 504). */
+static void answer_no_server(relay_exchange_t *ex, int last_err, int timed_out) {
+  if (last_err) {
+    answer_upstream_error(ex, last_err, timed_out);
+    return;
+  }
+  const relay_upstream_cfg_t *u = relay_exchange_upstream(ex);
+  char msg[200];
+  snprintf(msg, sizeof msg, "upstream unreachable: no server of upstream '%s' is up (each failed its last connect "
+           "or health check)", u ? u->name : "-");
+  relay_log_info("%s %s: %s", llhttp_method_name(ex->method), ex->log_path, msg);
+  relay_exchange__fail(ex, 502, "upstream_error", "upstream_unreachable", msg);
+}
+
+/* The connect to the chosen server failed (refused, timed out, not
+ * resolved): the server backs off in this loop's balancer, and the request,
+ * none of which was sent, goes to another server of the upstream. Bounded:
+ * each server is tried at most once per request. */
+static void server_failed(relay_exchange_t *ex, int err, int timed_out) {
+  relay_site_upstream_t *g = ex_group(ex);
+  unsigned k = (unsigned)ex->server;
+  relay_balancer_failed(&g->balancer, k, uv_now(ex->proxy->loop));
+  relay_proxy__server_changed(ex->proxy, ex->site, g, k);
+  if (ex_metrics(ex) && g->slot >= 0 && g->server_slot[k] >= 0)
+    relay_metrics_connect_failure(ex_metrics(ex), (unsigned)g->slot, (unsigned)g->server_slot[k]);
+  ex->servers_failed |= 1u << k;
+  exchange_release_server(ex);
+  if (g->nservers > 1) {
+    char name[RELAY_HOST_MAX + 16];
+    relay_config_server_name(relay_exchange_server(ex), name, sizeof name);
+    relay_log_info("%s %s: upstream %s: server %s failed (%s); trying another", llhttp_method_name(ex->method),
+                   ex->log_path, relay_exchange_upstream(ex)->name, name,
+                   timed_out ? "connect timed out" : relay_strerror(err));
+  }
+  exchange_connect(ex, err, timed_out);
+}
+
+/* Pick a server and connect to it (or take a pooled connection). last_err:
+ * the failure that brought the request here again, if any. */
+static void exchange_connect(relay_exchange_t *ex, int last_err, int timed_out) {
   ex->state = RELAY_EX_CONNECTING;
+  if (!ex->t_upstream) ex->t_upstream = uv_hrtime();
+  exchange_release_server(ex); /* a retry picks again */
+  if (exchange_pick(ex) < 0) {
+    answer_no_server(ex, last_err, timed_out);
+    return;
+  }
   if (build_upstream_head(ex)) {
     relay_exchange__fail(ex, 500, "server_error", "out_of_memory", "could not build the upstream request");
     return;
   }
-  relay_upstream_t *up = ex->site->upstreams[ex->route.upstream_index];
+  relay_upstream_t *up = ex_group(ex)->servers[ex->server];
   relay_upconn_t *u;
   int rc = relay_upconn_acquire(up, &relay_exchange__upstream_handler, ex, &ex->resp, &u);
-  if (rc < 0) {
+  if (rc == UV_ENOMEM) {
     relay_exchange__fail(ex, 502, "upstream_error", "upstream_unreachable", relay_strerror(rc));
+    return;
+  }
+  if (rc < 0) {
+    server_failed(ex, rc, 0);
     return;
   }
   ex->up = u;
@@ -328,24 +434,73 @@ int relay_exchange__on_request_body(relay_exchange_t *ex, relay_slab_t *s, const
   return 0;
 }
 
+/* A new path keeps the request's query unless it brings its own. */
+static int keep_query(relay_exchange_t *ex, relay_buf_t *target) {
+  if (!target->len || memchr(target->data, '?', target->len)) return 0;
+  relay_target_t t;
+  relay_target_split(relay_head_target(&ex->client->req), ex->client->req.target_len, &t);
+  if (!t.has_query) return 0;
+  return relay_buf_append(target, "?", 1) || relay_buf_append(target, t.query, t.query_len) ? RELAY_ENOMEM : 0;
+}
+
+/* The route's front end translates the whole body. Its translation stands in
+ * for the client's request from here on (a hook sees it); a refusal is
+ * answered at once. Returns 1 when the exchange was answered. */
+static int frontend_request(relay_exchange_t *ex) {
+  relay_route_t *rt = &ex->route;
+  char log_name[RELAY_LOG_PATH_MAX + 24];
+  snprintf(log_name, sizeof log_name, "%s %s", llhttp_method_name(ex->method), ex->log_path);
+  relay_buf_t body;
+  relay_buf_init(&body);
+  relay_frontend_request_t rq;
+  memset(&rq, 0, sizeof rq);
+  rq.body = ex->req_body.data ? ex->req_body.data : "";
+  rq.len = ex->req_body.len;
+  rq.log_name = log_name;
+  rq.target = &rt->new_target;
+  rq.new_body = &body;
+  rq.answer = &rt->local_body;
+  int rc = rt->frontend.type->on_request(rt->frontend.opts, &rq);
+  rt->frontend_state = rq.state;
+  if (rc == 0 && !rq.status) rc = keep_query(ex, &rt->new_target);
+  if (rc < 0) {
+    relay_buf_dispose(&body);
+    relay_log_error("%s: the %s front end failed: %s", log_name, rt->frontend.type->name, relay_strerror(rc));
+    relay_exchange__send_error(ex, 500, "server_error", "frontend_error", "the relay could not translate the request");
+    return 1;
+  }
+  if (rq.status) {
+    relay_buf_dispose(&body);
+    rt->local_status = rq.status;
+    relay_head_add(&rt->local_head, "Content-Type", "application/json", 16);
+    relay_exchange__respond_local(ex);
+    return 1;
+  }
+  relay_buf_t tmp = ex->req_body;
+  ex->req_body = body;
+  relay_buf_dispose(&tmp);
+  return 0;
+}
+
 void relay_exchange__on_request_complete(relay_exchange_t *ex) {
   ex->req_complete = 1;
   if (ex->state == RELAY_EX_DONE) return;
   if (ex->buffer_request && ex->state == RELAY_EX_ROUTING) {
+    if (ex->route.frontend.type && frontend_request(ex)) return;
     char err[256] = "";
-    if (ex->site->ops->run_hook(ex->site, ex, 1, err, sizeof err) < 0) {
+    if (ex->route.hook && ex->site->ops->run_hook(ex->site, ex, 1, err, sizeof err) < 0) {
       hook_failed(ex, err);
       return;
     }
     if (after_hook(ex)) return;
-    if (!ex->route.body_replaced && ex->req_framing != RELAY_FRAME_NONE) {
+    if (!ex->route.body_replaced && (ex->req_framing != RELAY_FRAME_NONE || ex->route.frontend.type)) {
       /* Forward the body as received, now with a known length. */
       relay_buf_t tmp = ex->route.new_body;
       ex->route.new_body = ex->req_body;
       ex->req_body = tmp;
       ex->route.body_replaced = 1;
     }
-    exchange_connect(ex);
+    exchange_connect(ex, 0, 0);
     return;
   }
   if (ex->state == RELAY_EX_STREAMING && ex->up && !ex->route.body_replaced && ex->req_framing == RELAY_FRAME_CHUNKED)
@@ -360,6 +515,13 @@ static void on_connected(void *ud, relay_upconn_t *u) {
   ex->up = u;
   ex->state = RELAY_EX_STREAMING;
   ex->retryable = u->reused && !exchange_has_body(ex) && method_idempotent(ex->method);
+  if (!u->reused) {
+    /* A connect that worked ends the server's back-off in this loop. */
+    relay_site_upstream_t *g = ex_group(ex);
+    int was_down = relay_balancer_down_until(&g->balancer, (unsigned)ex->server) != 0;
+    relay_balancer_connected(&g->balancer, (unsigned)ex->server);
+    if (was_down) relay_proxy__server_changed(ex->proxy, ex->site, g, (unsigned)ex->server);
+  }
   relay_write_t *wr = relay_write_new(ex_slabs(ex), NULL, NULL);
   if (!wr || relay_write_add_copy(wr, ex->up_head.data, ex->up_head.len)) {
     if (wr) relay_write_free(wr);
@@ -393,6 +555,11 @@ static void on_upstream_error(void *ud, int err, int timed_out) {
   relay_exchange_t *ex = ud;
   ex->up = NULL;
   if (ex->state == RELAY_EX_DONE || ex->state == RELAY_EX_IDLE) return;
+  if (ex->state == RELAY_EX_CONNECTING) {
+    /* A new connection that never connected: nothing of the request went. */
+    server_failed(ex, err, timed_out);
+    return;
+  }
   if (ex->state == RELAY_EX_TUNNEL) {
     relay_exchange__finish(ex);
     relay_client_abort(ex->client);
@@ -403,7 +570,7 @@ static void on_upstream_error(void *ud, int err, int timed_out) {
   if (ex->retryable && !timed_out && ex->retries == 0 && ex->status == 0) {
     ex->retries++;
     relay_log_debug("%s: reused upstream connection failed (%s); retrying", ex->log_path, relay_strerror(err));
-    exchange_connect(ex);
+    exchange_connect(ex, 0, 0);
     return;
   }
   if (relay_exchange_head_sent(ex)) {
@@ -412,6 +579,11 @@ static void on_upstream_error(void *ud, int err, int timed_out) {
     relay_exchange__cut_response(ex);
     return;
   }
+  answer_upstream_error(ex, err, timed_out);
+}
+
+/* The relay's own answer to an upstream that failed before any response. */
+static void answer_upstream_error(relay_exchange_t *ex, int err, int timed_out) {
   char msg[256];
   if (timed_out) {
     relay_exchange__send_error(ex, 504, "upstream_error", "upstream_timeout", "upstream timed out");
@@ -424,9 +596,27 @@ static void on_upstream_error(void *ud, int err, int timed_out) {
   relay_exchange__send_error(ex, 502, "upstream_error", code, msg);
 }
 
-static int on_upstream_head(void *ud, const llhttp_t *p) { return relay_exchange__on_response_head(ud, p); }
+/* An event stream counts as open from its head (before the head can reach
+ * the client, so that a scrape after it sees the stream) until the exchange
+ * ends, whatever happens to it meanwhile. */
+static void count_stream(relay_exchange_t *ex, int status) {
+  relay_response_t r;
+  relay_response_classify(&r, status, &ex->resp);
+  if (r.media != RELAY_MEDIA_SSE) return;
+  ex->stream_counted = 1;
+  relay_metrics_gauge_add(ex_metrics(ex), RELAY_METRICS_OPEN_STREAMS, 1);
+}
+
+static int on_upstream_head(void *ud, const llhttp_t *p) {
+  relay_exchange_t *ex = ud;
+  if (ex_metrics(ex) && !ex->stream_counted && p->status_code >= 200 && p->status_code != 204 &&
+      p->status_code != 304)
+    count_stream(ex, p->status_code);
+  return relay_exchange__on_response_head(ex, p);
+}
 
 static int on_upstream_body(void *ud, relay_slab_t *s, const char *data, size_t len) {
+  ((relay_exchange_t *)ud)->up_body_in += len;
   return relay_exchange__on_response_body(ud, s, data, len);
 }
 
@@ -455,7 +645,27 @@ static void on_upstream_done(void *ud, int reusable) {
 }
 
 static void on_upstream_read_begin(void *ud) { relay_exchange__batch_begin(ud); }
-static void on_upstream_read_end(void *ud) { relay_exchange__batch_end(ud); }
+/* A filter made the whole response before the upstream ended its own (a
+ * failure answered mid-stream): the upstream connection is closed, so that
+ * the model stops generating for nobody, and the client goes on (or, for a
+ * close-delimited response, sees its end). */
+static void end_exchange_early(relay_exchange_t *ex) {
+  relay_client_t *c = ex->client;
+  relay_upconn_close(ex->up);
+  ex->up = NULL;
+  if (!ex->req_complete) c->close_after = 1;
+  int close = ex->resp_framing == RELAY_FRAME_CLOSE;
+  relay_exchange__finish(ex);
+  if (close) relay_client_abort(c);
+  else if (!c->closing) relay_client_exchange_done(c);
+}
+
+/* Outside the parser: the place to close the upstream after an early end. */
+static void on_upstream_read_end(void *ud) {
+  relay_exchange_t *ex = ud;
+  relay_exchange__batch_end(ex);
+  if (ex->ended_early == 1 && ex->up) end_exchange_early(ex);
+}
 
 static void on_upstream_drained(void *ud) {
   relay_exchange_t *ex = ud;
@@ -463,6 +673,7 @@ static void on_upstream_drained(void *ud) {
 }
 
 static void on_upstream_tunnel_data(void *ud, relay_slab_t *s, const char *data, size_t len) {
+  ((relay_exchange_t *)ud)->up_body_in += len;
   relay_exchange__send_down(ud, s, data, len);
 }
 
@@ -491,6 +702,7 @@ void relay_exchange__on_tunnel_data(relay_exchange_t *ex, relay_slab_t *s, const
     return;
   }
   ex->bytes_in += len;
+  ex->up_body_out += len;
   relay_upconn_write(ex->up, wr);
   if (ex->up && ex->up->write_pending >= RELAY_HIGH_WATER) relay_client_read_pause(ex->client);
 }
@@ -518,6 +730,7 @@ void relay_exchange__on_client_drained(relay_exchange_t *ex) {
  * hook, its per-exchange state); then what the exchange holds goes. */
 void relay_exchange__finish(relay_exchange_t *ex) {
   if (ex->state == RELAY_EX_DONE || ex->state == RELAY_EX_IDLE) return;
+  if (ex->site) exchange_release_server(ex);
   if (ex->up) {
     /* Still attached (an error while connecting or sending): never reused. */
     relay_upconn_close(ex->up);
@@ -532,6 +745,7 @@ void relay_exchange__finish(relay_exchange_t *ex) {
     ex->chain = NULL;
   }
   route_release_filters(&ex->route);
+  route_release_frontend(&ex->route);
   if (ex->site) relay_site_unref(ex->site);
   ex->site = NULL;
   ex->state = RELAY_EX_DONE;

@@ -45,11 +45,16 @@ typedef enum {
 /* What the site decided for one request. */
 typedef struct relay_route_s {
   int upstream_index;
+  unsigned metrics_slot; /* the route's slot in the request counts */
   /* The response filters: the static route's, or own ones made by a hook. */
   const relay_filter_spec_t *filters;
   unsigned nfilters;
   relay_filter_spec_t own_filters[RELAY_ROUTE_MAX_FILTERS];
   unsigned nown;
+  /* The route's front end (the static route's), and its per-exchange state
+   * once the request went through it. */
+  relay_frontend_spec_t frontend;
+  void *frontend_state;
   int hook; /* the request hook that applies, or 0 */
   int hook_wants_body;
   /* A response the site made itself instead of asking an upstream. */
@@ -88,11 +93,23 @@ typedef struct relay_exchange_s {
   unsigned batching : 1;          /* an upstream read is being parsed */
   unsigned identity : 1;          /* a filter reads the body: ask for it unencoded */
   unsigned ending : 1;            /* the filter chain is finishing a held body */
+  unsigned ended_early : 2;       /* 1: a filter made the whole response before the upstream
+                                     ended it; 2: ... and the upstream's message ended too */
   relay_buf_t up_head;    /* request head for the upstream, kept for a retry */
   relay_buf_t up_pending; /* body bytes read before the upstream was ready */
   relay_buf_t req_body;   /* the whole body, when the hook reads it */
   uint64_t bytes_in;
   int retries;
+
+  /* The server of the upstream: chosen by the upstream's balancer when the
+   * request goes out, and moved to another one only while nothing of it was
+   * sent (its connect failed). */
+  int server;                 /* index in the upstream's servers, when has_server */
+  uint32_t servers_failed;    /* bit i: a connect to server i failed for this request */
+  unsigned has_server : 1;
+  unsigned outstanding : 1;   /* counted by the balancer until the exchange lets go */
+  unsigned stream_counted : 1; /* counted in the open streams gauge */
+  uint64_t up_body_out, up_body_in; /* body bytes to and from the upstream */
 
   /* Response. */
   relay_head_t resp;
@@ -109,8 +126,10 @@ typedef struct relay_exchange_s {
   size_t batch_framed;     /* the batch's first bytes are heads (and bodies sent with them), framed */
   unsigned batch_last : 1; /* the last chunk ends the batch's write */
 
-  /* Timing for the access log, in ns from uv_hrtime. */
-  uint64_t t_start, t_first_byte;
+  /* Timing for the access log and metrics, in ns from uv_hrtime: the
+   * request head, the request first going towards an upstream, the
+   * response head. */
+  uint64_t t_start, t_upstream, t_first_byte;
   char log_path[RELAY_LOG_PATH_MAX];
 } relay_exchange_t;
 
@@ -121,5 +140,7 @@ static inline int relay_exchange_head_sent(const relay_exchange_t *ex) { return 
 /* The upstream the exchange was routed to, or NULL (not routed, or
  * answered by the site itself). */
 const relay_upstream_cfg_t *relay_exchange_upstream(const relay_exchange_t *ex);
+/* The server of that upstream the request went to (or tried last), or NULL. */
+const relay_server_addr_t *relay_exchange_server(const relay_exchange_t *ex);
 
 #endif

@@ -59,6 +59,17 @@ int relay_filter_pass(relay_filter_t *f, const char *data, size_t len) {
 
 void relay_filter_fail(relay_filter_t *f) { f->chain->failed = 1; }
 
+/* The response has a body: a status that allows none (1xx, 204, 205, 304)
+ * would frame it wrongly, so it is ignored. */
+void relay_filter_set_status(relay_filter_t *f, int status) {
+  if (!f->chain || status < 200 || status > 599 || status == 204 || status == 205 || status == 304) return;
+  f->chain->status = status;
+}
+
+void relay_filter_end_response(relay_filter_t *f) {
+  if (f->chain && f->index + 1 == f->chain->n) f->chain->ended = 1;
+}
+
 /* The stage's filter steps aside for the rest of the response: it sends
  * what it holds first (it came before), then the bytes it had not seen. */
 static int stage_bypass(relay_chain_t *c, unsigned i, int why, const char *rest, size_t rest_len, const char *data,
@@ -162,6 +173,16 @@ void relay_chain_dispose(relay_chain_t *c) {
   c->n = 0;
 }
 
+void relay_chain_stats(const relay_chain_t *c, relay_filter_stats_t *sum) {
+  memset(sum, 0, sizeof *sum);
+  for (unsigned i = 0; i < c->n; i++) {
+    const relay_filter_stats_t *s = &c->stage[i].f->stats;
+    sum->events_rewritten += s->events_rewritten;
+    sum->reasoning_blocks += s->reasoning_blocks;
+    sum->tool_calls += s->tool_calls;
+  }
+}
+
 /* Media type of a Content-Type value, without parameters. */
 static int media_type_is(const char *v, size_t len, const char *type) {
   size_t tl = strlen(type);
@@ -175,6 +196,7 @@ void relay_response_classify(relay_response_t *r, int status, const relay_head_t
   r->head = h;
   r->media = RELAY_MEDIA_OTHER;
   r->encoded = 0;
+  r->content_type = NULL;
   int enc = relay_head_find(h, "content-encoding", 0);
   if (enc >= 0 && !relay_head_value_has_token(relay_head_value(h, (size_t)enc), h->hdrs[enc].value_len, "identity"))
     r->encoded = 1;

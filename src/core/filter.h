@@ -19,6 +19,7 @@
 #define RELAY_CORE_FILTER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "head.h"
 #include "relay/buf.h"
@@ -45,12 +46,16 @@ typedef enum {
 
 typedef enum { RELAY_MEDIA_OTHER = 0, RELAY_MEDIA_JSON, RELAY_MEDIA_SSE } relay_media_t;
 
-/* The response as filters see it when its head is in. */
+/* The response as filters see it when its head is in. A front end's
+ * on_response may change status, media (what the filters read the body as)
+ * and content_type (set: the client gets this Content-Type, and no
+ * Content-Encoding, for a body the filters make anew). */
 typedef struct relay_response_s {
   int status;
   const relay_head_t *head;
   relay_media_t media; /* from Content-Type */
   int encoded;         /* a Content-Encoding other than identity */
+  const char *content_type;
 } relay_response_t;
 
 typedef struct relay_filter_ops_s {
@@ -67,6 +72,15 @@ typedef struct relay_filter_ops_s {
   void (*dispose)(relay_filter_t *f);
 } relay_filter_ops_t;
 
+/* What a filter did to a response, for metrics: each filter counts what
+ * applies to it (all zero for the others); the core reads the sum of a
+ * chain with relay_chain_stats() when the exchange ends. */
+typedef struct relay_filter_stats_s {
+  uint64_t events_rewritten; /* SSE events (or JSON bodies) whose bytes the filter changed */
+  uint64_t reasoning_blocks; /* reasoning blocks found (one per choice per block) */
+  uint64_t tool_calls;       /* tool calls the filter made out of text */
+} relay_filter_stats_t;
+
 /* The base of every filter; a filter type embeds it first. */
 struct relay_filter_s {
   const relay_filter_ops_t *ops;
@@ -74,6 +88,7 @@ struct relay_filter_s {
   relay_chain_t *chain;
   unsigned index; /* its stage */
   relay_unit_t unit;
+  relay_filter_stats_t stats;
 };
 
 /* A kind of filter, as routes name it. opts belong to the route; create
@@ -117,6 +132,8 @@ struct relay_chain_s {
   const char *log_name; /* for warnings: the request, e.g. "POST /v1/chat/completions" */
   int failed;           /* a filter could not make the response (before its head): 500 */
   int err;              /* the sink failed: the response is being cut */
+  int status;           /* the status the head goes out with (relay_filter_set_status) */
+  int ended;            /* the last filter's output is whole (relay_filter_end_response) */
 };
 
 void relay_chain_init(relay_chain_t *c, size_t max_event, size_t max_body, relay_chain_sink_t sink, void *sink_ud,
@@ -133,6 +150,8 @@ int relay_chain_feed(relay_chain_t *c, const char *data, size_t len);
  * missing (cut the response). */
 int relay_chain_end(relay_chain_t *c, int complete);
 void relay_chain_dispose(relay_chain_t *c);
+/* The sum of the stats of the chain's filters (before relay_chain_dispose). */
+void relay_chain_stats(const relay_chain_t *c, relay_filter_stats_t *sum);
 
 /* A filter's output, to the next stage or the client. 0, or negative when
  * the output could not be taken (the response is being cut). */
@@ -140,6 +159,16 @@ int relay_filter_pass(relay_filter_t *f, const char *data, size_t len);
 /* The response cannot be made (a BODY filter whose script failed): the
  * client gets a 500 instead, as long as the head has not gone out. */
 void relay_filter_fail(relay_filter_t *f);
+/* The status the response head goes out with, when a filter decides it only
+ * once it has read the body (a held body: BODY unit). Ignored once the head
+ * has gone out, and for statuses without a body (1xx, 204, 205, 304). */
+void relay_filter_set_status(relay_filter_t *f, int status);
+/* The last filter's output is the whole response (a translation that wrote
+ * its terminal event after a failure): the core ends the response to the
+ * client now and closes the upstream connection, so that the model stops
+ * generating for nobody. Only the last stage may say so; ignored while the
+ * head is held. */
+void relay_filter_end_response(relay_filter_t *f);
 
 /* The usual test of the rewriting filters: a 2xx JSON or SSE body that is
  * not encoded. */

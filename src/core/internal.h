@@ -20,6 +20,11 @@ void relay_exchange__on_client_drained(relay_exchange_t *ex);
 /* Log it, release what it holds, and tell the loggers: once per exchange. */
 void relay_exchange__finish(relay_exchange_t *ex);
 
+/* proxy.c: a server's state changed in this loop's balancer (g of site s):
+ * its metrics cell follows, when s is the site in force. */
+void relay_proxy__server_changed(relay_proxy_t *p, const relay_site_t *s, const relay_site_upstream_t *g,
+                                 unsigned k);
+
 /* response.c: everything that goes to the client. */
 /* A response the relay makes itself, in the OpenAI error shape; the
  * connection closes after it. Works before any exchange began too. */

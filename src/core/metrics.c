@@ -77,19 +77,19 @@ static const fam_t metrics_families[] = {
      OFF(gauge[RELAY_METRICS_CLIENT_CONNECTIONS])},
     {"relay_open_streams", "Streamed responses (server-sent events) in progress now.", FAM_GAUGE, SHAPE_SCALAR,
      AGG_SUM_I64, OFF(gauge[RELAY_METRICS_OPEN_STREAMS])},
-    {"relay_client_received_bytes_total", "Bytes received from clients.", FAM_COUNTER, SHAPE_SCALAR,
+    {"relay_client_received_bytes_total", "Request body bytes received from clients (tunnelled bytes included).", FAM_COUNTER, SHAPE_SCALAR,
      AGG_SUM_U64, OFF(counter[RELAY_METRICS_CLIENT_RECEIVED_BYTES])},
-    {"relay_client_sent_bytes_total", "Bytes sent to clients.", FAM_COUNTER, SHAPE_SCALAR, AGG_SUM_U64,
+    {"relay_client_sent_bytes_total", "Response body bytes sent to clients (tunnelled bytes included).", FAM_COUNTER, SHAPE_SCALAR, AGG_SUM_U64,
      OFF(counter[RELAY_METRICS_CLIENT_SENT_BYTES])},
-    {"relay_upstream_sent_bytes_total", "Bytes sent to upstream servers.", FAM_COUNTER, SHAPE_UPSTREAM,
+    {"relay_upstream_sent_bytes_total", "Request body bytes sent to upstream servers (tunnelled bytes included).", FAM_COUNTER, SHAPE_UPSTREAM,
      AGG_SUM_U64, OFF(upstream_sent)},
-    {"relay_upstream_received_bytes_total", "Bytes received from upstream servers.", FAM_COUNTER,
+    {"relay_upstream_received_bytes_total", "Response body bytes received from upstream servers, without their chunk framing (tunnelled bytes included).", FAM_COUNTER,
      SHAPE_UPSTREAM, AGG_SUM_U64, OFF(upstream_received)},
     {"relay_rewritten_events_total", "Server-sent events the chat rewrite changed.", FAM_COUNTER, SHAPE_SCALAR,
      AGG_SUM_U64, OFF(counter[RELAY_METRICS_REWRITTEN_EVENTS])},
     {"relay_reasoning_blocks_total", "Reasoning blocks the chat rewrite found.", FAM_COUNTER, SHAPE_SCALAR,
      AGG_SUM_U64, OFF(counter[RELAY_METRICS_REASONING_BLOCKS])},
-    {"relay_tool_calls_total", "Tool calls in responses.", FAM_COUNTER, SHAPE_SCALAR, AGG_SUM_U64,
+    {"relay_tool_calls_total", "Tool calls in responses the chat rewrite reads, counted where each begins.", FAM_COUNTER, SHAPE_SCALAR, AGG_SUM_U64,
      OFF(counter[RELAY_METRICS_TOOL_CALLS])},
     {"relay_upstream_server_up", "1 while no worker has the server marked down, else 0.", FAM_GAUGE,
      SHAPE_SERVER, AGG_UP, OFF(server_down)},
@@ -157,10 +157,26 @@ static int64_t sum_i64(const relay_metrics_t *const *ws, size_t n, size_t offset
   return (int64_t)s;
 }
 
-static int up_of(const relay_metrics_t *const *ws, size_t n, size_t offset, size_t i) {
-  for (size_t k = 0; k < n; k++)
-    if (ws[k] && atomic_load_explicit(cell_i64(ws[k], offset, i), memory_order_relaxed) != 0) return 0;
+/* Up while no worker has the server down at now_ms: a cell is "down until". */
+static int up_of(const relay_metrics_t *const *ws, size_t n, size_t offset, size_t i, uint64_t now_ms) {
+  for (size_t k = 0; k < n; k++) {
+    if (!ws[k]) continue;
+    int64_t until = atomic_load_explicit(cell_i64(ws[k], offset, i), memory_order_relaxed);
+    if (until == RELAY_METRICS_DOWN_FOREVER || (until > 0 && (uint64_t)until > now_ms)) return 0;
+  }
   return 1;
+}
+
+int relay_metrics_server_is_up(const relay_metrics_t *const *workers, size_t n, unsigned upstream, unsigned server,
+                               uint64_t now_ms) {
+  if (upstream >= RELAY_METRICS_MAX_UPSTREAMS || server >= RELAY_METRICS_MAX_SERVERS) return 0;
+  return up_of(workers, n, OFF(server_down), upstream * RELAY_METRICS_MAX_SERVERS + server, now_ms);
+}
+
+int64_t relay_metrics_server_load(const relay_metrics_t *const *workers, size_t n, unsigned upstream,
+                                  unsigned server) {
+  if (upstream >= RELAY_METRICS_MAX_UPSTREAMS || server >= RELAY_METRICS_MAX_SERVERS) return 0;
+  return sum_i64(workers, n, OFF(server_outstanding), upstream * RELAY_METRICS_MAX_SERVERS + server);
 }
 
 /* ---- Text ---- */
@@ -254,11 +270,11 @@ static int put_sample(relay_buf_t *out, const char *name, const char *suffix, co
 }
 
 /* The family's value at cell i, as exposition text. */
-static void cell_text(const fam_t *f, const relay_metrics_t *const *ws, size_t n, size_t i, char *buf,
-                      size_t len) {
+static void cell_text(const fam_t *f, const relay_metrics_t *const *ws, size_t n, size_t i, uint64_t now_ms,
+                      char *buf, size_t len) {
   if (f->agg == AGG_SUM_U64) snprintf(buf, len, "%" PRIu64, sum_u64(ws, n, f->offset, i));
   else if (f->agg == AGG_SUM_I64) snprintf(buf, len, "%" PRId64, sum_i64(ws, n, f->offset, i));
-  else snprintf(buf, len, "%d", up_of(ws, n, f->offset, i));
+  else snprintf(buf, len, "%d", up_of(ws, n, f->offset, i, now_ms));
 }
 
 static const char *name_of(const char *(*fn)(void *, size_t), void *ctx, size_t i) {
@@ -321,7 +337,7 @@ static int render_family(const fam_t *f, const relay_metrics_t *const *ws, size_
   switch (f->shape) {
   case SHAPE_SCALAR: {
     labels_t l = {{0}, {0}, 0};
-    cell_text(f, ws, n, 0, text, sizeof text);
+    cell_text(f, ws, n, 0, names->now_ms, text, sizeof text);
     return put_sample(out, f->name, "", &l, text);
   }
   case SHAPE_REQUESTS:
@@ -336,7 +352,7 @@ static int render_family(const fam_t *f, const relay_metrics_t *const *ws, size_
         continue;
       }
       labels_t l = {{"upstream"}, {up}, 1};
-      cell_text(f, ws, n, u, text, sizeof text);
+      cell_text(f, ws, n, u, names->now_ms, text, sizeof text);
       if (put_sample(out, f->name, "", &l, text)) return RELAY_ENOMEM;
     }
     return 0;
@@ -348,7 +364,7 @@ static int render_family(const fam_t *f, const relay_metrics_t *const *ws, size_
         const char *srv = names->server ? names->server(names->ctx, u, s) : NULL;
         if (!srv) continue;
         labels_t l = {{"upstream", "server"}, {up, srv}, 2};
-        cell_text(f, ws, n, u * RELAY_METRICS_MAX_SERVERS + s, text, sizeof text);
+        cell_text(f, ws, n, u * RELAY_METRICS_MAX_SERVERS + s, names->now_ms, text, sizeof text);
         if (put_sample(out, f->name, "", &l, text)) return RELAY_ENOMEM;
       }
     }
@@ -364,4 +380,75 @@ int relay_metrics_render(const relay_metrics_t *const *workers, size_t n, const 
   for (size_t i = 0; i < sizeof metrics_families / sizeof metrics_families[0]; i++)
     if (render_family(&metrics_families[i], workers, n, names, out)) return RELAY_ENOMEM;
   return 0;
+}
+
+/* ---- Slots ---- */
+
+int relay_metrics_slots_init(relay_metrics_slots_t *s) {
+  memset(s, 0, sizeof *s);
+  return uv_mutex_init(&s->lock);
+}
+
+void relay_metrics_slots_dispose(relay_metrics_slots_t *s) {
+  for (size_t i = 0; i < RELAY_METRICS_STATIC_ROUTES; i++) free(s->route[i]);
+  for (size_t u = 0; u < RELAY_METRICS_MAX_UPSTREAMS; u++) {
+    free(s->upstream[u]);
+    for (size_t k = 0; k < RELAY_METRICS_MAX_SERVERS; k++) free(s->server[u][k]);
+  }
+  uv_mutex_destroy(&s->lock);
+}
+
+/* The index of name in names[0..*count), appended when absent and there is
+ * room: -1 when full or out of memory. Called with the lock held; the entry
+ * is complete before the count that publishes it is stored. */
+static int slot_of(char **names, atomic_uint *count, size_t max, const char *name) {
+  unsigned n = atomic_load_explicit(count, memory_order_relaxed);
+  for (unsigned i = 0; i < n; i++)
+    if (strcmp(names[i], name) == 0) return (int)i;
+  if (n >= max) return -1;
+  char *copy = strdup(name);
+  if (!copy) return -1;
+  names[n] = copy;
+  atomic_store_explicit(count, n + 1, memory_order_release);
+  return (int)n;
+}
+
+unsigned relay_metrics_slot_route(relay_metrics_slots_t *s, const char *name) {
+  uv_mutex_lock(&s->lock);
+  int i = slot_of(s->route, &s->nroutes, RELAY_METRICS_STATIC_ROUTES, name);
+  uv_mutex_unlock(&s->lock);
+  return i < 0 ? RELAY_METRICS_ROUTE_OTHER : (unsigned)i;
+}
+
+int relay_metrics_slot_upstream(relay_metrics_slots_t *s, const char *name) {
+  uv_mutex_lock(&s->lock);
+  int i = slot_of(s->upstream, &s->nupstreams, RELAY_METRICS_MAX_UPSTREAMS, name);
+  uv_mutex_unlock(&s->lock);
+  return i;
+}
+
+int relay_metrics_slot_server(relay_metrics_slots_t *s, unsigned upstream, const char *name) {
+  if (upstream >= RELAY_METRICS_MAX_UPSTREAMS) return -1;
+  uv_mutex_lock(&s->lock);
+  int i = slot_of(s->server[upstream], &s->nservers[upstream], RELAY_METRICS_MAX_SERVERS, name);
+  uv_mutex_unlock(&s->lock);
+  return i;
+}
+
+const char *relay_metrics_slots_route_name(const relay_metrics_slots_t *s, size_t slot) {
+  if (slot >= RELAY_METRICS_STATIC_ROUTES) return NULL;
+  unsigned n = atomic_load_explicit((atomic_uint *)&s->nroutes, memory_order_acquire);
+  return slot < n ? s->route[slot] : NULL;
+}
+
+const char *relay_metrics_slots_upstream_name(const relay_metrics_slots_t *s, size_t slot) {
+  if (slot >= RELAY_METRICS_MAX_UPSTREAMS) return NULL;
+  unsigned n = atomic_load_explicit((atomic_uint *)&s->nupstreams, memory_order_acquire);
+  return slot < n ? s->upstream[slot] : NULL;
+}
+
+const char *relay_metrics_slots_server_name(const relay_metrics_slots_t *s, size_t upstream, size_t slot) {
+  if (upstream >= RELAY_METRICS_MAX_UPSTREAMS || slot >= RELAY_METRICS_MAX_SERVERS) return NULL;
+  unsigned n = atomic_load_explicit((atomic_uint *)&s->nservers[upstream], memory_order_acquire);
+  return slot < n ? s->server[upstream][slot] : NULL;
 }

@@ -36,16 +36,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "relay/buf.h"
 
-/* Route slots: the script's static routes (RELAY_MAX_ROUTES = 64) by index,
- * then one slot for requests routed by the script's on_request function and
- * one for requests no route took (the default upstream, or answered by the
- * relay itself before routing). */
+/* Route slots: the script's static routes, one slot per distinct route name
+ * ever declared (a relay_metrics_slots_t hands them out, so that a slot keeps
+ * its meaning across reloads), then one slot for requests routed by the
+ * script's on_request function, one for requests no route took (the default
+ * upstream, or answered by the relay itself before routing), and one for
+ * static routes declared after the 64 slots were all taken. */
 #define RELAY_METRICS_STATIC_ROUTES 64
 #define RELAY_METRICS_ROUTE_SCRIPT 64
 #define RELAY_METRICS_ROUTE_NONE 65
-#define RELAY_METRICS_MAX_ROUTES 66
+#define RELAY_METRICS_ROUTE_OTHER 66
+#define RELAY_METRICS_MAX_ROUTES 67
 /* As RELAY_MAX_UPSTREAMS; servers per upstream as RELAY_BALANCER_MAX_SERVERS. */
 #define RELAY_METRICS_MAX_UPSTREAMS 32
 #define RELAY_METRICS_MAX_SERVERS 16
@@ -113,11 +118,17 @@ typedef struct relay_metrics_s {
   relay_metrics_u64_t upstream_sent[RELAY_METRICS_MAX_UPSTREAMS];
   relay_metrics_u64_t upstream_received[RELAY_METRICS_MAX_UPSTREAMS];
   relay_metrics_u64_t connect_failures[RELAY_METRICS_MAX_UPSTREAMS][RELAY_METRICS_MAX_SERVERS];
-  /* Stored as "down" so that zeroed memory means up, the balancer's start state. */
+  /* "Down until" this loop time in ms (uv_now; every loop reads the same
+   * monotonic clock), so that a back-off that simply runs out needs no
+   * update: 0 (zeroed memory, the balancer's start state) is up,
+   * RELAY_METRICS_DOWN_FOREVER is down until told otherwise. */
   relay_metrics_i64_t server_down[RELAY_METRICS_MAX_UPSTREAMS][RELAY_METRICS_MAX_SERVERS];
   relay_metrics_i64_t server_outstanding[RELAY_METRICS_MAX_UPSTREAMS][RELAY_METRICS_MAX_SERVERS];
   relay_metrics_u64_t counter[RELAY_METRICS_COUNTERS];
   relay_metrics_i64_t gauge[RELAY_METRICS_GAUGES];
+  /* The loop time (ms) the worker last went round its loop: /healthz sees a
+   * worker that stopped turning. Not a metric family. */
+  relay_metrics_i64_t heartbeat_ms;
 } relay_metrics_t;
 
 /* Label values for the render, read on the scraping thread. A NULL return
@@ -129,7 +140,12 @@ typedef struct relay_metrics_names_s {
   const char *(*route)(void *ctx, size_t route);
   const char *(*upstream)(void *ctx, size_t upstream);
   const char *(*server)(void *ctx, size_t upstream, size_t server);
+  /* The loop time (ms) the "down until" cells are read against; 0 reads
+   * every non-zero cell as down. */
+  uint64_t now_ms;
 } relay_metrics_names_t;
+
+#define RELAY_METRICS_DOWN_FOREVER INT64_MAX
 
 /* A zeroed instance on its own cache lines (workers never share a line).
  * NULL when out of memory. */
@@ -142,6 +158,13 @@ void relay_metrics_free(relay_metrics_t *m);
  * n times the fixed number of slots. */
 int relay_metrics_render(const relay_metrics_t *const *workers, size_t n, const relay_metrics_names_t *names,
                          relay_buf_t *out);
+
+/* A server as the workers see it, for /healthz: up (no worker has it down at
+ * now_ms) and the requests in progress on it. */
+int relay_metrics_server_is_up(const relay_metrics_t *const *workers, size_t n, unsigned upstream, unsigned server,
+                               uint64_t now_ms);
+int64_t relay_metrics_server_load(const relay_metrics_t *const *workers, size_t n, unsigned upstream,
+                                  unsigned server);
 
 /* Label text of a slot, for tests and the names provider's documentation. */
 const char *relay_metrics_method_name(relay_metrics_method_t m);
@@ -235,7 +258,16 @@ static inline void relay_metrics_upstream_bytes(relay_metrics_t *m, unsigned ups
 /* This worker's view of a server: up (1) or down (0), as its balancer says. */
 static inline void relay_metrics_server_up(relay_metrics_t *m, unsigned upstream, unsigned server, int up) {
   if (upstream >= RELAY_METRICS_MAX_UPSTREAMS || server >= RELAY_METRICS_MAX_SERVERS) return;
-  atomic_store_explicit(&m->server_down[upstream][server], up ? 0 : 1, memory_order_relaxed);
+  atomic_store_explicit(&m->server_down[upstream][server], up ? 0 : RELAY_METRICS_DOWN_FOREVER,
+                        memory_order_relaxed);
+}
+
+/* The same as a time: down until loop time until_ms (0 = up now). */
+static inline void relay_metrics_server_down_until(relay_metrics_t *m, unsigned upstream, unsigned server,
+                                                   uint64_t until_ms) {
+  if (upstream >= RELAY_METRICS_MAX_UPSTREAMS || server >= RELAY_METRICS_MAX_SERVERS) return;
+  int64_t v = until_ms >= (uint64_t)RELAY_METRICS_DOWN_FOREVER ? RELAY_METRICS_DOWN_FOREVER : (int64_t)until_ms;
+  atomic_store_explicit(&m->server_down[upstream][server], v, memory_order_relaxed);
 }
 
 static inline void relay_metrics_server_outstanding(relay_metrics_t *m, unsigned upstream, unsigned server,
@@ -244,9 +276,51 @@ static inline void relay_metrics_server_outstanding(relay_metrics_t *m, unsigned
   relay_metrics__gauge_add(&m->server_outstanding[upstream][server], d);
 }
 
+static inline void relay_metrics_heartbeat(relay_metrics_t *m, uint64_t now_ms) {
+  atomic_store_explicit(&m->heartbeat_ms, (int64_t)now_ms, memory_order_relaxed);
+}
+
+static inline int64_t relay_metrics_last_heartbeat(const relay_metrics_t *m) {
+  return atomic_load_explicit((relay_metrics_i64_t *)&m->heartbeat_ms, memory_order_relaxed);
+}
+
 static inline void relay_metrics_connect_failure(relay_metrics_t *m, unsigned upstream, unsigned server) {
   if (upstream >= RELAY_METRICS_MAX_UPSTREAMS || server >= RELAY_METRICS_MAX_SERVERS) return;
   relay_metrics__add(&m->connect_failures[upstream][server], 1);
 }
+
+/* ---- Slots: names to slot numbers, for the whole process ----
+ *
+ * Workers count by slot number; the admin renders a slot under its name. A
+ * slot is given to a name once and keeps it for the life of the process, so
+ * that a reload that reorders, adds or removes routes never moves one
+ * route's counts under another's name. Writers (a worker installing a site,
+ * the admin reading a configuration) take the lock, at start and reload
+ * only; readers take none: an entry is written before the count that
+ * publishes it (release/acquire) and never changes afterwards. */
+typedef struct relay_metrics_slots_s {
+  uv_mutex_t lock;
+  char *route[RELAY_METRICS_STATIC_ROUTES];
+  atomic_uint nroutes;
+  char *upstream[RELAY_METRICS_MAX_UPSTREAMS];
+  atomic_uint nupstreams;
+  char *server[RELAY_METRICS_MAX_UPSTREAMS][RELAY_METRICS_MAX_SERVERS];
+  atomic_uint nservers[RELAY_METRICS_MAX_UPSTREAMS];
+} relay_metrics_slots_t;
+
+int relay_metrics_slots_init(relay_metrics_slots_t *s);
+void relay_metrics_slots_dispose(relay_metrics_slots_t *s);
+/* The slot of a route name: its own, or RELAY_METRICS_ROUTE_OTHER once the
+ * static slots are all given (or out of memory). */
+unsigned relay_metrics_slot_route(relay_metrics_slots_t *s, const char *name);
+/* The slot of an upstream name, and of a server ("host:port") within an
+ * upstream's slot; -1 when all are given (the upstream or server is then
+ * neither counted nor reached by active checks: logged by the caller). */
+int relay_metrics_slot_upstream(relay_metrics_slots_t *s, const char *name);
+int relay_metrics_slot_server(relay_metrics_slots_t *s, unsigned upstream, const char *name);
+/* The name of a slot, or NULL when it has none (yet). Lock-free. */
+const char *relay_metrics_slots_route_name(const relay_metrics_slots_t *s, size_t slot);
+const char *relay_metrics_slots_upstream_name(const relay_metrics_slots_t *s, size_t slot);
+const char *relay_metrics_slots_server_name(const relay_metrics_slots_t *s, size_t upstream, size_t slot);
 
 #endif

@@ -269,9 +269,54 @@ int relay_exchange__send_down(relay_exchange_t *ex, relay_slab_t *slab, const ch
   return rc;
 }
 
+/* The head the client gets for a body made anew (a front end's translation,
+ * its own error): the status's reason phrase when the status changed, the
+ * upstream's fields but Content-Type and Content-Encoding replaced by
+ * content_type (NULL: kept). The head is rebuilt in place: the upstream
+ * connection still writes trailers into it. */
+static int rewrite_head(relay_exchange_t *ex, int status, const char *content_type) {
+  relay_head_t *old = &ex->resp, h;
+  relay_head_init(&h, RELAY_RESP_HEAD_MAX);
+  int rc;
+  if (status == ex->status) {
+    rc = relay_head_on_target(&h, relay_head_target(old), old->target_len);
+  } else {
+    const char *reason = status_reason(status);
+    rc = relay_head_on_target(&h, reason, strlen(reason));
+  }
+  for (size_t i = 0; i < old->n && rc == 0; i++) {
+    const char *name = relay_head_name(old, i);
+    size_t nlen = old->hdrs[i].name_len;
+    if (content_type && (relay_name_eq(name, nlen, "content-type") || relay_name_eq(name, nlen, "content-encoding")))
+      continue;
+    relay_buf_t tmp; /* relay_head_add takes a NUL-terminated name */
+    relay_buf_init(&tmp);
+    rc = relay_buf_append(&tmp, name, nlen) || relay_buf_append(&tmp, "", 1) ? RELAY_ENOMEM : 0;
+    if (rc == 0) rc = relay_head_add(&h, tmp.data, relay_head_value(old, i), old->hdrs[i].value_len);
+    relay_buf_dispose(&tmp);
+  }
+  if (rc == 0 && content_type) rc = relay_head_add(&h, "Content-Type", content_type, strlen(content_type));
+  if (rc) {
+    relay_head_dispose(&h);
+    return rc;
+  }
+  relay_head_dispose(old);
+  *old = h;
+  ex->status = status;
+  return 0;
+}
+
+/* A filter that read the whole body may have chosen the status. */
+static void apply_chain_status(relay_exchange_t *ex) {
+  if (ex->chain && ex->chain->status && ex->chain->status != ex->status &&
+      rewrite_head(ex, ex->chain->status, NULL) != 0)
+    relay_log_warn("%s: out of memory for the response head; the status stays %d", ex->log_path, ex->status);
+}
+
 /* The head of a response whose final body length is unknown goes now: the
  * body streams chunked (or close-delimited to an HTTP/1.0 client). */
 static int release_held_head(relay_exchange_t *ex) {
+  apply_chain_status(ex);
   ex->resp_framing = relay_response_framing(ex->status, 0, 0, 1, client_11(ex));
   if (ex->resp_framing == RELAY_FRAME_CLOSE) ex->client->close_after = 1;
   ex->resp_state = RELAY_RESP_SENDING;
@@ -292,14 +337,15 @@ static int exchange_sink(void *ud, const char *data, size_t len) {
   return rc < 0 ? rc : 0;
 }
 
-/* The route's filters, each asked whether it takes part in this response. */
-static void build_chain(relay_exchange_t *ex) {
-  if (ex->route.nfilters == 0) return;
-  relay_response_t r;
-  relay_response_classify(&r, ex->status, &ex->resp);
+/* The route's filters, then its front end's, each asked whether it takes
+ * part in this response. */
+static void build_chain(relay_exchange_t *ex, const relay_response_t *r) {
+  const relay_route_t *rt = &ex->route;
+  relay_filter_spec_t fe = {rt->frontend.type ? rt->frontend.type->filter : NULL, rt->frontend.opts};
+  unsigned n = rt->nfilters + (fe.type != NULL);
   size_t max_body = relay_exchange_config(ex)->max_body_buffer;
-  for (unsigned i = 0; i < ex->route.nfilters; i++) {
-    const relay_filter_spec_t *spec = &ex->route.filters[i];
+  for (unsigned i = 0; i < n; i++) {
+    const relay_filter_spec_t *spec = i < rt->nfilters ? &rt->filters[i] : &fe;
     relay_filter_t *f = spec->type->create(spec->opts, ex);
     if (!f) {
       relay_log_warn("%s: out of memory for the %s filter; the response passes unfiltered", ex->log_path,
@@ -307,7 +353,7 @@ static void build_chain(relay_exchange_t *ex) {
       continue;
     }
     f->ex = ex;
-    int rc = f->ops->on_head(f, &r);
+    int rc = f->ops->on_head(f, r);
     if (rc != 0) {
       f->ops->dispose(f);
       continue;
@@ -320,6 +366,7 @@ static void build_chain(relay_exchange_t *ex) {
       }
       relay_chain_init(ex->chain, max_body < RELAY_MAX_EVENT ? max_body : RELAY_MAX_EVENT, max_body, exchange_sink, ex,
                        ex->log_path);
+      ex->chain->status = ex->status;
     }
     relay_chain_add(ex->chain, f);
   }
@@ -351,6 +398,21 @@ static int on_switching_protocols(relay_exchange_t *ex) {
   return 0;
 }
 
+/* The front end's say on the response: what the client gets (status,
+ * Content-Type) and what its filters read. A body is there, so the status
+ * stays one that has a body. */
+static int frontend_response(relay_exchange_t *ex, relay_response_t *r) {
+  const relay_frontend_type_t *t = ex->route.frontend.type;
+  if (!t || !t->on_response || !ex->route.frontend_state) return 0;
+  t->on_response(ex->route.frontend_state, r);
+  if (r->status < 200 || r->status > 599 || r->status == 204 || r->status == 205 || r->status == 304)
+    r->status = ex->status;
+  if (r->status == ex->status && !r->content_type) return 0;
+  if (rewrite_head(ex, r->status, r->content_type) == 0) return 0;
+  relay_log_warn("%s: out of memory for the response head", ex->log_path);
+  return -1;
+}
+
 int relay_exchange__on_response_head(relay_exchange_t *ex, const llhttp_t *p) {
   relay_client_t *c = ex->client;
   int status = p->status_code;
@@ -377,7 +439,13 @@ int relay_exchange__on_response_head(relay_exchange_t *ex, const llhttp_t *p) {
   if (ex->req_upgrade) c->close_after = 1; /* the upgrade was refused; its bytes can't be parsed */
   int no_body = ex->method == HTTP_HEAD || status == 204 || status == 304;
   int has_length = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
-  if (!no_body) build_chain(ex);
+  if (!no_body) {
+    relay_response_t r;
+    relay_response_classify(&r, status, &ex->resp);
+    if (frontend_response(ex, &r)) return -1;
+    status = ex->status;
+    build_chain(ex, &r);
+  }
   if (ex->chain && relay_chain_holds_body(ex->chain)) {
     ex->resp_state = RELAY_RESP_HELD;
     return 0;
@@ -390,13 +458,29 @@ int relay_exchange__on_response_head(relay_exchange_t *ex, const llhttp_t *p) {
   return no_body ? 1 : 0;
 }
 
+/* The chain's last filter made the whole response: it goes out complete
+ * with this read's write, the last chunk ending it (or now, outside a read);
+ * the upstream connection is closed once this read is parsed. */
+static void end_early(relay_exchange_t *ex) {
+  if (ex->resp_framing == RELAY_FRAME_CHUNKED) ex->batch_last = 1;
+  if (!ex->batching) flush_batch(ex, NULL, NULL, 0);
+  ex->resp_state = RELAY_RESP_DONE;
+  ex->ended_early = 1;
+}
+
 int relay_exchange__on_response_body(relay_exchange_t *ex, relay_slab_t *s, const char *data, size_t len) {
-  if (ex->chain) return relay_chain_feed(ex->chain, data, len) < 0 ? -1 : 0;
+  if (ex->ended_early) return 0; /* the response went out whole: the rest is not needed */
+  if (ex->chain) {
+    if (relay_chain_feed(ex->chain, data, len) < 0) return -1;
+    if (ex->chain->ended && ex->resp_state == RELAY_RESP_SENDING) end_early(ex);
+    return 0;
+  }
   return relay_exchange__send_down(ex, s, data, len) < 0 ? -1 : 0;
 }
 
 /* A held body is whole: the head goes with its length, the body with it. */
 static void send_held(relay_exchange_t *ex) {
+  apply_chain_status(ex);
   ex->resp_framing = RELAY_FRAME_LENGTH;
   ex->resp_state = RELAY_RESP_SENDING;
   send_head(ex, ex->status, &ex->resp, RELAY_FRAME_LENGTH, ex->held.len, client_connection(ex), ex->held.data,
@@ -412,6 +496,10 @@ int relay_exchange__on_response_end(relay_exchange_t *ex, const llhttp_t *p) {
   int status = p->status_code;
   if (status >= 100 && status < 200 && status != 101) return 0;
   if (status == 101) return HPE_PAUSED;
+  if (ex->ended_early) {
+    ex->ended_early = 2; /* the exchange ends as usual, on the connection's done */
+    return HPE_PAUSED;
+  }
   if (ex->chain) {
     ex->ending = 1;
     int rc = relay_chain_end(ex->chain, 1);

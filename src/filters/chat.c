@@ -1,9 +1,21 @@
-/* The chat-completions rewrite: a response filter that runs each choice's
- * text through its own streaming replacer and splices the result back into
- * the upstream's JSON, leaving every other byte as it came.
+/* The chat-completions rewrite: a response filter that reads each choice's
+ * reasoning and answer wherever the upstream put them (markers in content
+ * read by the harmony parser or a rule set's replacer, reasoning members such
+ * as reasoning_content and reasoning, harmony tool calls left in content) and
+ * writes them back the way the output mode says, splicing the result into
+ * the upstream's JSON and leaving every other byte as it came.
+ *
+ * Per choice and event: the reasoning members come first, then the content
+ * text through the choice's parser, then a tool call the upstream parsed and
+ * the finish; each piece goes to the choice's writer (chat_delta.h), which
+ * decides where it lands. The writer's content, reasoning and tool_calls
+ * become edits of the document: a value replaced, a member removed with one
+ * separator, members inserted (into the slot of a removed one, else after the
+ * container's '{'), entries appended to tool_calls, finish_reason set to
+ * "tool_calls" once a call was made.
  *
  * SSE (the chain hands over whole events): one event out per event in, in
- * order; text held back by a replacer is released by a later event, the
+ * order; text held back by a parser is released by a later event, the
  * choice's finish event, [DONE] or the end of the stream. JSON (the chain
  * hands over the whole body): rewritten once; the core sends it with its new
  * Content-Length.
@@ -15,26 +27,37 @@
  * memory) cuts a stream. */
 #include "chat.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
+#include "chat_delta.h"
+#include "choices.h"
 #include "exchange.h"
 #include "log.h"
-#include "choices.h"
+#include "relay/harmony.h"
 #include "relay/json_splice.h"
 #include "relay/sse.h"
 
 #define CHAT_FOUND_INITIAL 2
 /* Distinct choice indexes rewritten per response (OpenAI's own limit on n).
- * Each holds a replacer; past the cap, text of new indexes passes through
+ * Each holds a parser; past the cap, text of new indexes passes through
  * unrewritten, so an upstream that opens a new index with every event cannot
  * grow the state of a response or the cost of a lookup. */
 #define CHAT_MAX_CHOICES 128
+/* The member the varying string of a template is: content, or a key. */
+#define CHAT_VARY_CONTENT (-1)
 
 typedef struct chat_choice_s {
   long index;
-  relay_replacer_t r;
   int finished;
+  union {
+    relay_replacer_t r; /* RELAY_CHAT_RULES with rules */
+    relay_harmony_t h;  /* RELAY_CHAT_HARMONY */
+  } src;
+  relay_delta_state_t st;
+  int rules_in; /* the rules' replacer is in a reasoning state (for the stats) */
 } chat_choice_t;
 
 typedef struct chat_edit_s {
@@ -45,37 +68,57 @@ typedef struct chat_edit_s {
 typedef struct relay_chat_s {
   relay_filter_t base;
   const relay_chat_opts_t *opts;
+  relay_delta_cfg_t cfg;
   int sse;
   int text_hook_failed; /* the on_text hook failed once: not called again */
   chat_choice_t *choices; /* sorted by index, at most CHAT_MAX_CHOICES */
   size_t nchoices, cap;
   int capped_logged;
+  int odd_logged; /* a reasoning member that is not a string was logged */
+  /* The members the picker locates: the upstream's reasoning members and,
+   * in field mode, the output fields (their text is joined, not doubled). */
+  const char *keys[RELAY_CHAT_MAX_KEYS];
+  size_t nkeys;
+  unsigned key_in, key_out; /* bit k: keys[k] is read as reasoning / written */
   /* Scratch, reused for every event so the steady state does not allocate. */
-  relay_buf_t decoded, content, reasoning, out, edits_buf;
-  chat_edit_t *edits;   /* two per choice slot */
-  size_t nedits;
+  relay_buf_t decoded, text, out, edits_buf, payload;
+  relay_delta_out_t o;
+  chat_edit_t *edits;
+  size_t nedits, edits_cap;
   relay_buf_t last_chunk; /* the last data payload, a template for flush events */
-  int template_ok; /* last_chunk and found[0] describe a one-choice content chunk */
+  int template_ok; /* last_chunk and found[0] describe a one-choice chunk ... */
+  int vary;        /* ... whose only changing part is this string member */
   /* Choices of the current document; grown on demand (n is nearly always 1)
    * so that an idle stream stays small. */
   relay_chat_choice_t *found;
-  relay_chat_choice_t *found2; /* the second reasoning field ("both") */
-  int found2_ok;               /* found2 describes the current document */
   size_t found_cap;
+  /* The choice being run, for the parsers' callbacks. */
+  chat_choice_t *cur;
+  const char *cur_json;
+  const relay_chat_choice_t *cur_f;
+  int finishing; /* 0, 1 at the choice's finish_reason, 2 at the end of the stream */
+  /* Tool call ids: unique per response, from a seed drawn at the first call. */
+  uint64_t seed;
+  int seeded;
+  uint64_t ncalls;
   /* Output could not be made exactly (out of memory, or the client write
    * failed). A stream: nothing more goes out and the response is cut,
    * visibly. A JSON body: it goes out as it came. */
   int broken;
 } relay_chat_t;
 
+/* The request, for log lines. */
+static const char *chat_name(const relay_chat_t *chat) { return chat->base.ex ? chat->base.ex->log_path : "-"; }
+
+static int chat_rules(const relay_chat_t *chat) {
+  return chat->opts->parser == RELAY_CHAT_RULES && chat->opts->rules != NULL;
+}
+
 /* The slot of a choice index, made on first sight. Slots stay sorted by
  * index and are found by binary search, so n > 1 streams cost O(log n) per
  * lookup whatever order the indexes come in; a new slot moves at most
  * CHAT_MAX_CHOICES others, once. Returns NULL past the cap (*capped set; one
  * warning per response) or when out of memory (*capped 0). */
-/* The request, for log lines. */
-static const char *chat_name(const relay_chat_t *chat) { return chat->base.ex ? chat->base.ex->log_path : "-"; }
-
 static chat_choice_t *chat_choice(relay_chat_t *chat, long index, int *capped) {
   size_t lo = 0, hi = chat->nchoices;
   *capped = 0;
@@ -94,7 +137,7 @@ static chat_choice_t *chat_choice(relay_chat_t *chat, long index, int *capped) {
     return NULL;
   }
   if (chat->nchoices == chat->cap) {
-    size_t cap = chat->cap ? chat->cap * 2 : 2;
+    size_t cap = chat->cap ? chat->cap * 2 : 1; /* n is nearly always 1; a slot holds a parser (~660 bytes) */
     chat_choice_t *p = realloc(chat->choices, cap * sizeof *p);
     if (!p) return NULL;
     chat->choices = p;
@@ -102,9 +145,10 @@ static chat_choice_t *chat_choice(relay_chat_t *chat, long index, int *capped) {
   }
   chat_choice_t c;
   memset(&c, 0, sizeof c);
-  if (chat->opts->rules && relay_replacer_init(&c.r, chat->opts->rules) != 0) return NULL;
+  if (chat->opts->parser == RELAY_CHAT_HARMONY) relay_harmony_init(&c.src.h);
+  else if (chat_rules(chat) && relay_replacer_init(&c.src.r, chat->opts->rules) != 0) return NULL;
+  relay_delta_state_init(&c.st);
   c.index = index;
-  c.finished = 0;
   memmove(&chat->choices[lo + 1], &chat->choices[lo], (chat->nchoices - lo) * sizeof c);
   chat->choices[lo] = c;
   chat->nchoices++;
@@ -114,12 +158,10 @@ static chat_choice_t *chat_choice(relay_chat_t *chat, long index, int *capped) {
 /* Appends that remember a failure: a builder runs to its end and its caller
  * looks at chat->broken once, instead of every call checking. */
 static void chat_put(relay_chat_t *chat, relay_buf_t *b, const void *p, size_t n) {
-  if (relay_buf_append(b, p, n)) chat->broken = 1;
+  if (n && relay_buf_append(b, p, n)) chat->broken = 1;
 }
 
-static void chat_put_str(relay_chat_t *chat, relay_buf_t *b, const char *s) {
-  chat_put(chat, b, s, strlen(s));
-}
+static void chat_put_str(relay_chat_t *chat, relay_buf_t *b, const char *s) { chat_put(chat, b, s, strlen(s)); }
 
 static void put_json_string(relay_chat_t *chat, relay_buf_t *b, const char *s, size_t len) {
   chat_put(chat, b, "\"", 1);
@@ -134,15 +176,184 @@ static void put_key(relay_chat_t *chat, relay_buf_t *b, const char *name) {
   chat_put(chat, b, "\":", 2);
 }
 
-/* Replacer output lands in content or reasoning by the output mode. */
-static void chat_emit(void *ud, relay_out_kind_t kind, unsigned state, const char *data, size_t len) {
+/* ---- parsers' output into the choice's writer -------------------------- */
+
+/* Replacer output lands by the output mode: in tags mode as it is (the
+ * rules wrote the tags), else as reasoning, answer or nothing. */
+static void replacer_emit(void *ud, relay_out_kind_t kind, unsigned state, const char *data, size_t len) {
   relay_chat_t *chat = ud;
+  chat_choice_t *c = chat->cur;
+  if (kind == RELAY_OUT_REPLACEMENT) {
+    int in = (chat->opts->reasoning_states >> state) & 1u;
+    if (in && !c->rules_in) chat->base.stats.reasoning_blocks++;
+    c->rules_in = in;
+  }
+  if (chat->opts->mode == RELAY_MODE_TAGS) {
+    relay_delta_raw(&chat->cfg, &c->st, &chat->o, data, len);
+    return;
+  }
   switch (relay_output_sink(chat->opts->mode, chat->opts->reasoning_states, kind, state)) {
-    case RELAY_SINK_CONTENT: chat_put(chat, &chat->content, data, len); break;
-    case RELAY_SINK_REASONING: chat_put(chat, &chat->reasoning, data, len); break;
+    case RELAY_SINK_CONTENT: relay_delta_content(&chat->cfg, &c->st, &chat->o, data, len); break;
+    case RELAY_SINK_REASONING: relay_delta_reasoning(&chat->cfg, &c->st, &chat->o, data, len); break;
     case RELAY_SINK_DROP: break;
   }
 }
+
+/* Is the choice's finish_reason "length" (a call cut there was truncated)? */
+static int finish_is_length(const relay_chat_t *chat) {
+  const relay_chat_choice_t *f = chat->cur_f;
+  return f && f->finish.type == RELAY_JSON_STRING && f->finish.end - f->finish.start == 8 &&
+         memcmp(chat->cur_json + f->finish.start, "\"length\"", 8) == 0;
+}
+
+/* A call ended without its closing marker. Servers drop <|call|> (a stop
+ * token), so at the choice's finish that is the normal end; it was cut only
+ * when the finish says "length" or the stream ended without a finish. */
+static void call_cut(relay_chat_t *chat, unsigned call) {
+  if (chat->finishing == 2 || (chat->finishing == 1 && finish_is_length(chat)))
+    relay_log_info("%s: tool call %u of choice %ld is incomplete (%s); it was sent with the arguments that "
+                   "arrived", chat_name(chat), call, chat->cur->index,
+                   chat->finishing == 2 ? "the stream ended without a finish_reason" : "finish_reason \"length\"");
+}
+
+/* A unique id per call of the response: the seed is drawn once, at the
+ * response's first call. */
+static void next_call_id(relay_chat_t *chat, char *id) {
+  if (!chat->seeded) {
+    if (getrandom(&chat->seed, sizeof chat->seed, GRND_NONBLOCK) != (ssize_t)sizeof chat->seed)
+      chat->seed = (uint64_t)(uintptr_t)chat ^ ((uint64_t)(uintptr_t)&chat->seed << 29);
+    chat->seeded = 1;
+  }
+  relay_harmony_call_id(id, chat->seed, chat->ncalls++);
+}
+
+static void harmony_emit(void *ud, const relay_harmony_seg_t *g) {
+  relay_chat_t *chat = ud;
+  chat_choice_t *c = chat->cur;
+  const relay_delta_cfg_t *cfg = &chat->cfg;
+  char id[RELAY_HARMONY_CALL_ID_LEN + 1];
+  switch (g->kind) {
+    case RELAY_HARMONY_CONTENT: relay_delta_content(cfg, &c->st, &chat->o, g->data, g->len); break;
+    case RELAY_HARMONY_REASONING: relay_delta_reasoning(cfg, &c->st, &chat->o, g->data, g->len); break;
+    case RELAY_HARMONY_CALL_BEGIN:
+      if (cfg->tool_calls) {
+        next_call_id(chat, id);
+        chat->base.stats.tool_calls++;
+      } else {
+        id[0] = '\0';
+      }
+      relay_delta_call_begin(cfg, &c->st, &chat->o, g->data, g->len, id, g->header, g->header_len);
+      break;
+    case RELAY_HARMONY_CALL_ARGS: relay_delta_call_args(cfg, &c->st, &chat->o, g->data, g->len); break;
+    case RELAY_HARMONY_CALL_END:
+      relay_delta_call_end(cfg, &c->st, &chat->o, g->complete);
+      if (!g->complete && cfg->tool_calls) call_cut(chat, g->call);
+      break;
+  }
+}
+
+/* The choice's text source ends: what it held goes out, an open call ends,
+ * and so does a reasoning block (the rules' own tag when they were left
+ * inside one, the writer's otherwise). */
+static void finish_source(relay_chat_t *chat, chat_choice_t *c) {
+  const relay_chat_opts_t *o = chat->opts;
+  if (o->parser == RELAY_CHAT_HARMONY) {
+    relay_harmony_finish(&c->src.h, harmony_emit, chat);
+  } else if (chat_rules(chat)) {
+    relay_replacer_finish(&c->src.r, replacer_emit, chat);
+    if (o->mode == RELAY_MODE_TAGS && (o->reasoning_states & (1u << c->src.r.state)) && o->close_tag[0])
+      relay_delta_raw(&chat->cfg, &c->st, &chat->o, o->close_tag, strlen(o->close_tag));
+  }
+  relay_delta_close(&chat->cfg, &c->st, &chat->o);
+}
+
+/* ---- reading one choice ------------------------------------------------ */
+
+/* The script's on_text hook sees each rewritten piece, content and reasoning. */
+static void run_text_hook(relay_chat_t *chat, chat_choice_t *c) {
+  const relay_chat_opts_t *o = chat->opts;
+  if (!o->on_text || chat->text_hook_failed) return;
+  if (chat->o.content.len && o->on_text(o, chat->base.ex, c->index, "content", &chat->o.content) < 0)
+    chat->text_hook_failed = 1;
+  if (chat->o.reasoning.len && !chat->text_hook_failed &&
+      o->on_text(o, chat->base.ex, c->index, "reasoning", &chat->o.reasoning) < 0)
+    chat->text_hook_failed = 1;
+}
+
+/* The reasoning members' text, in the keys' order. The same text under two
+ * names (vLLM's transitional reasoning + reasoning_content) counts once. */
+static int read_reasoning(relay_chat_t *chat, chat_choice_t *c, const char *json, const relay_chat_choice_t *f) {
+  for (size_t k = 0; k < chat->nkeys; k++) {
+    const relay_chat_member_t *m = &f->reasoning[k];
+    if (!(chat->key_in & (1u << k)) || !m->present) continue;
+    if (m->type != RELAY_JSON_STRING) {
+      if (!chat->odd_logged && !relay_json_is_null(json, &(relay_json_value_t){m->type, m->start, m->end, 0}))
+        relay_log_debug("%s: member \"%s\" of choice %ld is not a string; left as it came", chat_name(chat),
+                        chat->keys[k], c->index);
+      chat->odd_logged = 1;
+      continue;
+    }
+    if (m->empty) continue;
+    int seen = 0;
+    for (size_t j = 0; j < k && !seen; j++) {
+      const relay_chat_member_t *p = &f->reasoning[j];
+      seen = (chat->key_in & (1u << j)) && p->present && p->type == RELAY_JSON_STRING &&
+             p->end - p->start == m->end - m->start && memcmp(json + p->start, json + m->start, m->end - m->start) == 0;
+    }
+    if (seen) continue;
+    relay_buf_reset(&chat->text);
+    if (relay_json_unescape(json + m->start + 1, m->end - m->start - 2, &chat->text) != 0) return -1;
+    relay_delta_reasoning(&chat->cfg, &c->st, &chat->o, chat->text.data, chat->text.len);
+  }
+  return 0;
+}
+
+/* The content text through the choice's parser. */
+static int read_content(relay_chat_t *chat, chat_choice_t *c, const char *json, const relay_chat_choice_t *f) {
+  relay_buf_reset(&chat->decoded);
+  if (!f->has_content || !f->content_is_string) return 0;
+  if (relay_json_unescape(json + f->content_start + 1, f->content_end - f->content_start - 2, &chat->decoded) != 0)
+    return -1;
+  const char *s = chat->decoded.data;
+  size_t n = chat->decoded.len;
+  if (chat->opts->parser == RELAY_CHAT_HARMONY) relay_harmony_feed(&c->src.h, s, n, harmony_emit, chat);
+  else if (chat_rules(chat)) relay_replacer_feed(&c->src.r, s, n, replacer_emit, chat);
+  else relay_delta_content(&chat->cfg, &c->st, &chat->o, s, n);
+  /* Text after the choice's finish_reason: what the parser holds of it is
+   * released again at the end, not dropped as already finished. */
+  if (n) c->finished = 0;
+  return 0;
+}
+
+/* One choice of a document: its reasoning members, its content, a tool call
+ * the upstream parsed, its finish (f->finished). The writer's output is in
+ * chat->o. */
+static int run_choice(relay_chat_t *chat, chat_choice_t *c, const char *json, const relay_chat_choice_t *f) {
+  chat->cur = c;
+  chat->cur_json = json;
+  chat->cur_f = f;
+  relay_delta_begin(&chat->o);
+  uint64_t blocks = c->st.blocks;
+  if (read_reasoning(chat, c, json, f) != 0 || read_content(chat, c, json, f) != 0) return -1;
+  if (f->tool_calls.present && f->tool_calls.type == RELAY_JSON_ARRAY && !f->tool_calls.empty) {
+    relay_delta_close(&chat->cfg, &c->st, &chat->o);
+    /* the calls the upstream made itself count too (metrics) */
+    chat->base.stats.tool_calls += relay_chat_count_call_starts(json, &f->tool_calls);
+  }
+  if (f->finished && !c->finished) {
+    chat->finishing = 1;
+    finish_source(chat, c);
+    chat->finishing = 0;
+    c->finished = 1;
+  }
+  relay_delta_end(&chat->o);
+  chat->base.stats.reasoning_blocks += c->st.blocks - blocks;
+  if (chat->o.err) return -1;
+  run_text_hook(chat, c);
+  return 0;
+}
+
+/* ---- edits of the document --------------------------------------------- */
 
 static void edit_begin(relay_chat_t *chat) {
   chat->nedits = 0;
@@ -151,9 +362,15 @@ static void edit_begin(relay_chat_t *chat) {
 
 /* Record that [start, end) becomes the bytes appended to edits_buf since off. */
 static void edit_add(relay_chat_t *chat, size_t start, size_t end, size_t off) {
-  if (chat->nedits == 4 * chat->found_cap) {
-    chat->broken = 1;
-    return;
+  if (chat->nedits == chat->edits_cap) {
+    size_t cap = chat->edits_cap ? chat->edits_cap * 2 : 16;
+    chat_edit_t *e = realloc(chat->edits, cap * sizeof *e);
+    if (!e) {
+      chat->broken = 1;
+      return;
+    }
+    chat->edits = e;
+    chat->edits_cap = cap;
   }
   chat_edit_t *e = &chat->edits[chat->nedits++];
   e->start = start;
@@ -162,25 +379,33 @@ static void edit_add(relay_chat_t *chat, size_t start, size_t end, size_t off) {
   e->len = chat->edits_buf.len - off;
 }
 
-/* A reasoning member of field mode, for the flush event built from scratch. */
-static void append_reasoning_members(relay_chat_t *chat, relay_buf_t *b) {
-  const relay_chat_opts_t *o = chat->opts;
-  for (int f = 0; f < 2; f++) {
-    if (!o->field[f][0]) continue;
-    if (f > 0) chat_put(chat, b, ",", 1);
-    put_key(chat, b, o->field[f]);
-    put_json_string(chat, b, chat->reasoning.data, chat->reasoning.len);
+/* Edits never overlap; an insertion sorts before a removal that starts
+ * where it is. */
+static int cmp_edit(const void *a, const void *b) {
+  const chat_edit_t *x = a, *y = b;
+  if (x->start != y->start) return x->start < y->start ? -1 : 1;
+  return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* A handful of edits per event: insertion sort, no qsort call. */
+static void sort_edits(chat_edit_t *e, size_t n) {
+  if (n > 16) {
+    qsort(e, n, sizeof e[0], cmp_edit);
+    return;
+  }
+  for (size_t i = 1; i < n; i++) {
+    chat_edit_t x = e[i];
+    size_t j = i;
+    while (j > 0 && cmp_edit(&e[j - 1], &x) > 0) {
+      e[j] = e[j - 1];
+      j--;
+    }
+    e[j] = x;
   }
 }
 
-/* Apply the edits (sorted by position; they never overlap) to doc into out. */
-static int cmp_edit(const void *a, const void *b) {
-  const chat_edit_t *x = a, *y = b;
-  return x->start < y->start ? -1 : x->start > y->start;
-}
-
 static void apply_edits(relay_chat_t *chat, const char *doc, size_t len, relay_buf_t *out) {
-  qsort(chat->edits, chat->nedits, sizeof chat->edits[0], cmp_edit);
+  sort_edits(chat->edits, chat->nedits);
   size_t pos = 0;
   for (size_t i = 0; i < chat->nedits; i++) {
     const chat_edit_t *e = &chat->edits[i];
@@ -191,131 +416,265 @@ static void apply_edits(relay_chat_t *chat, const char *doc, size_t len, relay_b
   chat_put(chat, out, doc + pos, len - pos);
 }
 
-/* After a choice's text went through its replacer (chat->content and
- * chat->reasoning hold the output), record the edits for that choice: the
- * content value replaced in place; in field mode each reasoning member set
- * (appended to a string the upstream already put there, replacing a null);
- * members the object lacks inserted right after its '{'. f2 locates the
- * second reasoning field ("both"), or is NULL. */
-static void edit_choice(relay_chat_t *chat, const relay_chat_choice_t *f, const relay_chat_choice_t *f2,
-                        const char *json) {
-  if (!f->has_container) return;
-  const relay_chat_opts_t *o = chat->opts;
-  int have_reasoning = o->mode == RELAY_MODE_FIELD && chat->reasoning.len > 0;
-  size_t off = chat->edits_buf.len;
-  /* Text the rewrite left as it was keeps its original encoding (\u003c stays). */
-  int unchanged = f->has_content && f->content_is_string && chat->content.len == chat->decoded.len &&
-                  (chat->content.len == 0 || memcmp(chat->content.data, chat->decoded.data, chat->content.len) == 0);
-  if (f->has_content && !unchanged && (f->content_is_string || chat->content.len > 0)) {
-    put_json_string(chat, &chat->edits_buf, chat->content.data, chat->content.len);
-    edit_add(chat, f->content_start, f->content_end, off);
-  }
-  int insert_field[2] = {0, 0};
-  for (int i = 0; i < 2 && have_reasoning; i++) {
-    const relay_chat_choice_t *m = i == 0 ? f : f2;
-    if (!o->field[i][0]) continue;
-    if (!m || !m->has_reasoning) {
-      insert_field[i] = 1;
-      continue;
-    }
-    off = chat->edits_buf.len;
-    relay_buf_t joined;
-    relay_buf_init(&joined);
-    if (m->reasoning_is_string &&
-        relay_json_unescape(json + m->reasoning_start + 1, m->reasoning_end - m->reasoning_start - 2, &joined))
-      chat->broken = 1;
-    chat_put(chat, &joined, chat->reasoning.data, chat->reasoning.len);
-    put_json_string(chat, &chat->edits_buf, joined.data, joined.len);
-    relay_buf_dispose(&joined);
-    edit_add(chat, m->reasoning_start, m->reasoning_end, off);
-  }
-  int insert_content = !f->has_content && chat->content.len > 0;
-  if (!insert_content && !insert_field[0] && !insert_field[1]) return;
-  off = chat->edits_buf.len;
+/* What a choice's container gets from the writer's output, besides what
+ * replaces values in place: members it lacks. */
+typedef struct chat_missing_s {
+  int content;
+  int field[2];
+  int tool_calls;
+} chat_missing_t;
+
+/* The members a container lacks, comma-separated, in the order reasoning,
+ * content, tool_calls. Returns how many were written. */
+static int put_members(relay_chat_t *chat, relay_buf_t *b, const chat_missing_t *m) {
+  const relay_delta_out_t *o = &chat->o;
   int members = 0;
   for (int i = 0; i < 2; i++) {
-    if (!insert_field[i]) continue;
-    if (members++) chat_put(chat, &chat->edits_buf, ",", 1);
-    put_key(chat, &chat->edits_buf, o->field[i]);
-    put_json_string(chat, &chat->edits_buf, chat->reasoning.data, chat->reasoning.len);
+    if (!m->field[i]) continue;
+    if (members++) chat_put(chat, b, ",", 1);
+    put_key(chat, b, chat->opts->field[i]);
+    put_json_string(chat, b, o->reasoning.data, o->reasoning.len);
   }
-  if (insert_content) {
-    if (members++) chat_put(chat, &chat->edits_buf, ",", 1);
-    chat_put_str(chat, &chat->edits_buf, "\"content\":");
-    put_json_string(chat, &chat->edits_buf, chat->content.data, chat->content.len);
+  if (m->content) {
+    if (members++) chat_put(chat, b, ",", 1);
+    chat_put_str(chat, b, "\"content\":");
+    put_json_string(chat, b, o->content.data, o->content.len);
   }
-  if (!f->container_empty) chat_put(chat, &chat->edits_buf, ",", 1);
-  edit_add(chat, f->container_open + 1, f->container_open + 1, off);
+  if (m->tool_calls) {
+    if (members++) chat_put(chat, b, ",", 1);
+    chat_put_str(chat, b, "\"tool_calls\":[");
+    chat_put(chat, b, o->calls.data, o->calls.len);
+    chat_put(chat, b, "]", 1);
+  }
+  return members;
 }
 
-/* The script's on_text hook sees each rewritten piece, content and reasoning. */
-static void run_text_hook(relay_chat_t *chat, chat_choice_t *c) {
-  const relay_chat_opts_t *o = chat->opts;
-  if (!o->on_text || chat->text_hook_failed) return;
-  if (chat->content.len && o->on_text(o, chat->base.ex, c->index, "content", &chat->content) < 0)
-    chat->text_hook_failed = 1;
-  if (chat->reasoning.len && !chat->text_hook_failed &&
-      o->on_text(o, chat->base.ex, c->index, "reasoning", &chat->reasoning) < 0)
-    chat->text_hook_failed = 1;
+/* Replace a value with a JSON string. */
+static void edit_string(relay_chat_t *chat, size_t start, size_t end, const relay_buf_t *text) {
+  size_t off = chat->edits_buf.len;
+  put_json_string(chat, &chat->edits_buf, text->data, text->len);
+  edit_add(chat, start, end, off);
 }
 
-/* Feed one choice's decoded text (and its end, when finished). */
-static int run_choice(relay_chat_t *chat, chat_choice_t *c, const char *json,
-                      const relay_chat_choice_t *f) {
-  relay_buf_reset(&chat->content);
-  relay_buf_reset(&chat->reasoning);
-  if (f->has_content && f->content_is_string) {
-    relay_buf_reset(&chat->decoded);
-    if (relay_json_unescape(json + f->content_start + 1, f->content_end - f->content_start - 2,
-                            &chat->decoded) != 0)
-      return -1;
-    if (!chat->opts->rules) chat_put(chat, &chat->content, chat->decoded.data, chat->decoded.len);
-    else if (relay_replacer_feed(&c->r, chat->decoded.data, chat->decoded.len, chat_emit, chat)) return -1;
-    /* Text after the choice's finish_reason: what the replacer holds of it
-     * is released again at the end, not dropped as already finished. */
-    if (chat->decoded.len) c->finished = 0;
+/* The content member: replaced when the text changed (text left as it was
+ * keeps its original encoding, \u003c included), set when it was null and
+ * text came, else left. Returns 1 when the member is missing and needed. */
+static int edit_content(relay_chat_t *chat, const relay_chat_choice_t *f) {
+  const relay_buf_t *t = &chat->o.content;
+  if (!f->has_content) return t->len > 0;
+  if (f->content_is_string) {
+    int same = t->len == chat->decoded.len && (t->len == 0 || memcmp(t->data, chat->decoded.data, t->len) == 0);
+    if (!same) edit_string(chat, f->content_start, f->content_end, t);
+  } else if (t->len > 0) {
+    edit_string(chat, f->content_start, f->content_end, t);
   }
-  if (f->finished && !c->finished) {
-    if (chat->opts->rules) relay_replacer_finish(&c->r, chat_emit, chat);
-    c->finished = 1;
-  }
-  run_text_hook(chat, c);
   return 0;
 }
 
+/* Which output field (0, 1) a key is, or -1. */
+static int output_field(const relay_chat_t *chat, size_t k) {
+  for (int i = 0; i < 2; i++)
+    if (chat->opts->field[i][0] && strcmp(chat->keys[k], chat->opts->field[i]) == 0) return i;
+  return -1;
+}
+
+/* The reasoning members: in field mode the configured ones get the text
+ * (set in place, or missing and needed), the other reasoning members go;
+ * in tags and strip mode every reasoning member goes (its text is in
+ * content, or gone), null ones too (vLLM's "reasoning_content": null). A
+ * member that is neither a string nor null stays as it came. Removed members
+ * go into rm[] (document order is sorted out by the caller). */
+/* Does a string member already hold this text (then it keeps its bytes)? */
+static int same_text(relay_chat_t *chat, const char *json, const relay_chat_member_t *m, const relay_buf_t *t) {
+  if (m->type != RELAY_JSON_STRING) return 0;
+  relay_buf_reset(&chat->text);
+  if (relay_json_unescape(json + m->start + 1, m->end - m->start - 2, &chat->text) != 0) return 0;
+  return chat->text.len == t->len && (t->len == 0 || memcmp(chat->text.data, t->data, t->len) == 0);
+}
+
+static size_t edit_reasoning(relay_chat_t *chat, const relay_chat_choice_t *f, const char *json,
+                             chat_missing_t *miss, relay_json_span_t *rm) {
+  const relay_buf_t *r = &chat->o.reasoning;
+  int field = chat->opts->mode == RELAY_MODE_FIELD;
+  int have[2] = {0, 0};
+  size_t n = 0;
+  for (size_t k = 0; k < chat->nkeys; k++) {
+    const relay_chat_member_t *m = &f->reasoning[k];
+    if (!m->present) continue;
+    int out = field ? output_field(chat, k) : -1;
+    if (out >= 0) {
+      have[out] = 1;
+      if ((r->len > 0 || (m->type == RELAY_JSON_STRING && !m->empty)) && !same_text(chat, json, m, r))
+        edit_string(chat, m->start, m->end, r);
+    } else if ((chat->key_in & (1u << k)) &&
+               (m->type == RELAY_JSON_STRING || relay_json_is_null(json, &(relay_json_value_t){m->type, m->start, m->end, 0}))) {
+      rm[n].start = m->key_start;
+      rm[n].end = m->end;
+      n++;
+    }
+  }
+  for (int i = 0; i < 2 && field; i++) miss->field[i] = chat->opts->field[i][0] && !have[i] && r->len > 0;
+  return n;
+}
+
+/* New tool_calls entries: into the upstream's array (after its entries, or
+ * replacing [] or null), else a new member. */
+static void edit_tool_calls(relay_chat_t *chat, const relay_chat_choice_t *f, const char *json,
+                            chat_missing_t *miss) {
+  const relay_delta_out_t *o = &chat->o;
+  if (o->entries == 0) return;
+  const relay_chat_member_t *m = &f->tool_calls;
+  if (!m->present) {
+    miss->tool_calls = 1;
+    return;
+  }
+  size_t off = chat->edits_buf.len;
+  if (m->type == RELAY_JSON_ARRAY && !m->empty) {
+    chat_put(chat, &chat->edits_buf, ",", 1);
+    chat_put(chat, &chat->edits_buf, o->calls.data, o->calls.len);
+    /* before the ']' and any space in front of it */
+    size_t at = m->end - 1;
+    while (at > m->start + 1 && (json[at - 1] == ' ' || json[at - 1] == '\n' || json[at - 1] == '\r' ||
+                                 json[at - 1] == '\t'))
+      at--;
+    edit_add(chat, at, at, off);
+    return;
+  }
+  chat_put(chat, &chat->edits_buf, "[", 1);
+  chat_put(chat, &chat->edits_buf, o->calls.data, o->calls.len);
+  chat_put(chat, &chat->edits_buf, "]", 1);
+  edit_add(chat, m->start, m->end, off);
+}
+
+/* Once the choice made a call, its finish_reason says so ("length" stays:
+ * the call was cut). */
+static void edit_finish(relay_chat_t *chat, const chat_choice_t *c, const relay_chat_choice_t *f,
+                        const char *json) {
+  const relay_chat_member_t *m = &f->finish;
+  if (!f->finished || c->st.calls == 0 || m->type != RELAY_JSON_STRING) return;
+  size_t n = m->end - m->start;
+  if ((n == 12 && memcmp(json + m->start, "\"tool_calls\"", 12) == 0) ||
+      (n == 8 && memcmp(json + m->start, "\"length\"", 8) == 0))
+    return;
+  size_t off = chat->edits_buf.len;
+  chat_put_str(chat, &chat->edits_buf, "\"tool_calls\"");
+  edit_add(chat, m->start, m->end, off);
+}
+
+static int cmp_span(const void *a, const void *b) {
+  const relay_json_span_t *x = a, *y = b;
+  return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* After run_choice, the edits that give the choice its new container:
+ * values replaced, members removed, the missing ones inserted (into the
+ * first removed member's place, else right after the '{'). */
+static void edit_choice(relay_chat_t *chat, const chat_choice_t *c, const relay_chat_choice_t *f,
+                        const char *json) {
+  edit_finish(chat, c, f, json);
+  if (!f->has_container) return;
+  chat_missing_t miss = {0, {0, 0}, 0};
+  relay_json_span_t rm[RELAY_CHAT_MAX_KEYS], cut[RELAY_CHAT_MAX_KEYS];
+  miss.content = edit_content(chat, f);
+  size_t nrm = edit_reasoning(chat, f, json, &miss, rm);
+  edit_tool_calls(chat, f, json, &miss);
+  if (nrm > 1) qsort(rm, nrm, sizeof rm[0], cmp_span);
+  int inserting = miss.content || miss.field[0] || miss.field[1] || miss.tool_calls;
+  size_t first = 0;
+  if (inserting && nrm == 0 && !f->container_empty && miss.tool_calls) {
+    /* tool_calls last, as servers write them: before the '}' */
+    size_t off = chat->edits_buf.len;
+    chat_missing_t calls = {0, {0, 0}, 1};
+    chat_put(chat, &chat->edits_buf, ",", 1);
+    put_members(chat, &chat->edits_buf, &calls);
+    edit_add(chat, f->container_close, f->container_close, off);
+    miss.tool_calls = 0;
+    inserting = miss.content || miss.field[0] || miss.field[1];
+  }
+  if (inserting) {
+    size_t off = chat->edits_buf.len;
+    put_members(chat, &chat->edits_buf, &miss);
+    if (nrm > 0) {
+      edit_add(chat, rm[0].start, rm[0].end, off);
+      first = 1;
+    } else {
+      if (!f->container_empty) chat_put(chat, &chat->edits_buf, ",", 1);
+      edit_add(chat, f->container_open + 1, f->container_open + 1, off);
+    }
+  }
+  if (nrm > first) {
+    relay_json_member_cuts(json, rm + first, nrm - first, cut);
+    for (size_t i = 0; i < nrm - first; i++) edit_add(chat, cut[i].start, cut[i].end, chat->edits_buf.len);
+  }
+}
+
 /* relay_chat_find_choices with room that grows up to RELAY_CHAT_MAX_CHOICES_PER_DOC. */
-static int find_choices(relay_chat_t *chat, const char *doc, size_t len, const char *container,
-                        const char *reasoning_key) {
+static int find_choices(relay_chat_t *chat, const char *doc, size_t len, const char *container) {
   for (;;) {
-    int n = relay_chat_find_choices(doc, len, container, reasoning_key, chat->found, chat->found_cap);
+    int n = relay_chat_find_choices(doc, len, container, chat->keys, chat->nkeys, chat->found, chat->found_cap);
     if (n != RELAY_ETOOMANY || chat->found_cap >= RELAY_CHAT_MAX_CHOICES_PER_DOC) return n;
     size_t cap = chat->found_cap * 4 > RELAY_CHAT_MAX_CHOICES_PER_DOC ? RELAY_CHAT_MAX_CHOICES_PER_DOC : chat->found_cap * 4;
     relay_chat_choice_t *f = realloc(chat->found, cap * sizeof *f);
     if (!f) return RELAY_ENOMEM;
     chat->found = f;
-    f = realloc(chat->found2, cap * sizeof *f);
-    if (!f) return RELAY_ENOMEM;
-    chat->found2 = f;
-    chat_edit_t *e = realloc(chat->edits, 4 * cap * sizeof *e);
-    if (!e) return RELAY_ENOMEM;
-    chat->edits = e;
     chat->found_cap = cap;
   }
 }
 
-/* Consecutive chunks of a stream are byte-identical but for the content
- * string. When an event keeps the last parsed event's bytes before and after
- * that string, and what lies between is a well-formed string body (no bare
- * quote or control byte; escapes are checked when it is decoded), the
- * document has the same structure: the last parse applies with the offsets
- * after the string shifted, and jsmn need not run again. Returns 1, or -1
- * when a full parse is needed. */
+/* ---- the fast path ----------------------------------------------------- */
+
+/* The string member of a one-choice chunk that changes from event to event:
+ * the one with text (content, else a reasoning member), else an empty
+ * content. -2: none (no template). */
+static int vary_member(const relay_chat_choice_t *f, size_t nkeys) {
+  if (f->has_content && f->content_is_string && f->content_end - f->content_start > 2) return CHAT_VARY_CONTENT;
+  for (size_t k = 0; k < nkeys; k++) {
+    const relay_chat_member_t *m = &f->reasoning[k];
+    if (m->present && m->type == RELAY_JSON_STRING && !m->empty) return (int)k;
+  }
+  return f->has_content && f->content_is_string ? CHAT_VARY_CONTENT : -2;
+}
+
+/* Offsets past the varying string move with its end. */
+static void shift_member(relay_chat_member_t *m, size_t old_end, size_t new_end) {
+  if (!m->present) return;
+  if (m->key_start >= old_end) m->key_start = m->key_start - old_end + new_end;
+  if (m->start >= old_end) m->start = m->start - old_end + new_end;
+  if (m->end >= old_end) m->end = m->end - old_end + new_end;
+}
+
+static void shift_choice(relay_chat_choice_t *f, size_t old_end, size_t new_end) {
+  if (f->container_close >= old_end) f->container_close = f->container_close - old_end + new_end;
+  if (f->has_content) {
+    if (f->content_start >= old_end) f->content_start = f->content_start - old_end + new_end;
+    if (f->content_end >= old_end) f->content_end = f->content_end - old_end + new_end;
+  }
+  for (size_t k = 0; k < RELAY_CHAT_MAX_KEYS; k++) shift_member(&f->reasoning[k], old_end, new_end);
+  shift_member(&f->tool_calls, old_end, new_end);
+  shift_member(&f->finish, old_end, new_end);
+}
+
+/* Consecutive chunks of a stream are byte-identical but for one string (the
+ * content, or the reasoning member). When an event keeps the last parsed
+ * event's bytes before and after that string, and what lies between is a
+ * well-formed string body (no bare quote or control byte; escapes are
+ * checked when it is decoded), the document has the same structure: the
+ * last parse applies with the offsets after the string shifted, and jsmn
+ * need not run again. Returns 1, or -1 when a full parse is needed. */
 static int reuse_last_parse(relay_chat_t *chat, const char *d, size_t len) {
   if (!chat->template_ok) return -1;
   relay_chat_choice_t *f = &chat->found[0];
   const char *prev = chat->last_chunk.data;
   size_t plen = chat->last_chunk.len;
-  size_t head = f->content_start + 1, tail = plen - (f->content_end - 1);
+  size_t vs, ve;
+  if (chat->vary == CHAT_VARY_CONTENT) {
+    vs = f->content_start;
+    ve = f->content_end;
+  } else {
+    vs = f->reasoning[chat->vary].start;
+    ve = f->reasoning[chat->vary].end;
+  }
+  size_t head = vs + 1, tail = plen - (ve - 1);
   if (len < head + tail || memcmp(d, prev, head) != 0 || memcmp(d + len - tail, prev + plen - tail, tail) != 0)
     return -1;
   const unsigned char *b = (const unsigned char *)d + head;
@@ -327,23 +686,17 @@ static int reuse_last_parse(relay_chat_t *chat, const char *d, size_t len) {
       return -1;
     }
   }
-  size_t old_end = f->content_end;
-  f->content_end = len - tail + 1;
-  if (f->container_close >= old_end) f->container_close = f->container_close - old_end + f->content_end;
+  size_t new_end = len - tail + 1;
+  shift_choice(f, ve, new_end);
+  if (chat->vary == CHAT_VARY_CONTENT) f->content_end = new_end;
+  else {
+    f->reasoning[chat->vary].end = new_end;
+    f->reasoning[chat->vary].empty = blen == 0;
+  }
   return 1;
 }
 
-/* In "both" mode, where the second reasoning field sits (same choices). The
- * document is parsed at k == 0, which every caller reaches for every
- * document; a failed parse leaves no stale offsets in use for later k. */
-static const relay_chat_choice_t *second_field(relay_chat_t *chat, const char *doc, size_t len,
-                                               const char *container, int n, int k) {
-  if (chat->opts->mode != RELAY_MODE_FIELD || !chat->opts->field[1][0]) return NULL;
-  if (k == 0)
-    chat->found2_ok = relay_chat_find_choices(doc, len, container, chat->opts->field[1], chat->found2,
-                                              chat->found_cap) == n;
-  return chat->found2_ok ? &chat->found2[k] : NULL;
-}
+/* ---- output ------------------------------------------------------------ */
 
 /* Output goes down the chain. A failed write (out of memory, the client
  * gone) means bytes are missing, so nothing more may follow them. */
@@ -353,8 +706,9 @@ static int chat_send(relay_chat_t *chat, const char *data, size_t len) {
   return -1;
 }
 
-/* One event for the text a choice still held, built from the last chunk so
- * that ids and model match. It is written by the framer's writer, so a line
+/* One event for what a choice still had when the stream ended without its
+ * finish_reason (held text, a close tag), built from the last chunk so that
+ * ids and model match. It is written by the framer's writer, so a line
  * break anywhere in the template (a chunk whose data had several lines)
  * continues the data instead of ending it. */
 static void flush_event(relay_chat_t *chat, const chat_choice_t *c) {
@@ -362,13 +716,12 @@ static void flush_event(relay_chat_t *chat, const chat_choice_t *c) {
   relay_buf_init(&choices);
   relay_buf_init(&doc);
   if (relay_buf_printf(&choices, "[{\"index\":%ld,\"delta\":{", c->index)) chat->broken = 1;
-  int reasoning = chat->reasoning.len && chat->opts->mode == RELAY_MODE_FIELD;
-  if (reasoning) append_reasoning_members(chat, &choices);
-  if (chat->content.len) {
-    if (reasoning) chat_put(chat, &choices, ",", 1);
-    chat_put_str(chat, &choices, "\"content\":");
-    put_json_string(chat, &choices, chat->content.data, chat->content.len);
-  }
+  chat_missing_t all = {chat->o.content.len > 0,
+                        {chat->o.reasoning.len > 0 && chat->opts->field[0][0],
+                         chat->o.reasoning.len > 0 && chat->opts->field[1][0]},
+                        chat->o.entries > 0};
+  if (chat->opts->mode != RELAY_MODE_FIELD) all.field[0] = all.field[1] = 0;
+  put_members(chat, &choices, &all);
   chat_put_str(chat, &choices, "},\"finish_reason\":null}]");
   relay_json_path_seg_t path = {"choices", 7, 0};
   if (!chat->broken && (!chat->last_chunk.len || relay_json_edit(chat->last_chunk.data, chat->last_chunk.len, &path,
@@ -387,19 +740,29 @@ static void flush_event(relay_chat_t *chat, const chat_choice_t *c) {
   relay_buf_dispose(&choices);
 }
 
-/* Text still held when the stream ends (or the rewrite gives up) without a
- * finish_reason for it goes out in one more event per choice. */
+/* What the choices still hold when the stream ends (or the rewrite gives
+ * up) without a finish_reason for them goes out in one more event per
+ * choice. */
 static void flush_all(relay_chat_t *chat) {
   for (size_t i = 0; i < chat->nchoices && !chat->broken; i++) {
     chat_choice_t *c = &chat->choices[i];
     if (c->finished) continue;
     c->finished = 1;
-    relay_buf_reset(&chat->content);
-    relay_buf_reset(&chat->reasoning);
-    if (!chat->opts->rules) continue;
-    relay_replacer_finish(&c->r, chat_emit, chat);
+    chat->cur = c;
+    chat->cur_f = NULL;
+    relay_delta_begin(&chat->o);
+    uint64_t blocks = c->st.blocks;
+    chat->finishing = 2;
+    finish_source(chat, c);
+    chat->finishing = 0;
+    relay_delta_end(&chat->o);
+    chat->base.stats.reasoning_blocks += c->st.blocks - blocks;
+    if (chat->o.err) {
+      chat->broken = 1;
+      break;
+    }
     run_text_hook(chat, c);
-    if (chat->content.len == 0 && chat->reasoning.len == 0) continue;
+    if (chat->o.content.len == 0 && chat->o.reasoning.len == 0 && chat->o.entries == 0) continue;
     flush_event(chat, c);
   }
 }
@@ -424,6 +787,26 @@ static void send_data_event(relay_chat_t *chat, const relay_sse_event_t *ev, con
   else chat_send(chat, ev->raw, ev->raw_len);
 }
 
+/* The choices of one document (an event's data or a whole body): each run
+ * through its parser and writer, its edits recorded. Returns the number of
+ * choices, or what find_choices said (<= 0). */
+static int rewrite_choices(relay_chat_t *chat, const char *doc, size_t len, int n, int body) {
+  edit_begin(chat);
+  for (int k = 0; k < n && !chat->broken; k++) {
+    relay_chat_choice_t *f = &chat->found[k];
+    if (body) f->finished = 1; /* a whole body: every choice ends here */
+    int capped;
+    chat_choice_t *c = chat_choice(chat, f->index, &capped);
+    if (!c) {
+      chat->broken |= !capped;
+      continue; /* past the cap: this choice's bytes stay as they came */
+    }
+    if (run_choice(chat, c, doc, f) != 0) chat->broken = 1;
+    else edit_choice(chat, c, f, doc);
+  }
+  return n;
+}
+
 static void rewrite_event(relay_chat_t *chat, const relay_sse_event_t *ev) {
   if (!ev->data) {
     chat_send(chat, ev->raw, ev->raw_len);
@@ -434,13 +817,12 @@ static void rewrite_event(relay_chat_t *chat, const relay_sse_event_t *ev) {
     if (!chat->broken) send_data_event(chat, ev, ev->data, ev->data_len, 0);
     return;
   }
-  const char *reasoning_key = chat->opts->mode == RELAY_MODE_FIELD ? chat->opts->field[0] : NULL;
   int n = reuse_last_parse(chat, ev->data, ev->data_len);
   if (n < 0) {
-    n = find_choices(chat, ev->data, ev->data_len, "delta", reasoning_key);
+    n = find_choices(chat, ev->data, ev->data_len, "delta");
     const relay_chat_choice_t *f = &chat->found[0];
-    chat->template_ok = n == 1 && chat->opts->mode != RELAY_MODE_FIELD && f->has_container &&
-                        f->has_content && f->content_is_string && !f->finished;
+    chat->vary = n == 1 && f->has_container && !f->finished ? vary_member(f, chat->nkeys) : -2;
+    chat->template_ok = chat->vary != -2;
   }
   if (n == RELAY_ENOMEM) {
     chat->broken = 1;
@@ -454,29 +836,16 @@ static void rewrite_event(relay_chat_t *chat, const relay_sse_event_t *ev) {
   }
   relay_buf_reset(&chat->last_chunk);
   chat_put(chat, &chat->last_chunk, ev->data, ev->data_len);
-  edit_begin(chat);
-  for (int k = 0; k < n && !chat->broken; k++) {
-    const relay_chat_choice_t *f = &chat->found[k];
-    /* Before any choice is skipped: the second field's parse runs at k == 0. */
-    const relay_chat_choice_t *f2 = second_field(chat, ev->data, ev->data_len, "delta", n, k);
-    int capped;
-    chat_choice_t *c = chat_choice(chat, f->index, &capped);
-    if (!c) {
-      chat->broken |= !capped;
-      continue; /* past the cap: this choice's bytes stay as they came */
-    }
-    if (run_choice(chat, c, ev->data, f) != 0) chat->broken = 1;
-    else edit_choice(chat, f, f2, ev->data);
-  }
+  rewrite_choices(chat, ev->data, ev->data_len, n, 0);
   if (chat->broken) return;
   if (chat->nedits == 0) { /* nothing to change: the event as it came */
     send_data_event(chat, ev, ev->data, ev->data_len, 0);
     return;
   }
-  relay_buf_t *data = &chat->decoded; /* free again: reuse for the new payload */
-  relay_buf_reset(data);
-  apply_edits(chat, ev->data, ev->data_len, data);
-  if (!chat->broken) send_data_event(chat, ev, data->data, data->len, 1);
+  chat->base.stats.events_rewritten++;
+  relay_buf_reset(&chat->payload);
+  apply_edits(chat, ev->data, ev->data_len, &chat->payload);
+  if (!chat->broken) send_data_event(chat, ev, chat->payload.data, chat->payload.len, 1);
 }
 
 /* Once output is missing a piece (out of memory, the client gone), nothing
@@ -489,49 +858,37 @@ static int chat_on_event(relay_filter_t *f, const relay_sse_event_t *ev) {
   return chat->broken ? -1 : 0;
 }
 
-/* The rewrite is over for this response: its buffers and replacers are not
+/* The rewrite is over for this response: its buffers and parsers are not
  * needed any more (an event of up to the limit must not stay allocated for
  * the rest of a long stream). Safe to call twice. */
 static void chat_drop_state(relay_chat_t *chat) {
-  if (chat->opts->rules)
-    for (size_t i = 0; i < chat->nchoices; i++) relay_replacer_dispose(&chat->choices[i].r);
+  if (chat_rules(chat))
+    for (size_t i = 0; i < chat->nchoices; i++) relay_replacer_dispose(&chat->choices[i].src.r);
   chat->nchoices = 0;
   relay_buf_dispose(&chat->decoded);
-  relay_buf_dispose(&chat->content);
-  relay_buf_dispose(&chat->reasoning);
+  relay_buf_dispose(&chat->text);
   relay_buf_dispose(&chat->out);
   relay_buf_dispose(&chat->edits_buf);
+  relay_buf_dispose(&chat->payload);
   relay_buf_dispose(&chat->last_chunk);
+  relay_delta_out_dispose(&chat->o);
+  relay_delta_out_init(&chat->o);
   chat->template_ok = 0;
 }
 
 /* The whole body down the chain; the core sends it with its length. */
 static void send_body(relay_chat_t *chat, const char *data, size_t len) { chat_send(chat, data ? data : "", len); }
 
-/* JSON body: rewrite choices[i].message.content of the whole document. Any
- * failure on the way (not a chat document, out of memory) sends the body as
- * it came. */
+/* JSON body: rewrite choices[i].message of the whole document. Any failure
+ * on the way (not a chat document, out of memory) sends the body as it
+ * came. */
 static void rewrite_body(relay_chat_t *chat, const char *doc, size_t len) {
-  const char *reasoning_key = chat->opts->mode == RELAY_MODE_FIELD ? chat->opts->field[0] : NULL;
-  int n = find_choices(chat, doc, len, "message", reasoning_key);
+  int n = find_choices(chat, doc, len, "message");
   if (n <= 0) {
     send_body(chat, doc, len);
     return;
   }
-  edit_begin(chat);
-  for (int k = 0; k < n && !chat->broken; k++) {
-    relay_chat_choice_t f = chat->found[k];
-    const relay_chat_choice_t *f2 = second_field(chat, doc, len, "message", n, k);
-    int capped;
-    chat_choice_t *c = chat_choice(chat, f.index, &capped);
-    f.finished = 1; /* a whole body: every choice ends here */
-    if (!c) {
-      chat->broken |= !capped;
-      continue;
-    }
-    if (run_choice(chat, c, doc, &f) != 0) chat->broken = 1;
-    else edit_choice(chat, &f, f2, doc);
-  }
+  rewrite_choices(chat, doc, len, n, 1);
   relay_buf_reset(&chat->out);
   if (!chat->broken) apply_edits(chat, doc, len, &chat->out);
   if (chat->broken) {
@@ -539,6 +896,7 @@ static void rewrite_body(relay_chat_t *chat, const char *doc, size_t len) {
     send_body(chat, doc, len);
     return;
   }
+  if (chat->nedits) chat->base.stats.events_rewritten++;
   send_body(chat, chat->out.data, chat->out.len);
 }
 
@@ -549,9 +907,9 @@ static int chat_on_data(relay_filter_t *f, const char *data, size_t len) {
   return chat->broken ? -1 : 0;
 }
 
-/* Text the replacers still hold goes out (in one more event per choice)
- * at the end of a stream, and before the raw rest when the chain bypasses
- * the filter. A body's work was done in on_data. */
+/* What the choices still hold goes out (in one more event per choice) at
+ * the end of a stream, and before the raw rest when the chain bypasses the
+ * filter. A body's work was done in on_data. */
 static int chat_on_end(relay_filter_t *f, relay_end_t how) {
   relay_chat_t *chat = (relay_chat_t *)f;
   if (chat->broken) return -1; /* already being cut: nothing more */
@@ -563,9 +921,9 @@ static int chat_on_end(relay_filter_t *f, relay_end_t how) {
 static void chat_dispose(relay_filter_t *f) {
   relay_chat_t *chat = (relay_chat_t *)f;
   chat_drop_state(chat);
+  relay_delta_out_dispose(&chat->o);
   free(chat->choices);
   free(chat->found);
-  free(chat->found2);
   free(chat->edits);
   free(chat);
 }
@@ -576,6 +934,7 @@ static int chat_on_head(relay_filter_t *f, const relay_response_t *r) {
   relay_chat_t *chat = (relay_chat_t *)f;
   if (!relay_response_is_rewritable(r)) return RELAY_FILTER_SKIP;
   chat->sse = r->media == RELAY_MEDIA_SSE;
+  chat->cfg.stream = chat->sse;
   f->unit = chat->sse ? RELAY_UNIT_EVENTS : RELAY_UNIT_BODY;
   return 0;
 }
@@ -583,17 +942,47 @@ static int chat_on_head(relay_filter_t *f, const relay_response_t *r) {
 static const relay_filter_ops_t chat_ops = {"chat", chat_on_head, chat_on_data, chat_on_event, chat_on_end,
                                             chat_dispose};
 
+/* A member name the picker looks for; returns its key index. */
+static size_t add_key(relay_chat_t *chat, const char *name) {
+  for (size_t k = 0; k < chat->nkeys; k++)
+    if (strcmp(chat->keys[k], name) == 0) return k;
+  chat->keys[chat->nkeys] = name;
+  return chat->nkeys++;
+}
+
+/* The members to locate: the upstream's reasoning members, and in field
+ * mode the output fields too (text already there is joined, never doubled). */
+static void set_keys(relay_chat_t *chat) {
+  const relay_chat_opts_t *o = chat->opts;
+  for (int i = 0; i < RELAY_CHAT_IN_MAX; i++)
+    if (o->in_field[i][0]) chat->key_in |= 1u << add_key(chat, o->in_field[i]);
+  if (o->mode != RELAY_MODE_FIELD) return;
+  for (int i = 0; i < 2; i++) {
+    if (!o->field[i][0]) continue;
+    size_t k = add_key(chat, o->field[i]);
+    chat->key_in |= 1u << k;
+    chat->key_out |= 1u << k;
+  }
+}
+
 static relay_filter_t *chat_create(const void *opts, struct relay_exchange_s *ex) {
   relay_chat_t *chat = calloc(1, sizeof *chat);
   if (!chat) return NULL;
   chat->base.ops = &chat_ops;
   chat->base.ex = ex;
   chat->opts = opts;
+  const relay_chat_opts_t *o = opts;
+  chat->cfg.mode = o->mode;
+  chat->cfg.open_tag = o->open_tag;
+  chat->cfg.open_len = strlen(o->open_tag);
+  chat->cfg.close_tag = o->close_tag;
+  chat->cfg.close_len = strlen(o->close_tag);
+  chat->cfg.tool_calls = o->tool_calls;
+  set_keys(chat);
+  relay_delta_out_init(&chat->o);
   chat->found_cap = CHAT_FOUND_INITIAL;
   chat->found = malloc(CHAT_FOUND_INITIAL * sizeof *chat->found);
-  chat->found2 = malloc(CHAT_FOUND_INITIAL * sizeof *chat->found2);
-  chat->edits = malloc(4 * CHAT_FOUND_INITIAL * sizeof *chat->edits);
-  if (!chat->found || !chat->found2 || !chat->edits) {
+  if (!chat->found) {
     chat_dispose(&chat->base);
     return NULL;
   }
@@ -604,8 +993,12 @@ relay_chat_opts_t *relay_chat_opts_new(void) {
   relay_chat_opts_t *o = calloc(1, sizeof *o);
   if (!o) return NULL;
   o->refs = 1;
+  o->parser = RELAY_CHAT_RULES;
   o->mode = RELAY_MODE_TAGS;
+  o->tool_calls = 1;
   strcpy(o->field[0], "reasoning_content");
+  strcpy(o->open_tag, "<think>");
+  strcpy(o->close_tag, "</think>");
   return o;
 }
 

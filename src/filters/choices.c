@@ -17,16 +17,21 @@ enum {
   TAG_CONTAINER_KEY, /* the value of "delta" / "message" */
   TAG_CONTAINER,     /* that object */
   TAG_CONTENT,
-  TAG_REASONING
+  TAG_TOOL_CALLS,
+  TAG_REASONING /* + the key's position */
 };
 
 typedef struct picker_s {
   const char *json;
-  const char *container, *reasoning;
-  size_t container_len, reasoning_len;
+  const char *container;
+  size_t container_len;
+  const char *const *keys;
+  size_t nkeys;
+  size_t key_len[RELAY_CHAT_MAX_KEYS];
   relay_chat_choice_t *out;
   size_t max;
   size_t count; /* elements of the current choices array */
+  size_t key_start; /* the opening quote of the key just reported */
   int root_object;
   int err;      /* a shape error */
 } picker_t;
@@ -36,22 +41,32 @@ static relay_chat_choice_t *current(picker_t *pk) {
   return pk->count && pk->count <= pk->max ? &pk->out[pk->count - 1] : NULL;
 }
 
+/* A member of the container: content, tool_calls or one of the caller's keys. */
+static int container_key(picker_t *pk, const char *raw, size_t len, int esc) {
+  if (relay_json_key_is(raw, len, esc, "content", 7)) return TAG_CONTENT;
+  if (relay_json_key_is(raw, len, esc, "tool_calls", 10)) return TAG_TOOL_CALLS;
+  for (size_t k = 0; k < pk->nkeys; k++)
+    if (relay_json_key_is(raw, len, esc, pk->keys[k], pk->key_len[k])) return TAG_REASONING + (int)k;
+  return 0;
+}
+
 static int picker_key(void *ud, int object, const char *raw, size_t len, int esc) {
   picker_t *pk = ud;
+  int tag = 0;
 #define NAME(lit) relay_json_key_is(raw, len, esc, lit, sizeof(lit) - 1)
   switch (object) {
     case TAG_ROOT: return NAME("choices") ? TAG_CHOICES_KEY : 0;
     case TAG_ELEMENT:
       if (NAME("index")) return TAG_INDEX;
-      if (NAME("finish_reason")) return TAG_FINISH;
-      return relay_json_key_is(raw, len, esc, pk->container, pk->container_len) ? TAG_CONTAINER_KEY : 0;
-    case TAG_CONTAINER:
-      if (NAME("content")) return TAG_CONTENT;
-      if (pk->reasoning && relay_json_key_is(raw, len, esc, pk->reasoning, pk->reasoning_len)) return TAG_REASONING;
-      return 0;
+      if (NAME("finish_reason")) tag = TAG_FINISH;
+      else if (relay_json_key_is(raw, len, esc, pk->container, pk->container_len)) return TAG_CONTAINER_KEY;
+      break;
+    case TAG_CONTAINER: tag = container_key(pk, raw, len, esc); break;
     default: return 0;
   }
 #undef NAME
+  pk->key_start = (size_t)(raw - pk->json) - 1;
+  return tag;
 }
 
 /* A new "choices" array starts over (the last one of a repeated key counts). */
@@ -81,15 +96,27 @@ static int picker_element(picker_t *pk, const relay_json_value_t *v) {
 static int picker_container(relay_chat_choice_t *c, const relay_json_value_t *v) {
   long index = c->index;
   int finished = c->finished;
+  relay_chat_member_t finish = c->finish;
   memset(c, 0, sizeof *c);
   c->index = index;
   c->finished = finished;
+  c->finish = finish;
   if (v->type != RELAY_JSON_OBJECT) return 0;
   c->has_container = 1;
   c->container_open = v->start;
   c->container_close = v->end - 1;
   c->container_empty = v->size == 0;
+  c->container_members = (size_t)v->size;
   return TAG_CONTAINER;
+}
+
+static void set_member(relay_chat_member_t *m, size_t key_start, const relay_json_value_t *v) {
+  m->present = 1;
+  m->type = v->type;
+  m->key_start = key_start;
+  m->start = v->start;
+  m->end = v->end;
+  m->empty = v->type == RELAY_JSON_STRING ? v->end - v->start == 2 : v->size == 0 && v->type != RELAY_JSON_PRIMITIVE;
 }
 
 static int picker_value(void *ud, int tag, const relay_json_value_t *v) {
@@ -106,7 +133,10 @@ static int picker_value(void *ud, int tag, const relay_json_value_t *v) {
     case TAG_INDEX:
       if (relay_json_parse_long(pk->json, v, &c->index)) pk->err = RELAY_EJSON;
       return 0;
-    case TAG_FINISH: c->finished = !relay_json_is_null(pk->json, v); return 0;
+    case TAG_FINISH:
+      c->finished = !relay_json_is_null(pk->json, v);
+      set_member(&c->finish, pk->key_start, v);
+      return 0;
     case TAG_CONTAINER_KEY: return picker_container(c, v);
     case TAG_CONTENT:
       c->has_content = 1;
@@ -114,25 +144,25 @@ static int picker_value(void *ud, int tag, const relay_json_value_t *v) {
       c->content_start = v->start;
       c->content_end = v->end;
       return 0;
-    case TAG_REASONING:
-      c->has_reasoning = 1;
-      c->reasoning_is_string = v->type == RELAY_JSON_STRING;
-      c->reasoning_start = v->start;
-      c->reasoning_end = v->end;
+    case TAG_TOOL_CALLS: set_member(&c->tool_calls, pk->key_start, v); return 0;
+    default:
+      if (tag >= TAG_REASONING && tag < TAG_REASONING + RELAY_CHAT_MAX_KEYS)
+        set_member(&c->reasoning[tag - TAG_REASONING], pk->key_start, v);
       return 0;
-    default: return 0;
   }
 }
 
-int relay_chat_find_choices(const char *json, size_t len, const char *container, const char *reasoning_key,
-                            relay_chat_choice_t *out, size_t max) {
+int relay_chat_find_choices(const char *json, size_t len, const char *container, const char *const *keys,
+                            size_t nkeys, relay_chat_choice_t *out, size_t max) {
+  if (nkeys > RELAY_CHAT_MAX_KEYS) return RELAY_EINVAL;
   picker_t pk;
   memset(&pk, 0, sizeof pk);
   pk.json = json;
   pk.container = container;
   pk.container_len = strlen(container);
-  pk.reasoning = reasoning_key;
-  pk.reasoning_len = reasoning_key ? strlen(reasoning_key) : 0;
+  pk.keys = keys;
+  pk.nkeys = nkeys;
+  for (size_t k = 0; k < nkeys; k++) pk.key_len[k] = strlen(keys[k]);
   pk.out = out;
   pk.max = max;
   relay_json_visitor_t v = {picker_key, picker_value, &pk, TAG_DOCUMENT};
@@ -141,4 +171,28 @@ int relay_chat_find_choices(const char *json, size_t len, const char *container,
   if (rc == 0 && pk.err) rc = pk.err;
   if (rc == 0 && pk.count > max) rc = RELAY_ETOOMANY;
   return rc == 0 ? (int)pk.count : rc;
+}
+
+/* The walk behind relay_chat_count_call_starts: the array's elements, and
+ * each element's "id". */
+enum { CALLS_DOCUMENT = 1, CALLS_ARRAY, CALLS_ELEMENT, CALLS_ID };
+
+static int calls_key(void *ud, int object, const char *raw, size_t len, int esc) {
+  return object == CALLS_ELEMENT && relay_json_key_is(raw, len, esc, "id", 2) ? CALLS_ID : 0;
+}
+
+static int calls_value(void *ud, int tag, const relay_json_value_t *v) {
+  unsigned *n = ud;
+  if (tag == CALLS_DOCUMENT) return v->type == RELAY_JSON_ARRAY ? CALLS_ARRAY : 0;
+  if (tag == CALLS_ARRAY) return v->type == RELAY_JSON_OBJECT ? CALLS_ELEMENT : 0;
+  if (tag == CALLS_ID && v->type == RELAY_JSON_STRING && v->end - v->start > 2) (*n)++;
+  return 0;
+}
+
+unsigned relay_chat_count_call_starts(const char *json, const relay_chat_member_t *m) {
+  unsigned n = 0;
+  if (!m->present || m->type != RELAY_JSON_ARRAY) return 0;
+  relay_json_visitor_t v = {calls_key, calls_value, &n, CALLS_DOCUMENT};
+  if (relay_json_visit(json + m->start, m->end - m->start, &v) != 0) return 0;
+  return n;
 }

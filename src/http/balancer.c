@@ -38,6 +38,13 @@ int relay_balancer_is_up(const relay_balancer_t *b, unsigned server, uint64_t no
   return !s->active_out && !backing_off(s, now_ms);
 }
 
+uint64_t relay_balancer_down_until(const relay_balancer_t *b, unsigned server) {
+  if (server >= b->n) return UINT64_MAX;
+  const relay_balancer_server_t *s = &b->servers[server];
+  if (s->active_out) return UINT64_MAX;
+  return s->failures > 0 ? s->retry_at : 0;
+}
+
 int relay_balancer_any_up(const relay_balancer_t *b, uint64_t now_ms) {
   for (unsigned i = 0; i < b->n; i++)
     if (relay_balancer_is_up(b, i, now_ms)) return 1;

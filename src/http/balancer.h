@@ -70,6 +70,11 @@ void relay_balancer_checked(relay_balancer_t *b, unsigned server, int up);
 /* Whether the server counts as up for /healthz and the server_up gauge: not
  * out, and not backing off (a server in trial counts as up). */
 int relay_balancer_is_up(const relay_balancer_t *b, unsigned server, uint64_t now_ms);
+/* Until when (ms) the server counts as down: 0 when it is up now (or once
+ * its back-off has passed), UINT64_MAX while an active check has it out. A
+ * time rather than a state, so that another thread can tell up from down at
+ * any moment without the balancer being touched when a back-off runs out. */
+uint64_t relay_balancer_down_until(const relay_balancer_t *b, unsigned server);
 /* Whether at least one server is up in that sense. */
 int relay_balancer_any_up(const relay_balancer_t *b, uint64_t now_ms);
 /* The back-off after `failures` consecutive failures (0 for none). */

@@ -102,17 +102,34 @@ int relay_head_find(const relay_head_t *h, const char *name, size_t from) {
   return -1;
 }
 
-int relay_head_value_has_token(const char *value, size_t len, const char *token) {
-  size_t tlen = strlen(token);
-  size_t i = 0;
-  while (i < len) {
-    while (i < len && (value[i] == ' ' || value[i] == '\t' || value[i] == ',')) i++;
-    size_t start = i;
-    while (i < len && value[i] != ',') i++;
-    size_t end = i;
-    while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t')) end--;
-    if (end - start == tlen && strncasecmp(value + start, token, tlen) == 0) return 1;
+/* The next element of a comma-separated field value (RFC 9110 5.6.1), from
+ * *pos: its bounds without the whitespace around it. Returns 0 at the end;
+ * empty elements are skipped. */
+static int list_next(const char *v, size_t len, size_t *pos, size_t *start, size_t *end) {
+  size_t i = *pos;
+  for (;;) {
+    while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+    if (i >= len) {
+      *pos = i;
+      return 0;
+    }
+    size_t s = i;
+    while (i < len && v[i] != ',') i++;
+    size_t e = i;
+    while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
+    if (e > s) {
+      *pos = i;
+      *start = s;
+      *end = e;
+      return 1;
+    }
   }
+}
+
+int relay_head_value_has_token(const char *value, size_t len, const char *token) {
+  size_t tlen = strlen(token), pos = 0, start, end;
+  while (list_next(value, len, &pos, &start, &end))
+    if (end - start == tlen && strncasecmp(value + start, token, tlen) == 0) return 1;
   return 0;
 }
 
@@ -121,16 +138,9 @@ int relay_head_te_is_chunked_only(const relay_head_t *h) {
   for (int i = relay_head_find(h, "transfer-encoding", 0); i >= 0;
        i = relay_head_find(h, "transfer-encoding", (size_t)i + 1)) {
     const char *v = relay_head_value(h, (size_t)i);
-    size_t len = h->hdrs[i].value_len, k = 0;
-    while (k < len) {
-      while (k < len && (v[k] == ' ' || v[k] == '\t' || v[k] == ',')) k++;
-      size_t start = k;
-      while (k < len && v[k] != ',') k++;
-      size_t end = k;
-      while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t')) end--;
-      if (end == start) continue;
+    size_t pos = 0, start, end;
+    while (list_next(v, h->hdrs[i].value_len, &pos, &start, &end))
       if (++codings > 1 || end - start != 7 || strncasecmp(v + start, "chunked", 7) != 0) return 0;
-    }
   }
   return 1;
 }
@@ -246,15 +256,9 @@ int relay_conn_tokens_collect(relay_conn_tokens_t *ct, const relay_head_t *h) {
     if (h->hdrs[f].name_len != 10 || relay_field_kind(relay_head_name(h, f), 10) != RELAY_FIELD_CONNECTION)
       continue;
     const char *v = relay_head_value(h, f);
-    size_t len = h->hdrs[f].value_len, i = 0;
-    while (i < len) {
-      while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
-      size_t start = i;
-      while (i < len && v[i] != ',') i++;
-      size_t end = i;
-      while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t')) end--;
-      if (end > start && relay_conn_tokens_add(ct, v + start, end - start)) return RELAY_ETOKENS;
-    }
+    size_t pos = 0, start, end;
+    while (list_next(v, h->hdrs[f].value_len, &pos, &start, &end))
+      if (relay_conn_tokens_add(ct, v + start, end - start)) return RELAY_ETOKENS;
   }
   return 0;
 }

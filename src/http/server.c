@@ -524,6 +524,7 @@ static void on_connection(uv_stream_t *listener, int status) {
   relay_list_init(&c->link);
   relay_list_push(&s->clients, &c->link);
   s->nclients++;
+  if (s->handler->on_open) s->handler->on_open(c);
   if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
     relay_client_close(c);
     return;

@@ -62,6 +62,10 @@ typedef struct relay_server_handler_s {
   void (*on_error)(relay_client_t *c, int status, const char *code, const char *message);
   /* The connection's memory is about to be freed; c->data must go. */
   void (*on_closed)(relay_client_t *c);
+  /* A connection is being accepted (optional): on_closed follows it in
+   * every case, so the two can keep a count. Nothing may be written or
+   * closed from here. */
+  void (*on_open)(relay_client_t *c);
 } relay_server_handler_t;
 
 struct relay_server_s {

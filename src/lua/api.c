@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <uv.h>
 
 #include "log.h"
@@ -74,37 +75,148 @@ static int l_listen(lua_State *L) {
   return 0;
 }
 
-/* relay.upstream{name = "default", host = "127.0.0.1", port = 1234}: returns the name. */
+/* One server given as host and port (the one-server form). */
+static void read_host_port(lua_State *L, const char *name, relay_server_addr_t *a) {
+  const char *host = opt_str_field(L, 1, "host", NULL);
+  if (!host) luaL_error(L, "upstream '%s' needs a host (or servers = {...})", name);
+  lua_getfield(L, 1, "port");
+  if (lua_isnil(L, -1)) luaL_error(L, "upstream '%s' needs a port", name);
+  lua_pop(L, 1);
+  int port = (int)opt_int_field(L, 1, "port", 0, 1, 65535);
+  memset(a, 0, sizeof *a);
+  copy_bounded(L, a->host, sizeof a->host, host, "upstream host");
+  if (a->host[0] == '[') { /* accept "[::1]" as well as "::1" */
+    size_t n = strlen(a->host);
+    if (a->host[n - 1] != ']') luaL_error(L, "upstream host '%s' is malformed", host);
+    memmove(a->host, a->host + 1, n - 2);
+    a->host[n - 2] = 0;
+  }
+  a->ipv6 = strchr(a->host, ':') != NULL;
+  a->port = port;
+}
+
+/* servers = {"h:p", ...} or "h:p,h:p": parsed and checked by the same code
+ * as UPSTREAM_SERVERS, whose messages name the entry at fault. */
+static unsigned read_servers(lua_State *L, int t, const char *name, relay_server_addr_t *out) {
+  char err[256];
+  int n;
+  if (lua_type(L, t) == LUA_TSTRING) {
+    n = relay_balancer_parse_servers(lua_tostring(L, t), out, RELAY_MAX_SERVERS, err, sizeof err);
+    if (n < 0) luaL_error(L, "upstream '%s': %s", name, err);
+    return (unsigned)n;
+  }
+  if (!lua_istable(L, t)) luaL_error(L, "upstream '%s': servers must be a list of \"host:port\" strings", name);
+  lua_Integer len = luaL_len(L, t);
+  if (len < 1) luaL_error(L, "upstream '%s': servers is empty", name);
+  if (len > RELAY_MAX_SERVERS) luaL_error(L, "upstream '%s': more than %d servers", name, RELAY_MAX_SERVERS);
+  for (lua_Integer i = 1; i <= len; i++) {
+    lua_geti(L, t, i);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "upstream '%s': servers[%I] must be a \"host:port\" string", name, (LUAI_UACINT)i);
+    relay_server_addr_t a;
+    if (relay_balancer_parse_servers(lua_tostring(L, -1), &a, 1, err, sizeof err) != 1)
+      luaL_error(L, "upstream '%s': servers[%I]: %s", name, (LUAI_UACINT)i,
+                 strstr(err, "more than") ? "one \"host:port\" per entry" : err);
+    lua_pop(L, 1);
+    for (lua_Integer k = 1; k < i; k++)
+      if (out[k - 1].port == a.port && strcasecmp(out[k - 1].host, a.host) == 0)
+        luaL_error(L, "upstream '%s': servers[%I] repeats servers[%I]", name, (LUAI_UACINT)i, (LUAI_UACINT)k);
+    out[i - 1] = a;
+  }
+  return (unsigned)len;
+}
+
+/* health_path, health_interval, health_timeout of an upstream. */
+static void read_health(lua_State *L, relay_upstream_cfg_t *u) {
+  const char *path = opt_str_field(L, 1, "health_path", u->health_path);
+  size_t n = strlen(path);
+  if (path[0] != '/' || n >= sizeof u->health_path) luaL_error(L, "health_path must start with '/' (at most %d bytes)", (int)sizeof u->health_path - 1);
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)path[i] <= 0x20 || path[i] == 0x7f) luaL_error(L, "health_path must not contain spaces or control characters");
+  memmove(u->health_path, path, n + 1);
+  lua_getfield(L, 1, "health_interval");
+  int set = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (set) {
+    u->health_interval_ms = opt_seconds_field(L, 1, "health_interval", 0);
+    if (u->health_interval_ms > 0 && u->health_interval_ms < 100) luaL_error(L, "health_interval must be 0 (off) or at least 0.1 seconds");
+  }
+  u->health_timeout_ms = opt_seconds_field(L, 1, "health_timeout", u->health_timeout_ms);
+  if (u->health_timeout_ms < 10 || u->health_timeout_ms > 600000) luaL_error(L, "health_timeout must be 0.01 to 600 seconds");
+}
+
+/* relay.upstream{name = "default", host = "127.0.0.1", port = 1234} or
+ * {name = ..., servers = {"10.0.0.1:8000", "10.0.0.2:8000"}}, with the
+ * health check settings: returns the name. */
 static int l_upstream(lua_State *L) {
   relay_script_t *s = relay_lua__declaring(L, "relay.upstream");
   luaL_checktype(L, 1, LUA_TTABLE);
+  static const char *const known[] = {"name", "host", "port", "servers", "health_path", "health_interval",
+                                      "health_timeout", NULL};
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    int ok = 0;
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (const char *const *k = known; *k; k++) ok |= strcmp(*k, lua_tostring(L, -1)) == 0;
+    if (!ok) return luaL_error(L, "relay.upstream: unknown field '%s'", luaL_tolstring(L, -1, NULL));
+  }
   const char *name = opt_str_field(L, 1, "name", "default");
-  const char *host = opt_str_field(L, 1, "host", NULL);
-  if (!host) return luaL_error(L, "upstream '%s' needs a host", name);
-  lua_getfield(L, 1, "port");
-  if (lua_isnil(L, -1)) return luaL_error(L, "upstream '%s' needs a port", name);
+  relay_upstream_cfg_t u;
+  memset(&u, 0, sizeof u);
+  copy_bounded(L, u.name, sizeof u.name, name, "upstream name");
+  relay_config_upstream_defaults(&u);
+  lua_getfield(L, 1, "servers");
+  if (!lua_isnil(L, -1)) {
+    lua_getfield(L, 1, "host");
+    lua_getfield(L, 1, "port");
+    if (!lua_isnil(L, -1) || !lua_isnil(L, -2))
+      return luaL_error(L, "upstream '%s': give servers or host and port, not both", name);
+    lua_pop(L, 2);
+    u.nservers = read_servers(L, lua_gettop(L), name, u.servers);
+  } else {
+    read_host_port(L, name, &u.servers[0]);
+    u.nservers = 1;
+  }
   lua_pop(L, 1);
-  int port = (int)opt_int_field(L, 1, "port", 0, 1, 65535);
+  read_health(L, &u);
   int idx = relay_config_find_upstream(&s->site.cfg, name);
   if (idx < 0) {
     if (s->site.cfg.nupstreams == RELAY_MAX_UPSTREAMS)
       return luaL_error(L, "too many upstreams (at most %d)", RELAY_MAX_UPSTREAMS);
     idx = (int)s->site.cfg.nupstreams++;
   }
-  relay_upstream_cfg_t *u = &s->site.cfg.upstreams[idx];
-  copy_bounded(L, u->name, sizeof u->name, name, "upstream name");
-  copy_bounded(L, u->host, sizeof u->host, host, "upstream host");
-  if (u->host[0] == '[') { /* accept "[::1]" as well as "::1" */
-    size_t n = strlen(u->host);
-    if (u->host[n - 1] != ']') return luaL_error(L, "upstream host '%s' is malformed", host);
-    memmove(u->host, u->host + 1, n - 2);
-    u->host[n - 2] = 0;
-  }
-  u->port = port;
-  if (port == 80) snprintf(u->host_field, sizeof u->host_field, strchr(u->host, ':') ? "[%s]" : "%s", u->host);
-  else snprintf(u->host_field, sizeof u->host_field, strchr(u->host, ':') ? "[%s]:%d" : "%s:%d", u->host, port);
-  lua_pushstring(L, u->name);
+  s->site.cfg.upstreams[idx] = u;
+  lua_pushstring(L, s->site.cfg.upstreams[idx].name);
   return 1;
+}
+
+/* relay.admin{addr = "127.0.0.1", port = 9090}: the admin listener
+ * (/healthz, /metrics); port 0 (or no call) leaves it off. */
+static int l_admin(lua_State *L) {
+  relay_script_t *s = relay_lua__declaring(L, "relay.admin");
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING || (strcmp(lua_tostring(L, -1), "addr") && strcmp(lua_tostring(L, -1), "port")))
+      return luaL_error(L, "relay.admin: unknown field '%s'", luaL_tolstring(L, -1, NULL));
+  }
+  const char *addr = opt_str_field(L, 1, "addr", s->site.cfg.admin_addr);
+  char tmp[RELAY_HOST_MAX];
+  copy_bounded(L, tmp, sizeof tmp, addr, "admin addr");
+  size_t n = strlen(tmp);
+  if (n > 2 && tmp[0] == '[' && tmp[n - 1] == ']') { /* "[::1]" */
+    memmove(tmp, tmp + 1, n - 2);
+    tmp[n - 2] = 0;
+  }
+  struct sockaddr_in6 a6;
+  struct sockaddr_in a4;
+  if (uv_ip4_addr(tmp, 0, &a4) != 0 && uv_ip6_addr(tmp, 0, &a6) != 0)
+    return luaL_error(L, "admin addr '%s' is not an IPv4 or IPv6 address", tmp);
+  strcpy(s->site.cfg.admin_addr, tmp);
+  s->site.cfg.admin_port = (int)opt_int_field(L, 1, "port", s->site.cfg.admin_port, 0, 65535);
+  return 0;
 }
 
 /* relay.settings{connect_timeout = 10, ...}: timeouts in seconds. */
@@ -178,7 +290,7 @@ static int l_getenv(lua_State *L) {
 }
 
 static const luaL_Reg relay_funcs[] = {
-    {"listen", l_listen}, {"upstream", l_upstream}, {"settings", l_settings},
+    {"listen", l_listen}, {"upstream", l_upstream}, {"admin", l_admin}, {"settings", l_settings},
     {"log", l_log},       {"getenv", l_getenv},     {NULL, NULL}};
 
 int relay_lua__open_module(lua_State *L) {

@@ -93,10 +93,15 @@ static void push_headers(lua_State *L, const relay_head_t *h) {
   }
 }
 
+/* What the hook sees is what would go upstream: after a front end, its
+ * translation (target and body). */
 static void push_request(lua_State *L, relay_exchange_t *ex, int with_body) {
   relay_client_t *c = ex->client;
   relay_target_t t; /* what goes upstream: no scheme or authority, no fragment */
-  relay_target_split(relay_head_target(&c->req), c->req.target_len, &t);
+  if (ex->route.frontend.type && ex->route.new_target.len)
+    relay_target_split(ex->route.new_target.data, ex->route.new_target.len, &t);
+  else
+    relay_target_split(relay_head_target(&c->req), c->req.target_len, &t);
   lua_createtable(L, 0, 8);
   lua_pushstring(L, llhttp_method_name(ex->method));
   lua_setfield(L, -2, "method");
@@ -119,6 +124,10 @@ static void push_request(lua_State *L, relay_exchange_t *ex, int with_body) {
   lua_setfield(L, -2, "client");
   lua_pushstring(L, ex->route.nfilters ? "rewrite" : "proxy");
   lua_setfield(L, -2, "treatment");
+  if (ex->route.frontend.type) {
+    lua_pushstring(L, ex->route.frontend.type->name);
+    lua_setfield(L, -2, "frontend");
+  }
   if (with_body) {
     lua_pushlstring(L, ex->req_body.data ? ex->req_body.data : "", ex->req_body.len);
     lua_setfield(L, -2, "body");
@@ -332,6 +341,7 @@ static void read_decision(lua_State *L, relay_exchange_t *ex, int t) {
     r->nown = relay_lua__read_rewrite(L, lua_gettop(L), r->own_filters, RELAY_ROUTE_MAX_FILTERS);
     r->filters = r->own_filters;
     r->nfilters = r->nown;
+    relay_lua__frontend_rewrite(r->frontend.type, r->own_filters, r->nown);
   } else if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
     r->filters = NULL;
     r->nfilters = 0;

@@ -54,6 +54,10 @@ void relay_lua__push_ctx(lua_State *L, relay_exchange_t *ex);
  * chat rewrite, and the script's response hooks), each with one reference.
  * Raises on a bad table (nothing is held then). */
 unsigned relay_lua__read_rewrite(lua_State *L, int t, relay_filter_spec_t *specs, unsigned max);
+/* A front end reads what its route's filters write in one way: the chat
+ * rewrite of such a route writes reasoning in field mode, to the member the
+ * front end reads, whatever the rewrite table said. */
+void relay_lua__frontend_rewrite(const relay_frontend_type_t *fe, relay_filter_spec_t *specs, unsigned n);
 
 /* response_hooks.c: on_event, on_body and on_end of a rewrite, as a filter
  * and at the end of the exchange; on_text through the chat filter. */

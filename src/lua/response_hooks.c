@@ -26,6 +26,7 @@ static int hook_failed(relay_exchange_t *ex, lua_State *L, const char *hook, int
   char buf[256];
   relay_log_error("%s %s: script error in %s: %s", ex ? llhttp_method_name(ex->method) : "-", ex ? ex->log_path : "-",
                   hook, relay_lua__error_text(L, rc, buf, sizeof buf));
+  if (ex && ex->proxy->shared.metrics) relay_metrics_count(ex->proxy->shared.metrics, RELAY_METRICS_SCRIPT_ERRORS, 1);
   hook_end(ex, L, top);
   return -1;
 }

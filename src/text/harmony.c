@@ -73,7 +73,7 @@ typedef struct {
  * consumer needs no state of its own to place them. */
 static void harmony__text(harmony_pass_t *ps, relay_harmony_kind_t kind, const char *s, size_t n) {
   if (n == 0) return;
-  relay_harmony_seg_t seg = {kind, s, n, 0, NULL, 0, 0};
+  relay_harmony_seg_t seg = {kind, s, n, 0, NULL, 0, 0, NULL, 0};
   if (kind == RELAY_HARMONY_CALL_ARGS) seg.call = (unsigned)(ps->p->calls - 1);
   ps->emit(ps->ud, &seg);
 }
@@ -91,7 +91,7 @@ static void harmony__end_body(harmony_pass_t *ps, int complete) {
   relay_harmony_t *p = ps->p;
   if (p->state == HARMONY__BODY && p->body == HARMONY__CALL) {
     relay_harmony_seg_t seg = {RELAY_HARMONY_CALL_END, harmony__empty, 0,
-                               (unsigned)(p->calls - 1), NULL, 0, complete};
+                               (unsigned)(p->calls - 1), NULL, 0, complete, NULL, 0};
     if (!complete) p->calls_cut++;
     ps->emit(ps->ud, &seg);
   }
@@ -256,7 +256,8 @@ static void harmony__message(harmony_pass_t *ps) {
   if (h.kind == HARMONY__CALL) {
     p->calls++;
     relay_harmony_seg_t seg = {RELAY_HARMONY_CALL_BEGIN, h.name, h.name_len,
-                               (unsigned)(p->calls - 1), h.recipient, h.recipient_len, 0};
+                               (unsigned)(p->calls - 1), h.recipient, h.recipient_len, 0,
+                               p->head, p->head_len};
     ps->emit(ps->ud, &seg);
   }
   p->head_len = 0;

@@ -305,6 +305,47 @@ static int json_skip(const json_doc_t *d, int i) {
 
 /* ---- the visitor ---------------------------------------------------------- */
 
+/* Before a member's key: the end of the value before it (one past), or 0
+ * when it is the object's first member. */
+static size_t json_prev_value_end(const char *js, size_t key_start) {
+  size_t p = key_start;
+  while (p > 0 && json_is_ws(js[p - 1])) p--;
+  if (p == 0 || js[p - 1] != ',') return 0;
+  p--;
+  while (p > 0 && json_is_ws(js[p - 1])) p--;
+  return p;
+}
+
+/* After a member's value: the start of the next member's key, or 0 when the
+ * object ends there. */
+static size_t json_next_key_start(const char *js, size_t value_end) {
+  size_t p = value_end;
+  while (json_is_ws(js[p])) p++;
+  if (js[p] != ',') return 0;
+  p++;
+  while (json_is_ws(js[p])) p++;
+  return p;
+}
+
+void relay_json_member_cuts(const char *json, const relay_json_span_t *members, size_t n, relay_json_span_t *cuts) {
+  int kept_before = 0;
+  for (size_t i = 0; i < n; i++) {
+    const relay_json_span_t *m = &members[i];
+    size_t pe = json_prev_value_end(json, m->start);
+    /* a member before this one stays unless it is the one removed just before */
+    if (pe == 0) kept_before = 0;
+    else if (!(i > 0 && members[i - 1].end == pe)) kept_before = 1;
+    if (kept_before) {
+      cuts[i].start = pe;
+      cuts[i].end = m->end;
+    } else {
+      size_t nk = json_next_key_start(json, m->end);
+      cuts[i].start = m->start;
+      cuts[i].end = nk ? nk : m->end;
+    }
+  }
+}
+
 int relay_json_key_is(const char *raw, size_t len, int escaped, const char *want, size_t wlen) {
   return json_name_is(raw, len, escaped, want, wlen);
 }

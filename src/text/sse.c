@@ -346,8 +346,14 @@ static int sse_rebuild(const relay_sse_event_t *ev, const char *data, size_t len
           sse_put_value(out, data, len, raw + q, el) || relay_buf_append(out, raw + q, el))
         return RELAY_ENOMEM;
       put = 1;
-    } else if (!is_data && relay_buf_append(out, l, ll + el)) {
-      return RELAY_ENOMEM;
+    } else if (!is_data) {
+      /* A data line that went may have stood between a bare CR line end and
+       * the LF of the empty line: CR then LF would read as one CRLF, and the
+       * event would not end. A comment line keeps them two line ends. */
+      if (ll == 0 && raw[q] == '\n' && out->len && out->data[out->len - 1] == '\r' &&
+          relay_buf_append(out, ":\n", 2))
+        return RELAY_ENOMEM;
+      if (relay_buf_append(out, l, ll + el)) return RELAY_ENOMEM;
     }
     i = q + el;
   }

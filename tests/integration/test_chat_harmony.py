@@ -85,11 +85,13 @@ class Table(ChatTestCase):
         self.both(text, ("<think>" + a1 + a2 + "</think>" + F,
                          "<think>" + a1 + "</think><think>" + a2 + "</think>" + F))
 
+    # With RELAY_TOOL_CALLS=0 the call's text stays in content, after the think block
+    # (test_tool_calls.py has the default: the call becomes tool_calls).
     def test_tool_call_after_analysis(self):
-        self.both(ANALYSIS + A + END + TOOL, "<think>" + A + "</think>" + TOOL)
+        self.both(ANALYSIS + A + END + TOOL, "<think>" + A + "</think>" + TOOL, env={"RELAY_TOOL_CALLS": "0"})
 
     def test_tool_call_after_analysis_without_end(self):
-        self.both(ANALYSIS + A + TOOL, "<think>" + A + "</think>" + TOOL)
+        self.both(ANALYSIS + A + TOOL, "<think>" + A + "</think>" + TOOL, env={"RELAY_TOOL_CALLS": "0"})
 
     def test_trailing_return(self):
         self.both(harmony_text("lmstudio") + "<|return|>", "<think>" + A + "</think>" + F)

@@ -34,6 +34,32 @@ T.raises("upstream 'x' needs a port", relay.upstream, { name = "x", host = "h" }
 T.raises("port must be an integer from 1 to 65535", relay.upstream, { name = "x", host = "h", port = 65536 })
 T.raises("upstream name must be 1 to 63 characters", relay.upstream, { name = string.rep("n", 64), host = "h", port = 1 })
 T.raises("is malformed", relay.upstream, { name = "x", host = "[::1", port = 1 })
+-- several servers: a list or one comma-separated string, with the health settings
+T.eq(relay.upstream({ name = "pool", servers = { "10.0.0.1:8000", "[fe80::1]:8000" } }), "pool", "servers list")
+T.eq(relay.upstream({ name = "pool2", servers = "a:1, b:2", health_path = "/health", health_interval = 0.5,
+  health_timeout = 1 }), "pool2", "servers string")
+T.eq(relay.upstream({ name = "pool3", host = "h", port = 1, health_interval = 0 }), "pool3", "checks off")
+T.raises("give servers or host and port, not both", relay.upstream, { servers = { "a:1" }, host = "a" })
+T.raises("servers is empty", relay.upstream, { servers = {} })
+T.raises("servers[2] repeats servers[1]", relay.upstream, { servers = { "a:1", "A:1" } })
+T.raises('servers[1]: server 1 "a": missing ":port"', relay.upstream, { servers = { "a" } })
+T.raises("servers[1] must be a \"host:port\" string", relay.upstream, { servers = { 80 } })
+T.raises("more than 16 servers", relay.upstream, { servers = (function()
+  local t = {} for i = 1, 17 do t[i] = "h:" .. i end return t end)() })
+T.raises("unknown field 'sever'", relay.upstream, { host = "h", port = 1, sever = "x" })
+T.raises("health_path must start with '/'", relay.upstream, { host = "h", port = 1, health_path = "x" })
+T.raises("health_path must not contain spaces", relay.upstream, { host = "h", port = 1, health_path = "/a b" })
+T.raises("health_interval must be 0 (off) or at least 0.1 seconds", relay.upstream,
+  { host = "h", port = 1, health_interval = 0.05 })
+T.raises("health_timeout must be 0.01 to 600 seconds", relay.upstream, { host = "h", port = 1, health_timeout = 0 })
+
+-- relay.admin
+relay.admin({ port = 9090 })
+relay.admin({ addr = "[::1]", port = 0 })
+relay.admin({ addr = "0.0.0.0" })
+T.raises("admin addr 'localhost' is not an IPv4 or IPv6 address", relay.admin, { addr = "localhost" })
+T.raises("port must be an integer from 0 to 65535", relay.admin, { port = 65536 })
+T.raises("table expected", relay.admin, 9090)
 
 -- relay.settings
 relay.settings({ connect_timeout = 2.5, idle_timeout = 0, workers = 0, max_header_size = 8192, log_level = "info" })
@@ -214,6 +240,25 @@ T.raises("rewrite mode 'q' is not one of tags, field, strip", relay.route, { pat
 T.raises("is not a usable JSON key", relay.route, { path = "/x", rewrite = { rules = rs, mode = "field", field = 'a"b' } })
 T.raises("rewrite.rules must be a rule set from relay.rules{...}", relay.route, { path = "/x", rewrite = { rules = "think" } })
 T.raises("table expected", relay.route, "/x")
+-- the harmony parser, tool calls, the upstream's reasoning members, the tags
+relay.route({ path = "/h1", rewrite = { parser = "harmony", tool_calls = false, mode = "field", field = "reasoning",
+  upstream_reasoning = { "reasoning_content", "thinking" }, open_tag = "[R]", close_tag = "[/R]" } })
+relay.route({ path = "/h2", rewrite = { parser = "harmony", upstream_reasoning = false } })
+relay.route({ path = "/h3", rewrite = { rules = rs, parser = "rules", upstream_reasoning = {} } })
+T.raises("rewrite parser 'x' is not one of harmony, rules", relay.route, { path = "/x", rewrite = { parser = "x" } })
+T.raises("rewrite.tool_calls must be a boolean", relay.route, { path = "/x", rewrite = { parser = "harmony", tool_calls = 1 } })
+T.raises("rewrite.upstream_reasoning must be a list of member names or false", relay.route,
+  { path = "/x", rewrite = { parser = "harmony", upstream_reasoning = "reasoning" } })
+T.raises("names at most 2 members", relay.route,
+  { path = "/x", rewrite = { parser = "harmony", upstream_reasoning = { "a", "b", "c" } } })
+T.raises("rewrite.upstream_reasoning[1] is not a usable JSON key", relay.route,
+  { path = "/x", rewrite = { parser = "harmony", upstream_reasoning = { 'a"b' } } })
+T.raises("rewrite.upstream_reasoning[2] is not a usable JSON key", relay.route,
+  { path = "/x", rewrite = { parser = "harmony", upstream_reasoning = { "a", 7 } } })
+T.raises("rewrite.open_tag must be a string of at most 255 bytes", relay.route,
+  { path = "/x", rewrite = { parser = "harmony", open_tag = string.rep("x", 256) } })
+T.raises("rewrite.close_tag must be a string of at most 255 bytes", relay.route,
+  { path = "/x", rewrite = { parser = "harmony", close_tag = "a\0b" } })
 relay.on_request(function(req) return nil end)
 relay.on_request(function(req) return nil end, { body = true })
 T.raises("function expected", relay.on_request, {})

@@ -11,6 +11,10 @@ local M = {
   open_tag = "<think>",
   close_tag = "</think>",
   models = { "gpt%-oss" },
+  -- formats.rewrite() reads it with the harmony parser (reasoning, answer and
+  -- tool calls); the rules below serve relay.replacer and scripts that ask
+  -- for parser = "rules".
+  parser = "harmony",
 }
 
 local START = "<|start|>assistant"

@@ -103,15 +103,25 @@ function M.rules(which, open_tag, close_tag)
 end
 
 -- rewrite(name_or_preset [, opts]) -> a table for relay.route{rewrite = ...}
--- or an on_request decision: {rules = ..., mode = opts.mode, field = opts.field}
--- plus any hooks in opts (on_text, on_event, on_body, on_end).
+-- or an on_request decision: {parser = the preset's (harmony) or "rules",
+-- rules = ..., mode = opts.mode, field = opts.field, open_tag/close_tag (the
+-- preset's unless opts give them), tool_calls = opts.tool_calls,
+-- upstream_reasoning = opts.upstream_reasoning} plus any hooks in opts
+-- (on_text, on_event, on_body, on_end). opts.parser = "rules" keeps a
+-- harmony preset on its rules.
 function M.rewrite(which, opts)
   if opts ~= nil and type(opts) ~= "table" then error("options must be a table", 2) end
   opts = opts or {}
   local ok, rs = pcall(M.rules, which, opts.open_tag, opts.close_tag)
   if not ok then error(rs, 2) end
+  local p = type(which) == "table" and which or M.get(which)
   return {
+    parser = opts.parser or p.parser or "rules",
     rules = rs,
+    tool_calls = opts.tool_calls,
+    upstream_reasoning = opts.upstream_reasoning,
+    open_tag = opts.open_tag or p.open_tag,
+    close_tag = opts.close_tag or p.close_tag,
     mode = opts.mode,
     field = opts.field,
     on_text = opts.on_text,

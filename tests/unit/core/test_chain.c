@@ -248,8 +248,44 @@ static void test_classify(void) {
   relay_head_dispose(&h);
 }
 
+/* A held body's filter may choose the status, but only one that frames a
+ * body; outside a chain the call does nothing. */
+static void test_set_status(void) {
+  relay_chain_t c;
+  tag_filter_t *a = tag_new('a', RELAY_UNIT_BODY);
+  chain_with(&c, 1024, 1024, &a, 1);
+  c.status = 200;
+  relay_filter_set_status(&a->base, 502);
+  CHECK(c.status == 502);
+  static const int refused[] = {0, 100, 101, 199, 204, 205, 304, 600, -1};
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    relay_filter_set_status(&a->base, refused[i]);
+    CHECK(c.status == 502);
+  }
+  relay_filter_set_status(&a->base, 400);
+  CHECK(c.status == 400);
+  relay_chain_dispose(&c);
+  tag_filter_t *loose = tag_new('b', RELAY_UNIT_BODY);
+  relay_filter_set_status(&loose->base, 500); /* no chain: nothing to set, no crash */
+  loose->base.ops->dispose(&loose->base);
+}
+
+/* Only the last stage's output can be the whole response. */
+static void test_end_response(void) {
+  relay_chain_t c;
+  tag_filter_t *fs[2] = {tag_new('a', RELAY_UNIT_BYTES), tag_new('b', RELAY_UNIT_BYTES)};
+  chain_with(&c, 1024, 1024, fs, 2);
+  relay_filter_end_response(&fs[0]->base);
+  CHECK(c.ended == 0);
+  relay_filter_end_response(&fs[1]->base);
+  CHECK(c.ended == 1);
+  relay_chain_dispose(&c);
+}
+
 int main(void) {
   relay_buf_init(&out);
+  test_set_status();
+  test_end_response();
   test_bytes();
   test_events();
   test_body();

@@ -598,6 +598,130 @@ static int bench(uint64_t n) {
   return 0;
 }
 
+/* ---- Server state as "down until" ---- */
+
+/* A back-off that runs out needs no update: the render (and /healthz) read
+ * the cell against the time of the scrape. now_ms 0 reads any non-zero cell
+ * as down. */
+static void test_down_until(void) {
+  relay_metrics_t *ws[2] = {relay_metrics_new(), relay_metrics_new()};
+  names_t names = {0};
+  names.upstream[3] = "pool";
+  names.server[3][5] = "10.0.0.5:80";
+  relay_metrics_names_t p = provider(&names);
+  const char *series = "relay_upstream_server_up{upstream=\"pool\",server=\"10.0.0.5:80\"}";
+  relay_metrics_server_down_until(ws[1], 3, 5, 5000);
+  const relay_metrics_t *const *cw = (const relay_metrics_t *const *)ws;
+  CHECK(!relay_metrics_server_is_up(cw, 2, 3, 5, 4999));
+  CHECK(relay_metrics_server_is_up(cw, 2, 3, 5, 5000));
+  CHECK(!relay_metrics_server_is_up(cw, 2, 3, 5, 0));
+  uint64_t at[3] = {4999, 5000, 0};
+  long long want[3] = {0, 1, 0};
+  for (int i = 0; i < 3; i++) {
+    relay_buf_t b;
+    relay_buf_init(&b);
+    p.now_ms = at[i];
+    CHECK(relay_metrics_render(cw, 2, &p, &b) == 0);
+    relay_buf_append(&b, "", 1);
+    CHECK(sample(b.data, series) == want[i]);
+    relay_buf_dispose(&b);
+  }
+  relay_metrics_server_down_until(ws[1], 3, 5, UINT64_MAX); /* out until a check passes */
+  CHECK(!relay_metrics_server_is_up(cw, 2, 3, 5, UINT64_MAX - 1));
+  relay_metrics_server_down_until(ws[1], 3, 5, 0);
+  CHECK(relay_metrics_server_is_up(cw, 2, 3, 5, 0));
+  relay_metrics_server_outstanding(ws[0], 3, 5, 2);
+  relay_metrics_server_outstanding(ws[1], 3, 5, 1);
+  relay_metrics_server_outstanding(ws[1], 3, 5, -1);
+  CHECK(relay_metrics_server_load(cw, 2, 3, 5) == 2);
+  CHECK(relay_metrics_server_load(cw, 2, 99, 5) == 0 && !relay_metrics_server_is_up(cw, 2, 3, 99, 0));
+  relay_metrics_heartbeat(ws[0], 1234);
+  CHECK(relay_metrics_last_heartbeat(ws[0]) == 1234);
+  relay_metrics_free(ws[0]);
+  relay_metrics_free(ws[1]);
+}
+
+/* ---- Slots: a name keeps its slot ---- */
+
+static void test_slots(void) {
+  relay_metrics_slots_t s;
+  CHECK(relay_metrics_slots_init(&s) == 0);
+  CHECK(relay_metrics_slot_route(&s, "POST /v1/chat/completions") == 0);
+  CHECK(relay_metrics_slot_route(&s, "/v1/*") == 1);
+  CHECK(relay_metrics_slot_route(&s, "POST /v1/chat/completions") == 0); /* a reload, same name */
+  CHECK(strcmp(relay_metrics_slots_route_name(&s, 1), "/v1/*") == 0);
+  CHECK(relay_metrics_slots_route_name(&s, 2) == NULL);
+  CHECK(relay_metrics_slots_route_name(&s, 1000) == NULL);
+  char name[32];
+  for (int i = 2; i < RELAY_METRICS_STATIC_ROUTES; i++) {
+    snprintf(name, sizeof name, "/r%d", i);
+    CHECK(relay_metrics_slot_route(&s, name) == (unsigned)i);
+  }
+  /* Every static slot is given: a new name folds into "(other)", old ones keep theirs. */
+  CHECK(relay_metrics_slot_route(&s, "/one-too-many") == RELAY_METRICS_ROUTE_OTHER);
+  CHECK(relay_metrics_slot_route(&s, "/r63") == 63);
+  CHECK(relay_metrics_slot_upstream(&s, "default") == 0);
+  CHECK(relay_metrics_slot_upstream(&s, "gpu") == 1);
+  CHECK(relay_metrics_slot_upstream(&s, "default") == 0);
+  CHECK(relay_metrics_slot_server(&s, 1, "10.0.0.1:80") == 0);
+  CHECK(relay_metrics_slot_server(&s, 1, "10.0.0.2:80") == 1);
+  CHECK(relay_metrics_slot_server(&s, 0, "10.0.0.2:80") == 0); /* per upstream */
+  CHECK(relay_metrics_slot_server(&s, RELAY_METRICS_MAX_UPSTREAMS, "x:1") == -1);
+  CHECK(strcmp(relay_metrics_slots_server_name(&s, 1, 1), "10.0.0.2:80") == 0);
+  CHECK(relay_metrics_slots_server_name(&s, 1, 2) == NULL);
+  for (int i = 2; i < RELAY_METRICS_MAX_UPSTREAMS; i++) {
+    snprintf(name, sizeof name, "u%d", i);
+    CHECK(relay_metrics_slot_upstream(&s, name) == i);
+  }
+  CHECK(relay_metrics_slot_upstream(&s, "u-one-too-many") == -1);
+  for (int i = 2; i < RELAY_METRICS_MAX_SERVERS; i++) {
+    snprintf(name, sizeof name, "h:%d", i);
+    CHECK(relay_metrics_slot_server(&s, 1, name) == i);
+  }
+  CHECK(relay_metrics_slot_server(&s, 1, "h:99") == -1);
+  relay_metrics_slots_dispose(&s);
+}
+
+/* Workers install sites at once: every thread gets the same slot for a
+ * name, and no name gets two. */
+typedef struct slot_race_s {
+  relay_metrics_slots_t *s;
+  int seed;
+  unsigned got[40];
+} slot_race_t;
+
+static void *slot_racer(void *arg) {
+  slot_race_t *r = arg;
+  char name[16];
+  for (int k = 0; k < 40; k++) {
+    int i = (k * 7 + r->seed) % 40;
+    snprintf(name, sizeof name, "/n%d", i);
+    r->got[i] = relay_metrics_slot_route(r->s, name);
+  }
+  return NULL;
+}
+
+static void test_slots_race(void) {
+  relay_metrics_slots_t s;
+  relay_metrics_slots_init(&s);
+  slot_race_t r[4];
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++) {
+    r[i].s = &s;
+    r[i].seed = i * 11;
+    pthread_create(&t[i], NULL, slot_racer, &r[i]);
+  }
+  for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  int same = 1, seen[64] = {0}, dup = 0;
+  for (int k = 0; k < 40; k++) {
+    for (int i = 1; i < 4; i++) same &= r[i].got[k] == r[0].got[k];
+    if (r[0].got[k] < 64 && seen[r[0].got[k]]++) dup = 1;
+  }
+  CHECK(same && !dup);
+  CHECK(relay_metrics_slots_route_name(&s, 39) != NULL && relay_metrics_slots_route_name(&s, 40) == NULL);
+  relay_metrics_slots_dispose(&s);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--dump") == 0) return dump();
   if (argc > 2 && strcmp(argv[1], "--bench") == 0) return bench(strtoull(argv[2], NULL, 10));
@@ -610,5 +734,8 @@ int main(int argc, char **argv) {
   test_escaping();
   test_bounds();
   test_race();
+  test_down_until();
+  test_slots();
+  test_slots_race();
   return check_report("test_metrics");
 }

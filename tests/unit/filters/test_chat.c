@@ -106,6 +106,9 @@ static void test_sse_tags(void) {
     CHECK(relay_chain_end(&c, 1) == 0);
     collect(out.data, out.len, 0, "content", &text);
     CHECK_STR(text.data, text.len, "<think>Let me think</think>Hello <b>!");
+    relay_filter_stats_t st;
+    relay_chain_stats(&c, &st);
+    CHECK(st.reasoning_blocks == 1 && st.tool_calls == 0 && st.events_rewritten > 0);
     if (cut == 0) {
       relay_buf_append(&first, out.data, out.len);
     } else {

@@ -13,7 +13,8 @@
 static relay_chat_choice_t ch[RELAY_CHAT_MAX_CHOICES_PER_DOC];
 
 static int find(const char *js, const char *container, const char *reasoning) {
-  return relay_chat_find_choices(js, strlen(js), container, reasoning, ch, RELAY_CHAT_MAX_CHOICES_PER_DOC);
+  return relay_chat_find_choices(js, strlen(js), container, reasoning ? &reasoning : NULL, reasoning ? 1 : 0, ch,
+                                 RELAY_CHAT_MAX_CHOICES_PER_DOC);
 }
 
 /* The decoded text of [start+1, end-1) of a string value. */
@@ -38,7 +39,7 @@ static void test_openai(void) {
   CHECK(role[ch[0].container_open] == '{' && role[ch[0].container_close] == '}');
   CHECK(ch[0].has_content && ch[0].content_is_string);
   CHECK_SPAN(role, ch[0].content_start, ch[0].content_end, "\"\"");
-  CHECK(!ch[0].finished && !ch[0].has_reasoning);
+  CHECK(!ch[0].finished && !ch[0].reasoning[0].present);
 
   const char *content =
       "{\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"created\":1694268190,"
@@ -119,10 +120,10 @@ static void test_servers(void) {
       "\"think\",\"content\":null},\"logprobs\":null,\"finish_reason\":null,"
       "\"stop_reason\":null}]}";
   CHECK(find(vllm, "delta", "reasoning_content") == 1);
-  CHECK(ch[0].has_reasoning && ch[0].reasoning_is_string);
-  CHECK_SPAN(vllm, ch[0].reasoning_start, ch[0].reasoning_end, "\"think\"");
+  CHECK(ch[0].reasoning[0].present && ch[0].reasoning[0].type == RELAY_JSON_STRING);
+  CHECK_SPAN(vllm, ch[0].reasoning[0].start, ch[0].reasoning[0].end, "\"think\"");
   CHECK(find(vllm, "delta", "reasoning") == 1);
-  CHECK(!ch[0].has_reasoning);
+  CHECK(!ch[0].reasoning[0].present);
 
   /* A whole pretty-printed chat.completion body. */
   const char *body =
@@ -163,9 +164,9 @@ static void test_shapes(void) {
   CHECK(find("{\"choices\":[{\"delta\":null}]}", "delta", NULL) == 1 && !ch[0].has_container);
   CHECK(find("{\"choices\":[{\"delta\":{\"content\":[{\"type\":\"text\"}]}}]}", "delta", NULL) == 1);
   CHECK(ch[0].has_content && !ch[0].content_is_string);
-  CHECK(relay_chat_find_choices(S("{\"choices\":[{},{},{}]}"), "delta", NULL, ch, 2) ==
+  CHECK(relay_chat_find_choices(S("{\"choices\":[{},{},{}]}"), "delta", NULL, 0, ch, 2) ==
         RELAY_ETOOMANY);
-  CHECK(relay_chat_find_choices(S("{\"choices\":[{},{},{}]}"), "delta", NULL, ch, 3) == 3);
+  CHECK(relay_chat_find_choices(S("{\"choices\":[{},{},{}]}"), "delta", NULL, 0, ch, 3) == 3);
 }
 
 /* Bodies with far more tokens than the stack array (logprobs). */
@@ -178,7 +179,7 @@ static void test_big(void) {
     relay_buf_printf(&b, "%s{\"token\":\"t%d\",\"logprob\":-0.%d,\"bytes\":[116,%d],\"top_logprobs\":[]}",
                      i ? "," : "", i, i, i % 256);
   relay_buf_append_str(&b, "]},\"finish_reason\":\"stop\"}],\"usage\":{\"total_tokens\":50000}}");
-  CHECK(relay_chat_find_choices(b.data, b.len, "message", NULL, ch, 4) == 1);
+  CHECK(relay_chat_find_choices(b.data, b.len, "message", NULL, 0, ch, 4) == 1);
   CHECK(ch[0].finished && ch[0].content_is_string);
   CHECK(strcmp(decoded(b.data, ch[0].content_start, ch[0].content_end), "<|channel|>final<|message|>ok") == 0);
   relay_buf_dispose(&b);
@@ -191,9 +192,49 @@ static void test_nesting(void) {
   memset(b, '[', d);
   memset(b + d, ']', d);
   clock_t t0 = clock();
-  CHECK(relay_chat_find_choices(b, 2 * d, "delta", NULL, ch, 4) == RELAY_ETOODEEP);
+  CHECK(relay_chat_find_choices(b, 2 * d, "delta", NULL, 0, ch, 4) == RELAY_ETOODEEP);
   CHECK((double)(clock() - t0) / CLOCKS_PER_SEC < 2.0);
   free(b);
+}
+
+/* Several reasoning keys at once, the members' keys (for removing them),
+ * tool_calls and finish_reason: vLLM's mirror era, mlx_lm's spaced chunks
+ * and llama.cpp's finish-first element. */
+static void test_members(void) {
+  static const char *const keys[] = {"reasoning_content", "reasoning", "thinking"};
+  const char *mirror =
+      "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning\":\"x\",\"reasoning_content\":\"x\"},"
+      "\"logprobs\":null,\"finish_reason\":null,\"token_ids\":null}]}";
+  CHECK(relay_chat_find_choices(mirror, strlen(mirror), "delta", keys, 3, ch, 4) == 1);
+  CHECK(ch[0].reasoning[0].present && ch[0].reasoning[1].present && !ch[0].reasoning[2].present);
+  CHECK_SPAN(mirror, ch[0].reasoning[0].key_start, ch[0].reasoning[0].end, "\"reasoning_content\":\"x\"");
+  CHECK_SPAN(mirror, ch[0].reasoning[1].key_start, ch[0].reasoning[1].end, "\"reasoning\":\"x\"");
+  CHECK(ch[0].container_members == 2 && !ch[0].has_content && !ch[0].tool_calls.present);
+  CHECK(ch[0].finish.present && !ch[0].finished && ch[0].finish.type == RELAY_JSON_PRIMITIVE);
+  CHECK_SPAN(mirror, ch[0].finish.start, ch[0].finish.end, "null");
+
+  const char *mlx =
+      "{\"id\": \"c\", \"choices\": [{\"index\": 0, \"finish_reason\": \"stop\", \"delta\": {\"role\": "
+      "\"assistant\", \"content\": \"\", \"reasoning\": \"\", \"tool_calls\": []}}]}";
+  CHECK(relay_chat_find_choices(mlx, strlen(mlx), "delta", keys, 3, ch, 4) == 1);
+  CHECK(ch[0].finished && ch[0].finish.type == RELAY_JSON_STRING);
+  CHECK_SPAN(mlx, ch[0].finish.start, ch[0].finish.end, "\"stop\"");
+  CHECK(ch[0].reasoning[1].present && ch[0].reasoning[1].empty && ch[0].reasoning[1].type == RELAY_JSON_STRING);
+  CHECK_SPAN(mlx, ch[0].reasoning[1].key_start, ch[0].reasoning[1].end, "\"reasoning\": \"\"");
+  CHECK(ch[0].tool_calls.present && ch[0].tool_calls.type == RELAY_JSON_ARRAY && ch[0].tool_calls.empty);
+  CHECK_SPAN(mlx, ch[0].tool_calls.start, ch[0].tool_calls.end, "[]");
+  CHECK(ch[0].container_members == 4);
+
+  const char *calls =
+      "{\"choices\":[{\"finish_reason\":null,\"index\":1,\"delta\":{\"tool_calls\":[{\"index\":0,"
+      "\"function\":{\"arguments\":\"{\\\"a\\\"\"}}]}}]}";
+  CHECK(relay_chat_find_choices(calls, strlen(calls), "delta", NULL, 0, ch, 4) == 1);
+  CHECK(ch[0].index == 1 && ch[0].tool_calls.present && !ch[0].tool_calls.empty);
+  CHECK(calls[ch[0].tool_calls.start] == '[' && calls[ch[0].tool_calls.end - 1] == ']');
+  CHECK(ch[0].finish.present && !ch[0].finished);
+  /* too many keys */
+  static const char *const five[] = {"a", "b", "c", "d", "e"};
+  CHECK(relay_chat_find_choices(calls, strlen(calls), "delta", five, 5, ch, 4) == RELAY_EINVAL);
 }
 
 int main(void) {
@@ -202,6 +243,7 @@ int main(void) {
   test_shapes();
   test_big();
   test_nesting();
+  test_members();
   relay_buf_dispose(&text);
   return check_report("test_choices");
 }

@@ -325,8 +325,32 @@ static void test_parse_bad(void) {
   CHECK(relay_balancer_parse_servers("bad", a, 2, NULL, 0) == RELAY_EINVAL);
 }
 
+/* "Down until": 0 while up, the back-off's end while backing off (so that
+ * a reader elsewhere sees it run out without an update), the maximum while
+ * a check has the server out. */
+static void test_down_until(void) {
+  relay_balancer_t b;
+  relay_balancer_init(&b, 2, 1000, 8000);
+  CHECK(relay_balancer_down_until(&b, 0) == 0);
+  relay_balancer_failed(&b, 0, 5000);
+  CHECK(relay_balancer_down_until(&b, 0) == 6000);
+  CHECK(!relay_balancer_is_up(&b, 0, 5999) && relay_balancer_is_up(&b, 0, 6000));
+  relay_balancer_failed(&b, 0, 6000); /* the trial failed: 2 s */
+  CHECK(relay_balancer_down_until(&b, 0) == 8000);
+  for (int i = 0; i < 10; i++) relay_balancer_failed(&b, 0, 100000 + i * 100000);
+  CHECK(relay_balancer_down_until(&b, 0) == 1000000 + 8000); /* capped at 8 s */
+  relay_balancer_checked(&b, 1, 0);
+  CHECK(relay_balancer_down_until(&b, 1) == UINT64_MAX);
+  relay_balancer_checked(&b, 1, 1);
+  CHECK(relay_balancer_down_until(&b, 1) == 0);
+  relay_balancer_connected(&b, 0);
+  CHECK(relay_balancer_down_until(&b, 0) == 0);
+  CHECK(relay_balancer_down_until(&b, 7) == UINT64_MAX); /* no such server */
+}
+
 int main(void) {
   test_init();
+  test_down_until();
   test_round_robin();
   test_least_outstanding();
   test_backoff_growth();

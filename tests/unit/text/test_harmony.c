@@ -864,6 +864,49 @@ static void test_call_ids(void) {
   free(ids);
 }
 
+/* CALL_BEGIN carries the header as written, so a consumer that keeps calls
+ * as text can give them back: whole and one byte at a time. */
+typedef struct {
+  relay_buf_t headers; /* each header, then '|' */
+} hdr_sink_t;
+
+static void hdr_emit(void *ud, const relay_harmony_seg_t *g) {
+  hdr_sink_t *h = ud;
+  if (g->kind != RELAY_HARMONY_CALL_BEGIN) {
+    if (g->header || g->header_len) relay_buf_append_str(&h->headers, "!");
+    return;
+  }
+  relay_buf_append(&h->headers, g->header, g->header_len);
+  relay_buf_append_str(&h->headers, "|");
+}
+
+static void check_headers(const char *text, const char *want) {
+  for (int bytewise = 0; bytewise < 2; bytewise++) {
+    hdr_sink_t h;
+    relay_buf_init(&h.headers);
+    relay_harmony_t p;
+    relay_harmony_init(&p);
+    size_t n = strlen(text);
+    if (bytewise)
+      for (size_t i = 0; i < n; i++) CHECK(relay_harmony_feed(&p, text + i, 1, hdr_emit, &h) == 0);
+    else
+      CHECK(relay_harmony_feed(&p, text, n, hdr_emit, &h) == 0);
+    CHECK(relay_harmony_finish(&p, hdr_emit, &h) == 0);
+    CHECK_STR(h.headers.data ? h.headers.data : "", h.headers.len, want);
+    relay_buf_dispose(&h.headers);
+  }
+}
+
+static void test_call_header(void) {
+  check_headers("<|channel|>analysis<|message|>A<|end|><|start|>assistant<|channel|>commentary to=functions.f "
+                "<|constrain|>json<|message|>{}<|call|>",
+                "<|start|>assistant<|channel|>commentary to=functions.f <|constrain|>json|");
+  check_headers(" to=functions.f<|channel|>commentary json<|message|>{}", " to=functions.f<|channel|>commentary json|");
+  check_headers("<|channel|>commentary to=a<|message|>1<|call|><|channel|>analysis to=python code<|message|>x",
+                "<|channel|>commentary to=a|<|channel|>analysis to=python code|");
+  check_headers("<|channel|>final<|message|>no call", "");
+}
+
 int main(void) {
   test_design_table();
   test_calls();
@@ -874,5 +917,6 @@ int main(void) {
   test_utf8();
   test_hostile();
   test_call_ids();
+  test_call_header();
   return check_report("test_harmony");
 }

@@ -799,6 +799,73 @@ static void test_batch_many_messages(void) {
   relay_buf_dispose(&want);
 }
 
+/* Member cuts: every subset of the members of objects spaced in several
+ * ways is removed; what is left is valid JSON with the kept members in order,
+ * exactly one separator per removed member gone, every other byte kept. */
+static void test_member_cuts(void) {
+  static const char *const members[] = {"\"a\":1", "\"r\":\"x,y\"", "\"b\":[1,{\"c\":2}]", "\"rc\":null"};
+  static const char *const styles[][3] = {{"", ",", ""}, {" ", ", ", " "}, {"\n  ", ",\n  ", "\n"}, {"", " , ", " "}};
+  enum { N = 4 };
+  for (size_t st = 0; st < sizeof styles / sizeof styles[0]; st++) {
+    for (unsigned nm = 1; nm <= N; nm++) {
+      relay_buf_t doc;
+      relay_buf_init(&doc);
+      relay_json_span_t span[N];
+      relay_buf_append_str(&doc, "{");
+      relay_buf_append_str(&doc, styles[st][0]);
+      for (unsigned i = 0; i < nm; i++) {
+        if (i) relay_buf_append_str(&doc, styles[st][1]);
+        span[i].start = doc.len;
+        relay_buf_append_str(&doc, members[i]);
+        span[i].end = doc.len;
+      }
+      relay_buf_append_str(&doc, styles[st][2]);
+      relay_buf_append_str(&doc, "}");
+      for (unsigned set = 1; set < (1u << nm); set++) {
+        relay_json_span_t rm[N], cut[N];
+        size_t n = 0;
+        for (unsigned i = 0; i < nm; i++)
+          if (set & (1u << i)) rm[n++] = span[i];
+        relay_json_member_cuts(doc.data, rm, n, cut);
+        relay_buf_reset(&out);
+        size_t pos = 0;
+        int ordered = 1;
+        for (size_t k = 0; k < n; k++) {
+          if (cut[k].start < pos || cut[k].end < cut[k].start) ordered = 0;
+          if (!ordered) break;
+          relay_buf_append(&out, doc.data + pos, cut[k].start - pos);
+          pos = cut[k].end;
+        }
+        CHECK(ordered);
+        relay_buf_append(&out, doc.data + pos, doc.len - pos);
+        /* valid, kept members in order, one comma fewer per removed member */
+        size_t at = 0;
+        unsigned kept = 0;
+        for (unsigned i = 0; i < nm; i++) {
+          if (set & (1u << i)) continue;
+          kept++;
+          const char *m = strstr(out.data ? out.data : "", members[i]);
+          CHECK(m != NULL && (size_t)(m - out.data) >= at);
+          if (m) at = (size_t)(m - out.data) + strlen(members[i]);
+        }
+        relay_json_path_seg_t root = {NULL, 0, 0};
+        size_t a, b;
+        CHECK(relay_json_find(out.data, out.len, &root, 0, &a, &b) == 0);
+        size_t commas_in = 0, commas_out = 0;
+        for (size_t i = 0; i < doc.len; i++) commas_in += doc.data[i] == ',';
+        for (size_t i = 0; i < out.len; i++) commas_out += out.data[i] == ',';
+        size_t inner = 0; /* commas inside the removed members */
+        for (size_t k = 0; k < n; k++)
+          for (size_t i = rm[k].start; i < rm[k].end; i++) inner += doc.data[i] == ',';
+        CHECK(commas_in - commas_out == inner + (kept ? n : n - 1));
+        /* the bytes outside the cuts are exactly the original's */
+        CHECK(out.len <= doc.len);
+      }
+      relay_buf_dispose(&doc);
+    }
+  }
+}
+
 int main(void) {
   relay_buf_init(&text);
   relay_buf_init(&out);
@@ -819,6 +886,7 @@ int main(void) {
   test_batch_errors();
   test_batch_random();
   test_batch_many_messages();
+  test_member_cuts();
   relay_buf_dispose(&text);
   relay_buf_dispose(&out);
   CHECK(strcmp(relay_strerror(RELAY_ENOTFOUND), "path not found") == 0);

@@ -655,6 +655,11 @@ static void test_with_data_exact(void) {
       {"data: a\r\r", "x\ny", "data: x\rdata: y\r\r"},
       {"event: e\ndata: a\ndata: b\n: c\n\n", "x\ry", "event: e\ndata: x\ndata: y\n: c\n\n"},
       {"event: e\r\n\r\n", "x", "event: e\r\ndata: x\r\n\r\n"},
+      /* a later data line between a CR-ended line and the LF of the empty
+       * line goes; CR then LF would read as one CRLF line end and the event
+       * would not end, so a comment line keeps them apart (fuzzer find) */
+      {"data: 1\rb\rdata: 2\n\n", "X", "data: X\rb\r:\n\n"},
+      {"data: 1\rdata: 2\n\n", "X", "data: X\r:\n\n"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     wr_t w;
