@@ -53,8 +53,10 @@ typedef void (*relay_write_cb)(struct relay_write_s *w, int status);
 #define RELAY_WRITE_INLINE 1024 /* small payloads (one SSE event) are copied here */
 #define RELAY_WRITE_POOL_MAX 256
 
-/* One uv_write with everything it keeps alive: slab references, an owned heap
- * block and a small inline area for chunk-size lines. */
+/* One write with everything it keeps alive: slab references, an owned heap
+ * block and a small inline area for chunk-size lines and small payloads. It
+ * goes out at once when the socket takes it (relay_write_send), else as a
+ * uv_write of what is left. */
 typedef struct relay_write_s {
   uv_write_t req;
   relay_slab_pool_t *pool;
