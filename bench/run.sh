@@ -12,6 +12,9 @@
 # Measures, on the same upstream (bench/upstream.c) and the same worker count:
 #   1. passthrough req/s and p50/p99 (wrk --latency): small JSON GET and 1 MiB POST
 #      for direct, oss-relay, nginx proxy_pass (keepalive 64)
+#   1b. cost per request, one worker each (relay WORKERS=1, nginx worker_processes 1), wrk -t1 -c32
+#      small GET: req/s, p99, CPU us per request from /proc (user and system apart), syscalls per
+#      request (strace -c -f over a fixed wrk run)
 #   2. streaming rewrite: SSE events/s, per-event latency, output correctness, for direct,
 #      oss-relay (stock rewrite), nginx + body_filter_by_lua gsub
 #   2b. rewrite vs passthrough on one relay: 100,000-event SSE streams on POST /v1/chat/completions
@@ -188,7 +191,7 @@ for n in $MEM_STAGES; do
 done
 MEM_STAGES_RUN=${MEM_STAGES_RUN# }
 
-for p in $P_UP $P_RELAY $P_NGINX $P_LUA $P_HOOK $P_CG; do
+for p in $P_UP $P_RELAY $P_NGINX $P_LUA $P_HOOK $P_CG 18011 18012; do
   port_free "$p" || { echo "port $p is in use" >&2; exit 1; }
 done
 
@@ -424,6 +427,89 @@ for w in get post; do
   done
 done
 
+# ---------------------------------------------------------------- 1b. cost per request
+# One worker each (a relay with WORKERS=1, an nginx with worker_processes 1, the same upstream),
+# wrk -t1 -c$PR_CONNS on the small GET, the pair back to back (order alternating): req/s and p99, CPU
+# per request from /proc/PID/stat (user and system apart; the relay process, the nginx worker), and
+# system calls per request: strace -c -f attached to the serving process for a fixed wrk run after
+# a warm-up (strace slows the target, so it gets its own run; its calls are counted, not timed).
+P_R1=18011 P_N1=18012 PR_CONNS=32
+if [ "$QUICK" = 1 ]; then PR_D=2; PR_SD=2; else PR_D=5; PR_SD=3; fi
+pr_start() { # start the one-worker relay and nginx: R1_PID, N1_PID (nginx worker), N1_MASTER
+  local save=${RELAY_PID:-}
+  R1_PID=""; N1_PID=""; N1_MASTER=""
+  if [ $RELAY_OK = 1 ]; then
+    start_relay $P_R1 1
+    R1_PID=$RELAY_PID; RELAY_PID=$save
+    wait_port $P_R1 10 || { log "1b: the one-worker relay did not start"; stop_pid "$R1_PID" 2; R1_PID=""; }
+  fi
+  sed -e "s/^worker_processes .*/worker_processes 1;/" -e "s|^pid .*|pid $NGX/nginx1.pid;|" \
+      -e "s/listen 127.0.0.1:$P_NGINX /listen 127.0.0.1:$P_N1 /" "$NGX/nginx.conf" >"$NGX/nginx1.conf"
+  nginx -p "$NGX/" -c "$NGX/nginx1.conf" -e "$NGX/logs/error.log" -g "daemon off;" >>"$OUT/nginx.log" 2>&1 &
+  N1_MASTER=$!; PIDS+=($N1_MASTER)
+  if wait_port $P_N1 10; then N1_PID=$(pgrep -P "$N1_MASTER" | head -1); else log "1b: the one-worker nginx did not start"; fi
+}
+pr_pid() { case $1 in relay1) echo "$R1_PID" ;; nginx1) echo "$N1_PID" ;; esac; }
+pr_port() { case $1 in relay1) echo $P_R1 ;; nginx1) echo $P_N1 ;; esac; }
+pr_cpu() { # target rep: req/s, p99, CPU per request
+  local t=$1 rep=$2 pid port f a b n
+  pid=$(pr_pid "$t"); port=$(pr_port "$t"); [ -n "$pid" ] || return 0
+  f="$OUT/wrk-pr-$t-$rep.txt"
+  timeout -k 5 30 wrk -t1 -c$PR_CONNS -d1s "http://127.0.0.1:$port/v1/models" >/dev/null 2>&1
+  a=$(awk '{print $14, $15}' "/proc/$pid/stat" 2>/dev/null)
+  timeout -k 5 $((PR_D + 30)) wrk -t1 -c$PR_CONNS -d${PR_D}s --latency "http://127.0.0.1:$port/v1/models" >"$f" 2>&1
+  b=$(awk '{print $14, $15}' "/proc/$pid/stat" 2>/dev/null)
+  n=$(awk '/requests in/ {print $1; exit}' "$f")
+  [ -n "$a" ] && [ -n "$b" ] || return 0
+  R[pr_${t}_rps]+=" $(awk '/^Requests\/sec:/ {print $2}' "$f")"
+  R[pr_${t}_p99]+=" $(to_ms "$(awk '$1 == "99%" {print $2}' "$f")")"
+  R[pr_${t}_err]=$(( ${R[pr_${t}_err]:-0} + $(awk '/Non-2xx/ {print $NF}' "$f" | grep . || echo 0) ))
+  # microseconds per request, user and system apart
+  R[pr_${t}_u]+=" $(awk -v t=$(( ${b% *} - ${a% *} )) -v n="${n:-0}" -v hz="$CLK_TCK" 'BEGIN { if (n + 0 > 0) printf "%.2f", t * 1e6 / hz / n; else print "n/a" }')"
+  R[pr_${t}_s]+=" $(awk -v t=$(( ${b#* } - ${a#* } )) -v n="${n:-0}" -v hz="$CLK_TCK" 'BEGIN { if (n + 0 > 0) printf "%.2f", t * 1e6 / hz / n; else print "n/a" }')"
+  R[pr_${t}_cpu]+=" $(awk -v t=$(( ${b% *} + ${b#* } - ${a% *} - ${a#* } )) -v n="${n:-0}" -v hz="$CLK_TCK" 'BEGIN { if (n + 0 > 0) printf "%.2f", t * 1e6 / hz / n; else print "n/a" }')"
+  log "1b. $t rep $rep: $(awk '/^Requests\/sec:/ {print $2}' "$f") req/s, CPU us/request $(echo ${R[pr_${t}_cpu]} | awk '{print $NF}')"
+}
+pr_syscalls() { # target: strace -c over a fixed load
+  local t=$1 pid port f sp n
+  pid=$(pr_pid "$t"); port=$(pr_port "$t"); [ -n "$pid" ] || return 0
+  command -v strace >/dev/null || return 0
+  f="$OUT/strace-pr-$t.txt"
+  timeout -k 5 30 wrk -t1 -c$PR_CONNS -d1s "http://127.0.0.1:$port/v1/models" >/dev/null 2>&1
+  strace -c -f -p "$pid" -o "$f" 2>/dev/null &
+  sp=$!
+  sleep 0.5
+  timeout -k 5 $((PR_SD + 30)) wrk -t1 -c$PR_CONNS -d${PR_SD}s "http://127.0.0.1:$port/v1/models" >"$OUT/wrk-pr-strace-$t.txt" 2>&1
+  kill -INT $sp 2>/dev/null; wait $sp 2>/dev/null
+  n=$(awk '/requests in/ {print $1; exit}' "$OUT/wrk-pr-strace-$t.txt")
+  R[pr_${t}_req_strace]=${n:-0}
+  # calls per request: all, and by kind
+  read -r R[pr_${t}_sc] R[pr_${t}_sc_rd] R[pr_${t}_sc_wr] R[pr_${t}_sc_ctl] R[pr_${t}_sc_wait] R[pr_${t}_sc_other] < <(awk -v n="${n:-0}" '
+    $1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {
+      c = $4; k = $NF; all += c
+      if (k ~ /^(read|readv|recvfrom|recvmsg)$/) rd += c
+      else if (k ~ /^(write|writev|sendto|sendmsg)$/) wr += c
+      else if (k == "epoll_ctl") ctl += c
+      else if (k ~ /^epoll_(p?wait|pwait2)$/) wt += c
+      else ot += c }
+    END { if (n + 0 <= 0) { print "n/a n/a n/a n/a n/a n/a"; exit }
+          printf "%.2f %.2f %.2f %.2f %.2f %.2f\n", all / n, rd / n, wr / n, ctl / n, wt / n, ot / n }' "$f")
+  log "1b. $t: ${R[pr_${t}_sc]} syscalls per request (strace -c, $n requests)"
+}
+load_mark "1b. cost per request"
+log "1b. cost per request: one worker each, wrk -t1 -c$PR_CONNS -d${PR_D}s, $REPS rep(s); strace -c over ${PR_SD}s"
+pr_start
+for ((rep = 1; rep <= REPS; rep++)); do
+  if [ $((rep % 2)) = 1 ]; then pr_cpu relay1 "$rep"; pr_cpu nginx1 "$rep"; else pr_cpu nginx1 "$rep"; pr_cpu relay1 "$rep"; fi
+done
+pr_syscalls relay1
+pr_syscalls nginx1
+for m in cpu rps; do R[pr_${m}_ratio]=$(pair_ratio_median "${R[pr_relay1_$m]:-}" "${R[pr_nginx1_$m]:-}"); done
+for t in relay1 nginx1; do for m in rps p99 u s cpu; do R[pr_${t}_$m]=$(median <<<"${R[pr_${t}_$m]:-}"); done; done
+R[pr_sc_ratio]=$(ratio "${R[pr_relay1_sc]:-n/a}" "${R[pr_nginx1_sc]:-n/a}")
+[ -n "${R1_PID:-}" ] && stop_pid "$R1_PID" 5
+[ -n "${N1_MASTER:-}" ] && stop_pid "$N1_MASTER" 5
+
 # ---------------------------------------------------------------- 2. streaming
 sse() { # target args... -> result line
   local t=$1; shift
@@ -459,6 +545,7 @@ for mode in event bulk; do
     done
   done
   R[s_${mode}_ratio]=$(pair_ratio_median "${R[s_${mode}_relay]:-}" "${R[s_${mode}_nginx]:-}")
+  R[s_${mode}_vs_direct]=$(pair_ratio_median "${R[s_${mode}_relay]:-}" "${R[s_${mode}_direct]:-}")
   for t in "${TARGETS[@]}"; do R[s_${mode}_${t}]=$(median <<<"${R[s_${mode}_${t}]}"); done
 done
 
@@ -514,6 +601,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
   long_sse direct direct /v1/chat/completions
 done
 R[lg_ratio]=$(pair_ratio_median "${R[lg_rewrite]:-}" "${R[lg_pass]:-}")
+R[lg_vs_direct]=$(pair_ratio_median "${R[lg_rewrite]:-}" "${R[lg_direct]:-}")
 R[lg_cpu_ratio]=$(pair_ratio_median "${R[lg_rewrite_cpu]:-}" "${R[lg_pass_cpu]:-}")
 R[lg_ucpu_ratio]=$(pair_ratio_median "${R[lg_rewrite_ucpu]:-}" "${R[lg_pass_ucpu]:-}")
 for k in rewrite pass direct rewrite_cpu pass_cpu rewrite_ucpu pass_ucpu rewrite_rd pass_rd rewrite_wr pass_wr; do R[lg_$k]=$(median <<<"${R[lg_$k]:-}"); done
@@ -855,6 +943,10 @@ SUMMARY=$(cat <<EOF
 | 1 MiB POST, p99 ms | $(relay_or_na wrk_post_relay_p99) | $(g wrk_post_nginx_p99) | $(rx "$p99_post_ratio") | <= 1x | $(mark "$p99_post_ratio" "<=" 1.0) |
 | SSE rewrite, events/s (one write per event) | $(fmt_int "$(relay_or_na s_event_relay)") | $(fmt_int "$(g s_event_nginx)") (+Lua) | **$(rx "$ev_ratio")** | >= 3x | $(mark "$ev_ratio" ">=" 3) |
 | SSE rewrite, events/s (64 KiB writes) | $(fmt_int "$(relay_or_na s_bulk_relay)") | $(fmt_int "$(g s_bulk_nginx)") (+Lua) | $(rx "$evb_ratio") | | |
+| SSE rewrite events/s vs direct to the upstream (one write per event) | $(fmt_int "$(relay_or_na s_event_relay)") | $(fmt_int "$(g s_event_direct)") direct | **$(rx "$(relay_or_na s_event_vs_direct)")** | >= 0.75x | $(mark "$(relay_or_na s_event_vs_direct)" ">=" 0.75) |
+| syscalls per keep-alive small GET (1 worker each, strace -c) | $(relay_or_na pr_relay1_sc) | $(g pr_nginx1_sc) | $(rx "$(relay_or_na pr_sc_ratio)") | <= 4.2 | $(mark "$(relay_or_na pr_relay1_sc)" "<=" 4.2) |
+| CPU us per small GET, user / sys (1 worker each) | $(relay_or_na pr_relay1_u) / $(relay_or_na pr_relay1_s) | $(g pr_nginx1_u) / $(g pr_nginx1_s) | **$(rx "$(relay_or_na pr_cpu_ratio)")** | <= 0.85x | $(mark "$(relay_or_na pr_cpu_ratio)" "<=" 0.85) |
+| small GET req/s (1 worker each, wrk -t1 -c$PR_CONNS) | $(fmt_int "$(relay_or_na pr_relay1_rps)") | $(fmt_int "$(g pr_nginx1_rps)") | **$(rx "$(relay_or_na pr_rps_ratio)")** | >= 1.15x | $(mark "$(relay_or_na pr_rps_ratio)" ">=" 1.15) |
 | added latency per event, p50 / p99 us | ${lat_add_p50} / ${lat_add_p99} | ${nlat_add_p50} / ${nlat_add_p99} | | | |
 | harmony markers left per stream (6 in input) | $(per_stream_markers relay) | $(per_stream_markers nginx) | | 0 | $(mark "$(per_stream_markers relay)" "<=" 0) |
 | RSS per idle stream at $(fmt_int "$MEM_BIG"), KiB | ${kib_relay_big} | ${kib_nginx_big} | $(rx "$(ratio "$kib_relay_big" "$kib_nginx_big")") | < 16 | $(mark "$kib_relay_big" "<" 16) |
@@ -897,6 +989,10 @@ COMPACT=$(cat <<EOF
 | passthrough small JSON GET, req/s | $(fmt_int "$(relay_or_na wrk_get_relay_rps)") | $(fmt_int "$(g wrk_get_nginx_rps)") nginx | **$(rx "$rps_get_ratio")** |
 | passthrough small JSON GET, p99 ms | $(relay_or_na wrk_get_relay_p99) | $(g wrk_get_nginx_p99) nginx | $(rx "$p99_get_ratio") |
 | SSE rewrite, events/s | $(fmt_int "$(relay_or_na s_event_relay)") | $(fmt_int "$(g s_event_nginx)") nginx+Lua | **$(rx "$ev_ratio")** |
+| SSE rewrite events/s vs direct to the upstream | $(fmt_int "$(relay_or_na s_event_relay)") | $(fmt_int "$(g s_event_direct)") direct | **$(rx "$(relay_or_na s_event_vs_direct)")** |
+| syscalls per keep-alive small GET (1 worker each) | $(relay_or_na pr_relay1_sc) | $(g pr_nginx1_sc) nginx | $(rx "$(relay_or_na pr_sc_ratio)") |
+| CPU us per small GET, user / sys (1 worker each) | $(relay_or_na pr_relay1_u) / $(relay_or_na pr_relay1_s) | $(g pr_nginx1_u) / $(g pr_nginx1_s) nginx | **$(rx "$(relay_or_na pr_cpu_ratio)")** |
+| small GET req/s (1 worker each) | $(fmt_int "$(relay_or_na pr_relay1_rps)") | $(fmt_int "$(g pr_nginx1_rps)") nginx | **$(rx "$(relay_or_na pr_rps_ratio)")** |
 | rewritten vs passthrough route, events/s ($(fmt_int $LONG_EVENTS)-event streams) | $(fmt_int "$(relay_or_na lg_rewrite)") | $(fmt_int "$(relay_or_na lg_pass)") passthrough | **$(rx "$lg_ratio")** |
 | Lua routing function vs stock script, small GET req/s | $(fmt_int "$(relay_or_na wrk_lget_relay_lua_rps)") | $(fmt_int "$(relay_or_na wrk_lget_relay_rps)") stock | **$(rx "$lua_ratio")** |
 | on_event Lua hook vs none, SSE rewrite events/s | $(fmt_int "$(relay_or_na h_relay_hook)") | $(fmt_int "$(relay_or_na h_relay)") no hook | **$(rx "$hook_ratio")** |
@@ -994,6 +1090,26 @@ row_mem() {
     for t in direct relay nginx; do row_wrk $w $t; done
     echo
   done
+  echo "## 1b. Cost per request (one worker each)"
+  echo
+  echo "A relay with \`WORKERS=1\` and an nginx with \`worker_processes 1\` (same configuration as above), the same"
+  echo "upstream; \`wrk -t1 -c$PR_CONNS -d${PR_D}s --latency\` on \`GET /v1/models\`, after a 1 s warm-up, the pair back to back"
+  echo "(order alternating), median of $REPS rep(s); ratios are medians of the per-rep ratios. CPU: user and system time"
+  echo "of the relay process / the nginx worker from /proc/PID/stat ($CLK_TCK ticks/s) over the run, per request."
+  echo "Syscalls: \`strace -c -f -p PID\` attached for a ${PR_SD}s wrk run after a warm-up, calls per request"
+  echo "(strace slows the target, which changes how many events one epoll_wait returns, not the other counts)."
+  echo
+  echo "| target | req/s | p99 ms | CPU us/request: user | system | total | syscalls/request | read-like | write-like | epoll_ctl | epoll_wait | other | errors |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for t in relay1 nginx1; do
+    [ "$t" = relay1 ] && [ $RELAY_OK != 1 ] && continue
+    echo "| ${t%1} | $(fmt_int "$(g pr_${t}_rps)") | $(g pr_${t}_p99) | $(g pr_${t}_u) | $(g pr_${t}_s) | $(g pr_${t}_cpu) | **$(g pr_${t}_sc)** | $(g pr_${t}_sc_rd) | $(g pr_${t}_sc_wr) | $(g pr_${t}_sc_ctl) | $(g pr_${t}_sc_wait) | $(g pr_${t}_sc_other) | $(g pr_${t}_err) |"
+  done
+  echo "| ratio (relay / nginx) | **$(rx "$(relay_or_na pr_rps_ratio)")** | | | | **$(rx "$(relay_or_na pr_cpu_ratio)")** | $(rx "$(relay_or_na pr_sc_ratio)") | | | | | | |"
+  echo
+  echo "Commands: \`WORKERS=1 oss-relay\`; \`wrk -t1 -c$PR_CONNS -d${PR_D}s --latency http://127.0.0.1:$P_R1/v1/models\` (nginx: port $P_N1);"
+  echo "\`strace -c -f -p PID -o FILE\` around \`wrk -t1 -c$PR_CONNS -d${PR_SD}s\`. Raw: \`bench/.build/out/strace-pr-*.txt\`, \`wrk-pr-*.txt\`."
+  echo
   echo "## 2. Streaming rewrite (SSE)"
   echo
   echo "Stream: one token per event (\`data: {\"id\":\"chatcmpl-1\",...,\"delta\":{\"content\":\"<token>\"},...}\`), markers cut into"
@@ -1021,6 +1137,9 @@ row_mem() {
   echo "| target | events/s (per-event writes) | vs nginx+Lua | events/s (64 KiB writes) | vs nginx+Lua | latency p50 us | latency p99 us | errors |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for t in direct relay nginx; do row_sse $t; done
+  echo
+  echo "Rewritten events/s against direct to the upstream (median of the per-rep ratios, one write per event):"
+  echo "**$(rx "$(relay_or_na s_event_vs_direct)")**; with 64 KiB writes $(rx "$(relay_or_na s_bulk_vs_direct)"); 100,000-event streams (2b) $(rx "$(relay_or_na lg_vs_direct)")."
   echo
   echo "Added latency per event (minus direct): oss-relay p50 ${lat_add_p50} us, p99 ${lat_add_p99} us;"
   echo "nginx+Lua p50 ${nlat_add_p50} us, p99 ${nlat_add_p99} us."

@@ -76,11 +76,17 @@ relay_write_t *relay_write_new(relay_slab_pool_t *pool, relay_write_cb cb, void 
   return w;
 }
 
+/* Bytes that continue the last buffer extend it: a head and a body copied
+ * side by side into the inline area go out in one plain write, not a writev. */
 static void relay_write_push(relay_write_t *w, const char *data, size_t len) {
   if (len == 0) return;
+  w->bytes += len;
+  if (w->nbufs && w->bufs[w->nbufs - 1].base + w->bufs[w->nbufs - 1].len == data) {
+    w->bufs[w->nbufs - 1].len += (unsigned)len;
+    return;
+  }
   if (w->nbufs == RELAY_WRITE_MAX_BUFS) abort(); /* a programming error, not input */
   w->bufs[w->nbufs++] = uv_buf_init((char *)data, (unsigned)len);
-  w->bytes += len;
 }
 
 void relay_write_add_slab(relay_write_t *w, relay_slab_t *s, const char *data, size_t len) {
@@ -136,6 +142,19 @@ int relay_write_add_copy(relay_write_t *w, const char *data, size_t len) {
   return 0;
 }
 
+const char *relay_write_take(relay_write_t *w, relay_buf_t *b) {
+  if (b->len <= RELAY_WRITE_INLINE - w->inline_used - 24) {
+    char *p = w->inline_buf + w->inline_used;
+    if (b->len) memcpy(p, b->data, b->len);
+    w->inline_used += b->len;
+    relay_buf_reset(b);
+    return p;
+  }
+  if (w->heap) abort(); /* a programming error, not input */
+  w->heap = relay_buf_steal(b, NULL);
+  return w->heap;
+}
+
 void relay_write_free(relay_write_t *w) {
   if (w->slab) relay_slab_unref(w->pool, w->slab);
   free(w->heap);
@@ -155,8 +174,44 @@ static void relay_write_done(uv_write_t *req, int status) {
   relay_write_free(w);
 }
 
-int relay_write_submit(relay_write_t *w, uv_stream_t *stream) {
+/* Drop the first n bytes of the write's buffers: what went out at once. */
+static void relay_write_skip(relay_write_t *w, size_t n) {
+  unsigned i = 0;
+  while (i < w->nbufs && n >= w->bufs[i].len) n -= w->bufs[i++].len;
+  if (i < w->nbufs) {
+    w->bufs[i].base += n;
+    w->bufs[i].len -= (unsigned)n;
+  }
+  memmove(w->bufs, w->bufs + i, (w->nbufs - i) * sizeof w->bufs[0]);
+  w->nbufs -= i;
+}
+
+/* Nothing queued on the stream: write now, and only queue what the socket
+ * did not take. A uv_write that completes at once still arms POLLOUT and
+ * disarms it on the next turn, one epoll_ctl per write; most writes (a
+ * response, one read's events) fit the socket buffer and need no request at
+ * all. libuv refuses the direct write while a queued one is pending, so the
+ * byte order on the wire stays the order of the calls. */
+int relay_write_send(relay_write_t *w, uv_stream_t *stream, size_t *queued) {
+  *queued = 0;
+  int n = uv_try_write(stream, w->bufs, w->nbufs);
+  if (n < 0 && n != UV_EAGAIN) {
+    relay_write_free(w);
+    return n;
+  }
+  if (n > 0) {
+    if ((size_t)n == w->bytes) {
+      relay_write_free(w);
+      return 0;
+    }
+    relay_write_skip(w, (size_t)n);
+    w->bytes -= (size_t)n;
+  }
   int rc = uv_write(&w->req, stream, w->bufs, w->nbufs, relay_write_done);
-  if (rc) relay_write_free(w);
-  return rc;
+  if (rc) {
+    relay_write_free(w);
+    return rc;
+  }
+  *queued = w->bytes;
+  return 0;
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "relay/buf.h"
+
 #define RELAY_SLAB_SIZE (64 * 1024)
 #define RELAY_SLAB_POOL_MAX 64
 
@@ -47,12 +49,14 @@ static inline void relay_slab_ref(relay_slab_t *s) { s->refs++; }
 struct relay_write_s;
 typedef void (*relay_write_cb)(struct relay_write_s *w, int status);
 
-#define RELAY_WRITE_MAX_BUFS 4
+#define RELAY_WRITE_MAX_BUFS 6
 #define RELAY_WRITE_INLINE 1024 /* small payloads (one SSE event) are copied here */
 #define RELAY_WRITE_POOL_MAX 256
 
-/* One uv_write with everything it keeps alive: slab references, an owned heap
- * block and a small inline area for chunk-size lines. */
+/* One write with everything it keeps alive: slab references, an owned heap
+ * block and a small inline area for chunk-size lines and small payloads. It
+ * goes out at once when the socket takes it (relay_write_send), else as a
+ * uv_write of what is left. */
 typedef struct relay_write_s {
   uv_write_t req;
   relay_slab_pool_t *pool;
@@ -80,9 +84,18 @@ void relay_write_add_chunk_size(relay_write_t *w, size_t len);
 /* Copy data into the write: inline when it fits, else one heap block.
  * Returns 0 or UV_ENOMEM. */
 int relay_write_add_copy(relay_write_t *w, const char *data, size_t len);
-/* Submit; on an immediate error the write is released and the error returned
- * (the callback is not called). */
-int relay_write_submit(relay_write_t *w, uv_stream_t *stream);
+/* The write takes b's bytes, to be added in pieces with
+ * relay_write_add_static: copied into its inline area when they fit (b is
+ * emptied and keeps its storage), else b's storage itself, which the write
+ * then owns (b is left as new; the write holds no other heap block).
+ * Returns where the bytes now are. */
+const char *relay_write_take(relay_write_t *w, relay_buf_t *b);
+/* Send on stream: what the socket takes at once goes now, the rest is
+ * queued. *queued is the number of bytes left queued: 0 means the write is
+ * done and already released (its callback is never called); otherwise the
+ * callback comes when they are written, with w->bytes equal to *queued. On
+ * an error the write is released and the error returned. */
+int relay_write_send(relay_write_t *w, uv_stream_t *stream, size_t *queued);
 void relay_write_free(relay_write_t *w);
 
 #endif

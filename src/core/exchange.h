@@ -123,6 +123,8 @@ typedef struct relay_exchange_s {
    * one write (one chunk) at the end of that read: hundreds of SSE events in
    * a read cost one syscall, and nothing waits longer than the read itself. */
   relay_buf_t batch;
+  size_t batch_framed;     /* the batch's first bytes are heads (and bodies sent with them), framed */
+  unsigned batch_last : 1; /* the last chunk ends the batch's write */
 
   /* Timing for the access log and metrics, in ns from uv_hrtime: the
    * request head, the request first going towards an upstream, the

@@ -16,6 +16,9 @@
 /* Body pieces up to this size are batched (copied); larger ones go out from
  * the read slab, uncopied. */
 #define RELAY_BATCH_PIECE_MAX (16 * 1024)
+/* Room a batch's write needs besides its bytes: a chunk-size line and the
+ * chunk's end with the last chunk. */
+#define RELAY_FLUSH_FRAMING 32
 
 static const char *status_reason(int status) {
   switch (status) {
@@ -61,23 +64,55 @@ static int client_send_buf(relay_exchange_t *ex, relay_buf_t *b) {
   return relay_client_write(ex->client, wr);
 }
 
-/* The one place a head goes to the client: fields (an upstream's, or ones the
- * relay made) less hop-by-hop and framing ones, the framing given, the
- * connection's fate, and any body that goes with it in the same write.
- * Returns 0 or a negative error (nothing was sent). */
-static int send_head(relay_exchange_t *ex, int status, const relay_head_t *fields, relay_frame_t framing,
-                     uint64_t length, relay_conn_t conn, const char *body, size_t body_len) {
+static int flush_batch(relay_exchange_t *ex, relay_slab_t *slab, const char *piece, size_t piece_len);
+
+/* A head as bytes on b: fields (an upstream's, or ones the relay made) less
+ * hop-by-hop and framing ones, the framing given, the connection's fate, and
+ * any body that goes with it. On an error b is as it was. */
+static int encode_head(relay_buf_t *b, int status, const relay_head_t *fields, relay_frame_t framing,
+                       uint64_t length, relay_conn_t conn, const char *body, size_t body_len) {
   relay_response_spec_t spec;
   spec.status = status;
   spec.framing = framing;
   spec.length = length;
   spec.connection = conn;
+  size_t was = b->len;
+  int rc = relay_encode_response_head(b, fields, &spec);
+  if (rc == 0 && body_len && relay_buf_append(b, body, body_len)) rc = RELAY_ENOMEM;
+  if (rc) b->len = was;
+  return rc;
+}
+
+/* The one place a head of the upstream's response goes to the client. While
+ * an upstream read is parsed it joins the read's batch, ahead of the body
+ * bytes the same read brings: head and first body bytes leave in one write.
+ * Returns 0 or a negative error (nothing was sent). */
+static int send_head(relay_exchange_t *ex, int status, const relay_head_t *fields, relay_frame_t framing,
+                     uint64_t length, relay_conn_t conn, const char *body, size_t body_len) {
+  if (ex->batching) {
+    /* Heads come before body bytes; should body bytes wait, they go first. */
+    if (ex->batch.len > ex->batch_framed) flush_batch(ex, NULL, NULL, 0);
+    int rc = encode_head(&ex->batch, status, fields, framing, length, conn, body, body_len);
+    if (rc == 0) ex->batch_framed = ex->batch.len;
+    return rc;
+  }
   relay_buf_t b;
   relay_buf_init(&b);
-  int rc = relay_encode_response_head(&b, fields, &spec);
-  if (rc == 0 && body_len && relay_buf_append(&b, body, body_len)) rc = RELAY_ENOMEM;
+  int rc = encode_head(&b, status, fields, framing, length, conn, body, body_len);
   if (rc == 0) client_send_buf(ex, &b);
   relay_buf_dispose(&b);
+  return rc;
+}
+
+/* A response of the relay's own ends the exchange at once (the connection may
+ * close right after): it goes now, behind whatever the read batched. */
+static int send_head_now(relay_exchange_t *ex, int status, const relay_head_t *fields, relay_frame_t framing,
+                         uint64_t length, relay_conn_t conn, const char *body, size_t body_len) {
+  flush_batch(ex, NULL, NULL, 0);
+  int batching = ex->batching;
+  ex->batching = 0;
+  int rc = send_head(ex, status, fields, framing, length, conn, body, body_len);
+  ex->batching = batching;
   return rc;
 }
 
@@ -109,7 +144,7 @@ void relay_exchange__send_error(relay_exchange_t *ex, int status, const char *ty
   own_head(&h, status);
   int is_head = ex->method == HTTP_HEAD && strcmp(ex->log_path, "-") != 0;
   c->close_after = 1;
-  send_head(ex, status, &h, RELAY_FRAME_LENGTH, body.len, RELAY_CONN_CLOSE, body.data, is_head ? 0 : body.len);
+  send_head_now(ex, status, &h, RELAY_FRAME_LENGTH, body.len, RELAY_CONN_CLOSE, body.data, is_head ? 0 : body.len);
   relay_head_dispose(&h);
   ex->status = status;
   ex->bytes_out = is_head ? 0 : body.len;
@@ -127,6 +162,7 @@ void relay_exchange__fail(relay_exchange_t *ex, int status, const char *type, co
   if (relay_exchange_head_sent(ex)) {
     relay_log_warn("%s %s: %s after the response started; cutting it", llhttp_method_name(ex->method), ex->log_path,
                    message);
+    flush_batch(ex, NULL, NULL, 0); /* what was relayed arrives before the cut */
     relay_exchange__finish(ex);
     relay_client_abort(ex->client);
     return;
@@ -146,8 +182,8 @@ void relay_exchange__respond_local(relay_exchange_t *ex) {
   relay_frame_t framing = status == 204 || status == 304 ? RELAY_FRAME_NONE : RELAY_FRAME_LENGTH;
   int with_body = ex->method != HTTP_HEAD && framing == RELAY_FRAME_LENGTH;
   ex->status = status;
-  send_head(ex, status, h, framing, r->local_body.len, client_connection(ex), r->local_body.data,
-            with_body ? r->local_body.len : 0);
+  send_head_now(ex, status, h, framing, r->local_body.len, client_connection(ex), r->local_body.data,
+                with_body ? r->local_body.len : 0);
   ex->bytes_out = with_body ? r->local_body.len : 0;
   ex->resp_state = RELAY_RESP_DONE;
   relay_exchange__finish(ex);
@@ -156,22 +192,36 @@ void relay_exchange__respond_local(relay_exchange_t *ex) {
 
 /* ---- the body to the client --------------------------------------------- */
 
-/* Send what the current read collected, as one chunk. */
-static int flush_batch(relay_exchange_t *ex) {
+/* Everything the current read produced, in one write: heads (and bodies sent
+ * with them) first, then the body bytes batched as one chunk with piece (a
+ * large one, left in its read slab) at its end, then the last chunk if the
+ * response ended. One write per read, whatever the read held. */
+static int flush_batch(relay_exchange_t *ex, relay_slab_t *slab, const char *piece, size_t piece_len) {
   relay_client_t *c = ex->client;
-  if (ex->batch.len == 0) return 0;
-  size_t len = ex->batch.len;
+  size_t framed = ex->batch_framed, batched = ex->batch.len - framed, body = batched + piece_len;
+  int last = ex->batch_last;
+  if (ex->batch.len == 0 && piece_len == 0 && !last) return 0;
   relay_write_t *wr = relay_write_new(&ex->proxy->slabs, NULL, NULL);
   if (!wr) return UV_ENOMEM;
+  ex->batch_framed = 0;
+  ex->batch_last = 0;
   int chunked = ex->resp_framing == RELAY_FRAME_CHUNKED;
-  if (chunked) relay_write_add_chunk_size(wr, len);
-  if (len <= RELAY_WRITE_INLINE / 2) {
-    relay_write_add_copy(wr, ex->batch.data, len);
+  if (ex->batch.len + RELAY_FLUSH_FRAMING <= RELAY_WRITE_INLINE - 24) {
+    /* Copied in wire order into the write's inline area, where the pieces
+     * join into one buffer: one plain write instead of a writev. */
+    relay_write_add_copy(wr, ex->batch.data, framed);
+    if (body && chunked) relay_write_add_chunk_size(wr, body);
+    relay_write_add_copy(wr, ex->batch.data + framed, batched);
     relay_buf_reset(&ex->batch);
   } else {
-    relay_write_add_heap(wr, relay_buf_steal(&ex->batch, NULL), len);
+    const char *p = relay_write_take(wr, &ex->batch);
+    relay_write_add_static(wr, p, framed);
+    if (body && chunked) relay_write_add_chunk_size(wr, body);
+    relay_write_add_static(wr, p + framed, batched);
   }
-  if (chunked) relay_write_add_static(wr, "\r\n", 2);
+  if (slab) relay_write_add_slab(wr, slab, piece, piece_len);
+  if (body && chunked) relay_write_add_copy(wr, last ? "\r\n0\r\n\r\n" : "\r\n", last ? 7 : 2);
+  else if (last) relay_write_add_copy(wr, "0\r\n\r\n", 5);
   int rc = relay_client_write(c, wr);
   if (c->write_pending >= RELAY_HIGH_WATER && ex->up) relay_upconn_read_pause(ex->up);
   return rc;
@@ -181,12 +231,15 @@ void relay_exchange__batch_begin(relay_exchange_t *ex) { ex->batching = 1; }
 
 void relay_exchange__batch_end(relay_exchange_t *ex) {
   ex->batching = 0;
-  flush_batch(ex);
+  flush_batch(ex, NULL, NULL, 0);
 }
 
-/* Body bytes to the client, chunk-framed where the relay chose chunked:
- * batched while an upstream read is parsed, else written at once (from the
- * read slab when they lie in one). */
+/* Body bytes to the client, chunk-framed where the relay chose chunked. While
+ * an upstream read is parsed, small pieces join its batch (copied) and a
+ * large one that lies in the read slab ends the batch's write uncopied.
+ * Otherwise they go at once: from the read slab when they lie in one, else
+ * copied into a block of their own size (a large filter output is never
+ * copied into a buffer that grows by doubling). */
 int relay_exchange__send_down(relay_exchange_t *ex, relay_slab_t *slab, const char *data, size_t len) {
   relay_client_t *c = ex->client;
   if (len == 0) return 0;
@@ -194,7 +247,11 @@ int relay_exchange__send_down(relay_exchange_t *ex, relay_slab_t *slab, const ch
     ex->bytes_out += len;
     return relay_buf_append(&ex->batch, data, len) ? UV_ENOMEM : 0;
   }
-  flush_batch(ex);
+  if (ex->batching && slab) {
+    ex->bytes_out += len;
+    return flush_batch(ex, slab, data, len);
+  }
+  flush_batch(ex, NULL, NULL, 0);
   relay_write_t *wr = relay_write_new(&ex->proxy->slabs, NULL, NULL);
   if (!wr) return UV_ENOMEM;
   int chunked = ex->resp_framing == RELAY_FRAME_CHUNKED;
@@ -402,16 +459,11 @@ int relay_exchange__on_response_head(relay_exchange_t *ex, const llhttp_t *p) {
 }
 
 /* The chain's last filter made the whole response: it goes out complete
- * now (the upstream connection is closed once this read is parsed). */
+ * with this read's write, the last chunk ending it (or now, outside a read);
+ * the upstream connection is closed once this read is parsed. */
 static void end_early(relay_exchange_t *ex) {
-  flush_batch(ex);
-  if (ex->resp_framing == RELAY_FRAME_CHUNKED) {
-    relay_write_t *wr = relay_write_new(&ex->proxy->slabs, NULL, NULL);
-    if (wr) {
-      relay_write_add_static(wr, "0\r\n\r\n", 5);
-      relay_client_write(ex->client, wr);
-    }
-  }
+  if (ex->resp_framing == RELAY_FRAME_CHUNKED) ex->batch_last = 1;
+  if (!ex->batching) flush_batch(ex, NULL, NULL, 0);
   ex->resp_state = RELAY_RESP_DONE;
   ex->ended_early = 1;
 }
@@ -458,18 +510,13 @@ int relay_exchange__on_response_end(relay_exchange_t *ex, const llhttp_t *p) {
     } else if (rc < 0) {
       relay_log_warn("%s %s: a filter's output is incomplete; cutting the response", llhttp_method_name(ex->method),
                      ex->log_path);
-      flush_batch(ex);
+      if (!ex->batching) flush_batch(ex, NULL, NULL, 0);
       return HPE_PAUSED; /* resp_state stays SENDING: the client sees a cut */
     }
   }
-  flush_batch(ex);
-  if (ex->resp_framing == RELAY_FRAME_CHUNKED) {
-    relay_write_t *wr = relay_write_new(&ex->proxy->slabs, NULL, NULL);
-    if (wr) {
-      relay_write_add_static(wr, "0\r\n\r\n", 5);
-      relay_client_write(ex->client, wr);
-    }
-  }
+  /* The last chunk ends the read's write (or, outside a read, goes now). */
+  if (ex->resp_framing == RELAY_FRAME_CHUNKED) ex->batch_last = 1;
+  if (!ex->batching) flush_batch(ex, NULL, NULL, 0);
   ex->resp_state = RELAY_RESP_DONE;
   return HPE_PAUSED;
 }
@@ -478,7 +525,7 @@ int relay_exchange__on_response_end(relay_exchange_t *ex, const llhttp_t *p) {
 void relay_exchange__cut_response(relay_exchange_t *ex) {
   if (ex->chain) relay_chain_end(ex->chain, 0);
   ex->batching = 0;
-  flush_batch(ex);
+  flush_batch(ex, NULL, NULL, 0);
   relay_exchange__finish(ex);
   relay_client_abort(ex->client);
 }

@@ -11,7 +11,8 @@
 
 static void up_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void up_fail(relay_upconn_t *u, int err, int timed_out);
-static void up_restart_idle_timer(relay_upconn_t *u);
+static void up_arm(relay_upconn_t *u);
+static void up_touch(relay_upconn_t *u);
 
 static relay_upconn_t *up_of_parser(llhttp_t *p) { return p->data; }
 static const relay_upstream_opts_t *up_opts(const relay_upconn_t *u) { return &u->upstream->opts; }
@@ -32,7 +33,7 @@ static int on_resp_message_begin(llhttp_t *p) {
   if (up_opts(u)->header_timeout_ms) {
     u->in_head = 1;
     u->head_deadline = uv_now(u->upstream->loop) + up_opts(u)->header_timeout_ms;
-    up_restart_idle_timer(u);
+    up_arm(u);
   }
   return 0;
 }
@@ -65,10 +66,7 @@ static int on_resp_headers_complete(llhttp_t *p) {
   relay_upconn_t *u = up_of_parser(p);
   if (!u->ud) return -1;
   u->in_trailers = 1;
-  if (u->in_head) {
-    u->in_head = 0;
-    up_restart_idle_timer(u);
-  }
+  u->in_head = 0; /* the head deadline is over; the wait timer learns it when it fires */
   return u->h->on_head(u->ud, p);
 }
 
@@ -177,6 +175,7 @@ static void up_deferred_fail_cb(uv_timer_t *t) {
 static void up_fail_later(relay_upconn_t *u, int err) {
   if (u->state == RELAY_UPCONN_CLOSING || u->deferred_err) return;
   u->deferred_err = err ? err : UV_EINVAL;
+  u->timer_due = 0;
   /* Only a closing handle makes this fail, and a closing connection returned
    * above; failing at once is still better than a connection nobody fails. */
   if (uv_timer_start(&u->timer, up_deferred_fail_cb, 0, 0)) up_fail(u, u->deferred_err, 0);
@@ -190,25 +189,47 @@ void relay_upconn_read_resume(relay_upconn_t *u) {
     return;
   }
   u->reading = 1;
-  if (u->state == RELAY_UPCONN_BUSY) up_restart_idle_timer(u);
+  if (u->state == RELAY_UPCONN_BUSY) up_touch(u);
 }
 
 /* While the client cannot keep up, the upstream is not read and its idle
- * timer does not run: a slow reader is not an upstream timeout. */
+ * deadline does not run (up_deadline): a slow reader is not an upstream
+ * timeout. Resuming starts the wait afresh. */
 void relay_upconn_read_pause(relay_upconn_t *u) {
   if (!u->reading) return;
   uv_read_stop((uv_stream_t *)&u->tcp);
   u->reading = 0;
-  if (!u->deferred_err) uv_timer_stop(&u->timer);
 }
 
-static void up_idle_timeout_cb(uv_timer_t *t) {
+/* When the connection's current wait ends, in loop time; 0 for none. In the
+ * pool: the keep-alive timeout from the release. Busy and reading: the idle
+ * timeout from the last progress, or the head deadline if that comes first. */
+static uint64_t up_deadline(const relay_upconn_t *u) {
+  const relay_upstream_opts_t *o = up_opts(u);
+  if (u->state == RELAY_UPCONN_IDLE) return u->last_io + o->keepalive_timeout_ms;
+  if (u->state != RELAY_UPCONN_BUSY || u->tunnel || !u->reading) return 0;
+  uint64_t d = o->idle_timeout_ms ? u->last_io + o->idle_timeout_ms : 0;
+  if (u->in_head && (d == 0 || u->head_deadline < d)) d = u->head_deadline;
+  return d;
+}
+
+/* The wait timer fired: the deadline it was set for may have moved on (every
+ * byte and every release moves it); if so it sleeps again until the new one. */
+static void up_wait_timeout_cb(uv_timer_t *t) {
   relay_upconn_t *u = t->data;
+  u->timer_due = 0;
+  uint64_t deadline = up_deadline(u);
+  if (deadline == 0) return;
+  uint64_t now = uv_now(u->upstream->loop);
+  if (now < deadline) {
+    up_arm(u);
+    return;
+  }
   if (u->state == RELAY_UPCONN_IDLE) {
     relay_upconn_close(u);
     return;
   }
-  if (u->in_head && uv_now(u->upstream->loop) >= u->head_deadline) {
+  if (u->in_head && now >= u->head_deadline) {
     relay_log_info("upstream %s: response head not complete within %lu ms", up_name(u), up_opts(u)->header_timeout_ms);
     up_fail(u, UV_ETIMEDOUT, 1);
     return;
@@ -217,18 +238,26 @@ static void up_idle_timeout_cb(uv_timer_t *t) {
   up_fail(u, UV_ETIMEDOUT, 1);
 }
 
-/* The idle timeout between bytes, or the head deadline if that comes first. */
-static void up_restart_idle_timer(relay_upconn_t *u) {
-  if (u->state != RELAY_UPCONN_BUSY || u->deferred_err || u->tunnel) return;
-  uint64_t timeout = up_opts(u)->idle_timeout_ms;
-  if (u->in_head) {
-    uint64_t now = uv_now(u->upstream->loop);
-    uint64_t left = u->head_deadline > now ? u->head_deadline - now : 0;
-    if (timeout == 0 || left < timeout) timeout = left;
-  } else if (timeout == 0) {
+/* See that the wait timer fires no later than the current deadline. Progress
+ * only moves a deadline later, so it costs no timer call: a timer that fires
+ * early finds the later deadline and is set again (once per timeout, not once
+ * per read). Only a nearer deadline (a head's, the pool's) resets the timer. */
+static void up_arm(relay_upconn_t *u) {
+  if (u->deferred_err || u->state == RELAY_UPCONN_CLOSING) return;
+  uint64_t deadline = up_deadline(u);
+  if (deadline == 0 || (u->timer_due && u->timer_due <= deadline)) return;
+  uint64_t now = uv_now(u->upstream->loop);
+  if (uv_timer_start(&u->timer, up_wait_timeout_cb, deadline > now ? deadline - now : 0, 0)) {
+    up_fail_later(u, UV_EINVAL);
     return;
   }
-  if (uv_timer_start(&u->timer, up_idle_timeout_cb, timeout, 0)) up_fail_later(u, UV_EINVAL);
+  u->timer_due = deadline;
+}
+
+/* Progress (bytes read or written): the wait starts again from now. */
+static void up_touch(relay_upconn_t *u) {
+  u->last_io = uv_now(u->upstream->loop);
+  if (!u->timer_due) up_arm(u);
 }
 
 /* The owner learns of the failure; the connection is never reused. */
@@ -302,7 +331,7 @@ static void up_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     /* An idle pooled connection that speaks or closes is no longer usable. */
     relay_upconn_close(u);
   } else if (nread > 0) {
-    up_restart_idle_timer(u);
+    up_touch(u);
     up_feed(u, slab, buf->base, (size_t)nread);
   } else if (nread == UV_EOF) {
     up_eof(u);
@@ -320,7 +349,7 @@ static void up_write_cb(relay_write_t *wr, int status) {
     up_fail(u, status, 0);
     return;
   }
-  up_restart_idle_timer(u);
+  if (u->state == RELAY_UPCONN_BUSY) up_touch(u);
   if (u->write_pending < RELAY_LOW_WATER && u->ud) u->h->on_drained(u->ud);
 }
 
@@ -331,17 +360,23 @@ int relay_upconn_write(relay_upconn_t *u, relay_write_t *wr) {
   }
   wr->cb = up_write_cb;
   wr->owner = u;
-  size_t bytes = wr->bytes;
-  int rc = relay_write_submit(wr, (uv_stream_t *)&u->tcp);
-  if (rc == 0) u->write_pending += bytes;
-  else up_fail_later(u, rc);
-  return rc;
+  size_t queued;
+  int rc = relay_write_send(wr, (uv_stream_t *)&u->tcp, &queued);
+  if (rc) {
+    up_fail_later(u, rc);
+    return rc;
+  }
+  u->write_pending += queued;
+  /* Written at once: progress, as when a queued write completes. */
+  if (queued == 0 && u->state == RELAY_UPCONN_BUSY) up_touch(u);
+  return 0;
 }
 
 static void up_connected(relay_upconn_t *u) {
   u->state = RELAY_UPCONN_BUSY;
   uv_tcp_nodelay(&u->tcp, 1);
-  uv_timer_stop(&u->timer);
+  uv_timer_stop(&u->timer); /* the connect deadline */
+  u->timer_due = 0;
   relay_upconn_read_resume(u);
   if (u->ud) u->h->on_connected(u->ud, u);
 }
@@ -439,13 +474,15 @@ int relay_upconn_acquire(relay_upstream_t *up, const relay_upconn_handler_t *h, 
     u = relay_container_of(up->idle.prev, relay_upconn_t, link);
     relay_list_remove(&u->link);
     up->nidle--;
-    uv_timer_stop(&u->timer);
     u->state = RELAY_UPCONN_BUSY;
     u->reused = 1;
     u->h = h;
     u->ud = ud;
     u->resp = resp;
-    up_restart_idle_timer(u);
+    /* The wait for the response starts now; the pool's timer, still set,
+     * fires no later than needed (up_arm). */
+    u->last_io = uv_now(up->loop);
+    up_arm(u);
     *out = u;
     return 1;
   }
@@ -478,10 +515,12 @@ void relay_upconn_release(relay_upconn_t *u, int reusable) {
   relay_list_push(&u->upstream->idle, &u->link);
   u->upstream->nidle++;
   relay_upconn_read_resume(u);
-  uv_timer_start(&u->timer, up_idle_timeout_cb, u->upstream->opts.keepalive_timeout_ms, 0); /* live handle, real cb */
+  u->last_io = uv_now(u->upstream->loop); /* the keep-alive wait starts */
+  up_arm(u);
 }
 
 void relay_upconn_start_tunnel(relay_upconn_t *u) {
   u->tunnel = 1;
   uv_timer_stop(&u->timer);
+  u->timer_due = 0;
 }

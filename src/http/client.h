@@ -117,6 +117,8 @@ struct relay_upconn_s {
   unsigned tunnel : 1;
   size_t trailer_bytes;
   uint64_t head_deadline;   /* loop time by which the head must be complete */
+  uint64_t last_io;         /* loop time the current wait started: the last progress, or the release */
+  uint64_t timer_due;       /* loop time the wait timer fires; 0: not armed for the wait */
   int deferred_err;         /* a failure reported on the next loop turn */
   relay_slab_t *cur_slab;   /* slab being parsed, for zero-copy forwarding */
   size_t write_pending;

@@ -12,24 +12,14 @@
 static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void client_feed(relay_client_t *c, relay_slab_t *slab, const char *data, size_t len);
 static void client_close_gracefully(relay_client_t *c);
-static void client_timer_cb(uv_timer_t *t);
-static void client_body_timer_cb(uv_timer_t *t);
 static void client_fail_later(relay_client_t *c, int err);
+static void client_wait_start(relay_client_t *c);
+static void client_timer_cb(uv_timer_t *t);
+static void client_body_stalled(relay_client_t *c);
 
 static relay_client_t *client_of_parser(llhttp_t *p) { return p->data; }
 static const relay_server_opts_t *client_opts(const relay_client_t *c) { return c->server->opts; }
 static const relay_server_handler_t *client_handler(const relay_client_t *c) { return c->server->handler; }
-
-/* Restart the client's timer; a failure (only possible on a closing handle)
- * must not leave a wait without a deadline, so it fails the connection. */
-static void client_timer_start(relay_client_t *c, uv_timer_cb cb, uint64_t ms) {
-  if (uv_timer_start(&c->timer, cb, ms, 0)) client_fail_later(c, UV_EINVAL);
-}
-
-/* body_timeout 0 turns the body deadline off (like idle_timeout 0). */
-static void client_body_timer_restart(relay_client_t *c) {
-  if (client_opts(c)->body_timeout_ms) client_timer_start(c, client_body_timer_cb, client_opts(c)->body_timeout_ms);
-}
 
 /* The slab that holds data, for zero-copy forwarding; NULL when the bytes
  * live elsewhere (the pipelined-request buffer). */
@@ -51,7 +41,7 @@ static int on_req_message_begin(llhttp_t *p) {
   c->trailer_bytes = 0;
   if (c->keepalive_wait) {
     c->keepalive_wait = 0;
-    client_timer_start(c, client_timer_cb, client_opts(c)->header_timeout_ms);
+    client_wait_start(c);
   }
   return 0;
 }
@@ -96,14 +86,13 @@ static int on_req_value(llhttp_t *p, const char *at, size_t len) {
  * between the client's reads until the message is complete. */
 static int on_req_headers_complete(llhttp_t *p) {
   relay_client_t *c = client_of_parser(p);
-  uv_timer_stop(&c->timer);
   c->in_trailers = 1;
-  c->phase = RELAY_CLIENT_EXCHANGE;
+  c->phase = RELAY_CLIENT_EXCHANGE; /* the head deadline is over */
   int has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
   client_handler(c)->on_request(c);
   if (!c->closing && !c->shutting && has_body) {
     c->in_body = 1;
-    if (c->reading) client_body_timer_restart(c);
+    client_wait_start(c);
   }
   return 0;
 }
@@ -119,10 +108,7 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len) {
 /* Pause after each request: the next pipelined one waits for this response. */
 static int on_req_message_complete(llhttp_t *p) {
   relay_client_t *c = client_of_parser(p);
-  if (c->in_body) {
-    c->in_body = 0;
-    uv_timer_stop(&c->timer);
-  }
+  c->in_body = 0; /* the body deadline is over */
   if (c->phase == RELAY_CLIENT_EXCHANGE) client_handler(c)->on_body_end(c);
   return HPE_PAUSED;
 }
@@ -186,11 +172,62 @@ static void client_close_gracefully(relay_client_t *c) {
 
 /* ---- deadlines --------------------------------------------------------- */
 
-/* Keep-alive ran out between requests (close), or a head did not arrive in
- * time (408). */
+/* When the connection's current wait ends, in loop time; 0 for none. A
+ * request body (also one still arriving after an early answer), while the
+ * relay reads it: the body timeout from the last read. Before the first
+ * request and during a head: the header timeout (from the accept, or from a
+ * kept-alive request's first byte). Between requests: the keep-alive
+ * timeout. */
+static uint64_t client_deadline(const relay_client_t *c) {
+  const relay_server_opts_t *o = client_opts(c);
+  if (c->in_body) return c->reading && o->body_timeout_ms ? c->wait_start + o->body_timeout_ms : 0;
+  switch (c->phase) {
+    case RELAY_CLIENT_IDLE:
+      return c->wait_start + (c->keepalive_wait ? o->keepalive_timeout_ms : o->header_timeout_ms);
+    case RELAY_CLIENT_HEAD: return c->wait_start + o->header_timeout_ms;
+    default: return 0;
+  }
+}
+
+/* See that the timer fires no later than the current deadline. A deadline
+ * mostly moves later (each read of a body, each request on a kept-alive
+ * connection), which costs no timer call: the timer that fires early finds
+ * the later one and is set again. A failure (only possible on a closing
+ * handle) must not leave a wait without a deadline: it fails the connection. */
+static void client_arm(relay_client_t *c) {
+  if (c->closing) return;
+  uint64_t deadline = client_deadline(c);
+  if (deadline == 0 || (c->timer_due && c->timer_due <= deadline)) return;
+  uint64_t now = uv_now(c->server->loop);
+  if (uv_timer_start(&c->timer, client_timer_cb, deadline > now ? deadline - now : 0, 0)) {
+    client_fail_later(c, UV_EINVAL);
+    return;
+  }
+  c->timer_due = deadline;
+}
+
+/* A wait starts (or, for a body that moves, starts again) now. */
+static void client_wait_start(relay_client_t *c) {
+  c->wait_start = uv_now(c->server->loop);
+  client_arm(c);
+}
+
+/* The timer fired: if the wait's deadline moved on, sleep until it; else
+ * keep-alive ran out between requests (close), a head did not arrive in time
+ * (408), or a request body stalled. */
 static void client_timer_cb(uv_timer_t *t) {
   relay_client_t *c = t->data;
-  if (c->phase == RELAY_CLIENT_EXCHANGE || c->phase == RELAY_CLIENT_TUNNEL) return;
+  c->timer_due = 0;
+  uint64_t deadline = client_deadline(c);
+  if (deadline == 0) return;
+  if (uv_now(c->server->loop) < deadline) {
+    client_arm(c);
+    return;
+  }
+  if (c->in_body) {
+    client_body_stalled(c);
+    return;
+  }
   if (c->phase == RELAY_CLIENT_HEAD) {
     relay_log_info("client %s: request head not received in time", c->peer);
     c->close_after = 1;
@@ -202,9 +239,7 @@ static void client_timer_cb(uv_timer_t *t) {
 
 /* The request body stalled: the handler answers 408, or cuts a response
  * that has begun. */
-static void client_body_timer_cb(uv_timer_t *t) {
-  relay_client_t *c = t->data;
-  if (!c->in_body) return;
+static void client_body_stalled(relay_client_t *c) {
   relay_log_info("client %s: request body stalled for %lu ms", c->peer, client_opts(c)->body_timeout_ms);
   c->in_body = 0;
   c->close_after = 1;
@@ -276,14 +311,14 @@ void relay_client_read_resume(relay_client_t *c) {
     return;
   }
   c->reading = 1;
-  if (c->in_body) client_body_timer_restart(c);
+  if (c->in_body) client_wait_start(c);
 }
 
+/* While paused, the body deadline does not run (client_deadline). */
 void relay_client_read_pause(relay_client_t *c) {
   if (!c->reading) return;
   uv_read_stop((uv_stream_t *)&c->tcp);
   c->reading = 0;
-  if (c->in_body) uv_timer_stop(&c->timer);
 }
 
 static void client_write_cb(relay_write_t *wr, int status) {
@@ -308,13 +343,13 @@ int relay_client_write(relay_client_t *c, relay_write_t *wr) {
   }
   wr->cb = client_write_cb;
   wr->owner = c;
-  size_t bytes = wr->bytes;
-  int rc = relay_write_submit(wr, (uv_stream_t *)&c->tcp);
+  size_t queued;
+  int rc = relay_write_send(wr, (uv_stream_t *)&c->tcp, &queued);
   if (rc) {
     client_fail_later(c, rc);
     return rc;
   }
-  c->write_pending += bytes;
+  c->write_pending += queued;
   if (c->write_pending >= RELAY_HIGH_WATER && !c->send_waiting) client_send_timer_update(c, 0);
   return rc;
 }
@@ -386,7 +421,10 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   relay_client_t *c = s->data;
   relay_slab_t *slab = buf->base ? relay_container_of(buf->base, relay_slab_t, data) : NULL;
   if (nread > 0) {
-    if (c->in_body) client_body_timer_restart(c);
+    if (c->in_body) {
+      c->wait_start = uv_now(c->server->loop); /* the body moves: its wait starts again */
+      if (!c->timer_due) client_arm(c);
+    }
     client_feed(c, slab, buf->base, (size_t)nread);
   } else if (nread < 0) {
     c->read_eof = 1;
@@ -428,7 +466,7 @@ void relay_client_exchange_done(relay_client_t *c) {
   c->in_body = 0;
   llhttp_resume(&c->parser);
   c->keepalive_wait = 1;
-  client_timer_start(c, client_timer_cb, client_opts(c)->keepalive_timeout_ms);
+  client_wait_start(c);
   if (c->pipelined.len > 0) {
     /* Parse from a private copy: parsing may stash new bytes into pipelined. */
     relay_buf_t pending = c->pipelined;
@@ -495,7 +533,7 @@ static void on_connection(uv_stream_t *listener, int status) {
   client_peer_name(c);
   llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
   c->parser.data = c;
-  client_timer_start(c, client_timer_cb, s->opts->header_timeout_ms);
+  client_wait_start(c); /* the first head's deadline runs from the accept */
   relay_client_read_resume(c);
 }
 

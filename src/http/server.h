@@ -92,7 +92,7 @@ typedef enum {
 
 struct relay_client_s {
   uv_tcp_t tcp;
-  uv_timer_t timer;      /* head, body or keep-alive deadline */
+  uv_timer_t timer;      /* the head, body or keep-alive deadline (see client_deadline) */
   uv_timer_t send_timer; /* the client stopped reading; also deferred failures */
   relay_server_t *server;
   relay_list_t link;
@@ -119,6 +119,8 @@ struct relay_client_s {
   unsigned answered : 1;       /* the exchange ended before its request did: the rest is dropped */
   size_t trailer_bytes;
   int deferred_err; /* a failure that closes the connection on the next loop turn */
+  uint64_t wait_start; /* loop time the current wait (head, body, keep-alive) started */
+  uint64_t timer_due;  /* loop time the timer fires; 0: not armed */
 };
 
 /* Prepare a server on loop; nothing is open until relay_server_listen. */

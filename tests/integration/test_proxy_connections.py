@@ -264,6 +264,81 @@ class Timeouts(RelayTestCase):
         self.assertTrue(conn.peer_closed.wait(2), "stalled upstream connection not closed")
 
 
+    def test_keepalive_deadline_restarts_with_each_request(self):
+        # Each request on a kept-alive connection starts its keep-alive wait afresh: requests
+        # 0.6 s apart under a 1 s keep-alive timeout keep the connection for 3 s; once they
+        # stop, it closes about 1 s later.
+        relay = self.start_relay(RELAY_KEEPALIVE_TIMEOUT=1)
+        with Client(relay.port) as c:
+            for i in range(6):
+                if i:
+                    time.sleep(0.6)
+                c.request("GET", "/ka/%d" % i)
+                r = c.read_response()
+                self.assertEqual(r.status, 200, "request %d on a kept-alive connection: %r" % (i, r))
+            t0 = time.monotonic()
+            self.assertClosedSoon(c, 4.0, "idle keep-alive connection")
+            self.assertGreaterEqual(time.monotonic() - t0, 0.8)
+
+    def test_pooled_upstream_connection_kept_while_used_then_closed(self):
+        # The pool's keep-alive deadline (RELAY_KEEPALIVE_TIMEOUT) starts at each release: one
+        # upstream connection serves requests 0.6 s apart for 3 s under a 1 s timeout, and
+        # closes about 1 s after the last.
+        relay = self.start_relay(RELAY_KEEPALIVE_TIMEOUT=1, WORKERS=1)
+        for i in range(6):
+            if i:
+                time.sleep(0.6)
+            r = http_exchange(relay.port, "GET", "/pooled/%d" % i)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["conn"], self.upstream.requests[0].conn_id,
+                             "request %d went to a new upstream connection" % i)
+        t0 = time.monotonic()
+        conn = self.upstream.wait_conns(1)[0]
+        self.assertEqual(self.upstream.connection_count, 1)
+        self.assertTrue(conn.peer_closed.wait(4), "idle pooled connection never closed")
+        self.assertGreaterEqual(conn.peer_closed_at - t0, 0.7, "pooled connection closed before its keep-alive ran out")
+
+    def test_no_idle_deadline_once_the_head_is_in(self):
+        # RELAY_IDLE_TIMEOUT=0 turns the wait between bytes off; the header deadline ends with
+        # the head and must not go on to cut a body that pauses longer than it.
+        def handler(conn, req):
+            conn.start_chunked(200, [("Content-Type", "text/event-stream")])
+            conn.chunk(b"data: 1\n\n")
+            time.sleep(1.2)
+            conn.chunk(b"data: 2\n\n")
+            conn.end_chunks()
+        self.upstream.handler = handler
+        relay = self.start_relay(RELAY_IDLE_TIMEOUT=0, RELAY_HEADER_TIMEOUT=0.5)
+        with Client(relay.port, timeout=5) as c:
+            c.request("GET", "/pause")
+            r = c.read_response()
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.complete, "a body that paused past the header timeout was cut")
+        self.assertEqual(r.body, b"data: 1\n\ndata: 2\n\n")
+
+    def test_idle_timeout_not_cut_by_a_slow_upload(self):
+        # The upstream reads every piece as it comes and answers at the end: it is not idle.
+        # Each piece it takes is progress on the upstream connection, whether the relay's
+        # write completed at once or was queued; the idle deadline must restart with it.
+        for chunked in (False, True):
+            with self.subTest(chunked=chunked):
+                relay = self.start_relay(RELAY_IDLE_TIMEOUT=0.6, RELAY_BODY_TIMEOUT=5)
+                pieces = [b"%02d" % i * 500 for i in range(10)]
+                body = b"".join(pieces)
+                with Client(relay.port, timeout=8) as c:
+                    if chunked:
+                        c.send(b"POST /slow-upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    else:
+                        c.send(b"POST /slow-upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+                    for p in pieces:
+                        time.sleep(0.2)
+                        c.send(b"%x\r\n%s\r\n" % (len(p), p) if chunked else p)
+                    if chunked:
+                        c.send(b"0\r\n\r\n")
+                    r = c.read_response("POST")
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.json()["body_sha256"], sha256(body))
+
 class SpecialExchanges(RelayTestCase):
 
     def test_head_has_no_body(self):
