@@ -109,6 +109,26 @@ local function json_decode(s)
   return nil
 end
 
+-- The reasoning blocks of one assistant message of an earlier turn are
+-- removed from its content, and its reasoning members are dropped.
+local function strip_earlier(edits, i, m, open_tag, close_tag, drop)
+  local content = m.content
+  if type(content) == "string" then
+    local new, _, found = scan(content, open_tag, close_tag)
+    if found then edits[#edits + 1] = { path = { "messages", i, "content" }, value = new } end
+  elseif type(content) == "table" then
+    for k, part in ipairs(content) do
+      if type(part) == "table" and part.type == "text" and type(part.text) == "string" then
+        local new, _, found = scan(part.text, open_tag, close_tag)
+        if found then edits[#edits + 1] = { path = { "messages", i, "content", k, "text" }, value = new } end
+      end
+    end
+  end
+  for _, f in ipairs(drop) do
+    if m[f] ~= nil then edits[#edits + 1] = { path = { "messages", i, f }, remove = true } end
+  end
+end
+
 -- strip(body, open_tag, close_tag [, opts]) -> body
 -- body: a raw chat-completions request (JSON text). For each message with
 -- "role": "assistant", the reasoning blocks are removed from "content" when it
@@ -146,23 +166,7 @@ function M.strip(body, open_tag, close_tag, opts)
   local edits = {}
   for i = 1, math.min(#msgs, last - 1) do
     local m = msgs[i]
-    if type(m) == "table" and m.role == "assistant" then
-      local content = m.content
-      if type(content) == "string" then
-        local new, changed = M.clean(content, open_tag, close_tag)
-        if changed then edits[#edits + 1] = { path = { "messages", i, "content" }, value = new } end
-      elseif type(content) == "table" then
-        for k, part in ipairs(content) do
-          if type(part) == "table" and part.type == "text" and type(part.text) == "string" then
-            local new, changed = M.clean(part.text, open_tag, close_tag)
-            if changed then edits[#edits + 1] = { path = { "messages", i, "content", k, "text" }, value = new } end
-          end
-        end
-      end
-      for _, f in ipairs(fields) do
-        if m[f] ~= nil then edits[#edits + 1] = { path = { "messages", i, f }, remove = true } end
-      end
-    end
+    if type(m) == "table" and m.role == "assistant" then strip_earlier(edits, i, m, open_tag, close_tag, fields) end
   end
   if #edits == 0 then return body end
   -- The paths come from the decoded body, so they exist; a body that lua-cjson
@@ -232,25 +236,6 @@ local function non_empty_list(v)
   return type(v) == "table" and v[1] ~= nil
 end
 
--- The reasoning blocks of one assistant message of an earlier turn are
--- removed from its content, and its reasoning members are dropped.
-local function strip_earlier(edits, i, m, open_tag, close_tag, drop)
-  local content = m.content
-  if type(content) == "string" then
-    local new, _, found = scan(content, open_tag, close_tag)
-    if found then edits[#edits + 1] = { path = { "messages", i, "content" }, value = new } end
-  elseif type(content) == "table" then
-    for k, part in ipairs(content) do
-      if type(part) == "table" and part.type == "text" and type(part.text) == "string" then
-        local new, _, found = scan(part.text, open_tag, close_tag)
-        if found then edits[#edits + 1] = { path = { "messages", i, "content", k, "text" }, value = new } end
-      end
-    end
-  end
-  for _, f in ipairs(drop) do
-    if m[f] ~= nil then edits[#edits + 1] = { path = { "messages", i, f }, remove = true } end
-  end
-end
 
 -- An assistant message of the current tool loop: the reasoning blocks in its
 -- content go to the target field(s), so that the upstream's template renders

@@ -14,6 +14,7 @@
 
 #include "client.h"
 #include "head.h"
+#include "listen.h"
 #include "log.h"
 #include "relay/json_splice.h"
 #include "script.h"
@@ -94,30 +95,7 @@ static void check_tick_cb(uv_timer_t *t);
 /* ---- the admin listener's socket ---------------------------------------- */
 
 int relay_admin_bind(const relay_config_t *cfg, char *err, size_t errlen) {
-  struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof ss);
-  int family = strchr(cfg->admin_addr, ':') ? AF_INET6 : AF_INET;
-  int rc = family == AF_INET6 ? uv_ip6_addr(cfg->admin_addr, cfg->admin_port, (struct sockaddr_in6 *)&ss)
-                              : uv_ip4_addr(cfg->admin_addr, cfg->admin_port, (struct sockaddr_in *)&ss);
-  if (rc) {
-    snprintf(err, errlen, "RELAY_ADMIN_ADDR '%s' is not an IP address", cfg->admin_addr);
-    return -1;
-  }
-  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    snprintf(err, errlen, "socket: %s", strerror(errno));
-    return -1;
-  }
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-  if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
-    snprintf(err, errlen, "cannot listen on the admin port %s:%d: %s", cfg->admin_addr, cfg->admin_port,
-             strerror(errno));
-    close(fd);
-    return -1;
-  }
-  return fd;
+  return relay_listen_socket(cfg->admin_addr, cfg->admin_port, 0, "RELAY_ADMIN_ADDR", "the admin port ", err, errlen);
 }
 
 /* ---- health checks -------------------------------------------------------- */

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "admin.h"
+#include "listen.h"
 #include "log.h"
 #include "script.h"
 #include "worker.h"
@@ -57,30 +58,7 @@ static void usage(FILE *f) {
 /* A listening socket per worker, all on one port (SO_REUSEPORT): the kernel
  * spreads connections and no accept lock is shared between threads. */
 static int open_listener(const relay_config_t *cfg, char *err, size_t errlen) {
-  struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof ss);
-  int family = strchr(cfg->listen_addr, ':') ? AF_INET6 : AF_INET;
-  int rc = family == AF_INET6 ? uv_ip6_addr(cfg->listen_addr, cfg->listen_port, (struct sockaddr_in6 *)&ss)
-                              : uv_ip4_addr(cfg->listen_addr, cfg->listen_port, (struct sockaddr_in *)&ss);
-  if (rc) {
-    snprintf(err, errlen, "LISTEN_ADDR '%s' is not an IP address", cfg->listen_addr);
-    return -1;
-  }
-  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    snprintf(err, errlen, "socket: %s", strerror(errno));
-    return -1;
-  }
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-  if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
-    snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_addr, cfg->listen_port, strerror(errno));
-    close(fd);
-    return -1;
-  }
-  return fd;
+  return relay_listen_socket(cfg->listen_addr, cfg->listen_port, 1, "LISTEN_ADDR", "", err, errlen);
 }
 
 static void worker_thread(void *arg) {

@@ -44,20 +44,12 @@ static int cc_text_piece(cc_ctx_t *c, relay_chat_piece_kind_t kind, int i, long 
   c->r->text.len = 0;
   int rc = cc_decode(c, i, &off, &len);
   if (rc || len == 0) return rc;
-  relay_chat_piece_t p;
-  memset(&p, 0, sizeof p);
-  p.kind = kind;
-  p.index = index;
-  p.text = cc_text(c->r, off);
-  p.len = len;
+  relay_chat_piece_t p = {.kind = kind, .index = index, .text = cc_text(c->r, off), .len = len};
   return c->cb(c->ud, &p);
 }
 
 static int cc_kind_piece(cc_ctx_t *c, relay_chat_piece_kind_t kind, long index) {
-  relay_chat_piece_t p;
-  memset(&p, 0, sizeof p);
-  p.kind = kind;
-  p.index = index;
+  relay_chat_piece_t p = {.kind = kind, .index = index};
   return c->cb(c->ud, &p);
 }
 
@@ -68,10 +60,7 @@ static int cc_args_piece(cc_ctx_t *c, int args, long index) {
   if (args < 0 || relay_jdoc_is_string(c->d, args))
     return cc_text_piece(c, RELAY_CHAT_PIECE_TOOL_ARGS, args, index);
   if (!relay_jdoc_is_object(c->d, args) && !relay_jdoc_is_array(c->d, args)) return 0;
-  relay_chat_piece_t p;
-  memset(&p, 0, sizeof p);
-  p.kind = RELAY_CHAT_PIECE_TOOL_ARGS;
-  p.index = index;
+  relay_chat_piece_t p = {.kind = RELAY_CHAT_PIECE_TOOL_ARGS, .index = index};
   p.text = relay_jdoc_raw(c->d, args, &p.len);
   return c->cb(c->ud, &p);
 }

@@ -153,14 +153,7 @@ static int l_upstream(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   static const char *const known[] = {"name", "host", "port", "servers", "health_path", "health_interval",
                                       "health_timeout", NULL};
-  lua_pushnil(L);
-  while (lua_next(L, 1)) {
-    lua_pop(L, 1);
-    int ok = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (const char *const *k = known; *k; k++) ok |= strcmp(*k, lua_tostring(L, -1)) == 0;
-    if (!ok) return luaL_error(L, "relay.upstream: unknown field '%s'", luaL_tolstring(L, -1, NULL));
-  }
+  relay_lua__check_keys(L, 1, known, "relay.upstream: unknown field");
   const char *name = opt_str_field(L, 1, "name", "default");
   relay_upstream_cfg_t u;
   memset(&u, 0, sizeof u);
@@ -229,14 +222,7 @@ static int l_settings(lua_State *L) {
                                       "keepalive_timeout", "shutdown_timeout", "max_header_size",
                                       "max_body_buffer", "workers", "log_level", "script_timeout",
                                       "script_memory", NULL};
-  lua_pushnil(L);
-  while (lua_next(L, 1)) {
-    lua_pop(L, 1);
-    int ok = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (const char *const *k = known; *k; k++) ok |= strcmp(*k, lua_tostring(L, -1)) == 0;
-    if (!ok) return luaL_error(L, "unknown setting '%s'", luaL_tolstring(L, -1, NULL));
-  }
+  relay_lua__check_keys(L, 1, known, "unknown setting");
   c->connect_timeout_ms = opt_seconds_field(L, 1, "connect_timeout", c->connect_timeout_ms);
   c->header_timeout_ms = opt_seconds_field(L, 1, "header_timeout", c->header_timeout_ms);
   c->idle_timeout_ms = opt_seconds_field(L, 1, "idle_timeout", c->idle_timeout_ms);
@@ -292,6 +278,18 @@ static int l_getenv(lua_State *L) {
 static const luaL_Reg relay_funcs[] = {
     {"listen", l_listen}, {"upstream", l_upstream}, {"admin", l_admin}, {"settings", l_settings},
     {"log", l_log},       {"getenv", l_getenv},     {NULL, NULL}};
+
+void relay_lua__check_keys(lua_State *L, int idx, const char *const *known, const char *what) {
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    int ok = 0;
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, lua_tostring(L, -1)) == 0;
+    if (!ok) luaL_error(L, "%s '%s'", what, luaL_tolstring(L, -1, NULL));
+  }
+}
 
 int relay_lua__open_module(lua_State *L) {
   luaL_newlib(L, relay_funcs);

@@ -42,6 +42,9 @@ int relay_lua__traceback(lua_State *L);
 
 /* api.c: the module table, with every piece below installed. */
 int relay_lua__open_module(lua_State *L);
+/* Raises "<what> '<key>'" for the first key of the table at idx that is not
+ * in known (NULL-terminated): a misspelt option is an error, never ignored. */
+void relay_lua__check_keys(lua_State *L, int idx, const char *const *known, const char *what);
 /* routes.c: relay.route. */
 void relay_lua__open_routes(lua_State *L);
 /* hooks.c: relay.on_request, and running a request hook for the core. */

@@ -213,14 +213,7 @@ static void check_frontend(lua_State *L, int v, lua_frontend_t *fe) {
   if (lua_type(L, v) == LUA_TSTRING) {
     name = lua_tostring(L, v);
   } else if (lua_istable(L, v)) {
-    lua_pushnil(L);
-    while (lua_next(L, v)) {
-      lua_pop(L, 1);
-      int ok = 0;
-      if (lua_type(L, -1) == LUA_TSTRING)
-        for (const char *const *k = known; *k; k++) ok |= strcmp(*k, lua_tostring(L, -1)) == 0;
-      if (!ok) luaL_error(L, "frontend: unknown option '%s'", luaL_tolstring(L, -1, NULL));
-    }
+    relay_lua__check_keys(L, v, known, "frontend: unknown option");
     name = frontend_str(L, v, "type", NULL);
     if (!name) luaL_error(L, "frontend needs a type (\"responses\")");
     fe->chat_path = frontend_str(L, v, "chat_path", NULL);

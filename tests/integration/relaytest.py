@@ -728,10 +728,14 @@ class MockUpstream:
     def stop(self):
         self.stopping = True
         for s in self.listeners:
-            try:
-                s.close()
-            except OSError:
-                pass
+            # shutdown first: close() alone leaves the socket listening until the accept
+            # thread's poll returns (up to 0.1 s), and connections made in that window
+            # would be reset after the relay sent on them; a server that dies refuses at once.
+            for op in (lambda: s.shutdown(socket.SHUT_RDWR), s.close):
+                try:
+                    op()
+                except OSError:
+                    pass
         with self.lock:
             conns = list(self.conns)
         for c in conns:
