@@ -44,6 +44,8 @@ build = {
         "src/lua/text.c",
         "src/text/replacer.c",
         "src/text/json_splice.c",
+        "src/text/json_string.c",
+        "src/text/json_edit.c",
         "src/text/sse.c",
         "src/base/buf.c",
         "src/base/error.c",
