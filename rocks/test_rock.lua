@@ -44,7 +44,7 @@ check(relay.getenv("PATH") == os.getenv("PATH"), "getenv PATH")
 raises("unknown log level 'loud'", relay.log, "loud", "x")
 relay.log("debug", "filtered out at the default level")
 
--- the same semantics as inside the binary (src/lua_text.c, compiled unchanged)
+-- the same semantics as inside the binary (src/lua/text.c, compiled unchanged)
 local rs = relay.rules({
   states = { "outside", "inside" },
   reasoning = { "inside" },
