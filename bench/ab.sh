@@ -28,13 +28,19 @@ for tool in wrk cmake; do command -v $tool >/dev/null || { echo "ab.sh needs $to
 cmake -S "$BENCH" -B "$B" -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake-bench.log" 2>&1 &&
   cmake --build "$B" -j"$(nproc)" >>"$OUT/cmake-bench.log" 2>&1 || { cat "$OUT/cmake-bench.log" >&2; exit 1; }
 
-# A commit built in a worktree of its own, so the working tree is never touched.
+# A commit built in a scratch worktree (the working tree is never touched), its binary
+# kept in $B/ab-bin for the next run and the worktree removed.
 build_rev() { # rev -> path of its Release binary
-  local rev=$1 dir="$B/ab-src-$1"
-  [ -d "$dir" ] || git -C "$ROOT" worktree add --detach "$dir" "$rev" >/dev/null 2>&1
-  cmake -S "$dir" -B "$dir/build" -DCMAKE_BUILD_TYPE=Release >/dev/null &&
-    cmake --build "$dir/build" -j"$(nproc)" --target oss-relay >/dev/null
-  echo "$dir/build/oss-relay"
+  local rev=$1 dir="$B/ab-src-$1" bin="$B/ab-bin/oss-relay-$1"
+  if [ ! -x "$bin" ]; then
+    git -C "$ROOT" worktree add --detach "$dir" "$rev" >/dev/null 2>&1 || { echo "no revision $rev" >&2; exit 1; }
+    cmake -S "$dir" -B "$dir/build" -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake-$rev.log" 2>&1 &&
+      cmake --build "$dir/build" -j"$(nproc)" --target oss-relay >>"$OUT/cmake-$rev.log" 2>&1 ||
+      { echo "$rev did not build (see $OUT/cmake-$rev.log)" >&2; exit 1; }
+    mkdir -p "$B/ab-bin" && cp "$dir/build/oss-relay" "$bin"
+    git -C "$ROOT" worktree remove --force "$dir"
+  fi
+  echo "$bin"
 }
 if [ $# -eq 2 ]; then
   LABEL_A=$(git -C "$ROOT" rev-parse --short "$1") LABEL_B=$(git -C "$ROOT" rev-parse --short "$2")
