@@ -338,6 +338,19 @@ class Client(BufferedReader):
         except socket.timeout:
             return False
 
+    def trickle_until_closed(self, limit, byte=b"X"):
+        """A slowloris: sends one byte every 0.1 s until the peer closes the connection.
+        Returns the seconds that took, or None if it was still open after limit seconds."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < limit:
+            try:
+                self.send(byte)
+            except OSError:
+                return time.monotonic() - t0
+            if self.wait_closed(0.1):
+                return time.monotonic() - t0
+        return None
+
     def read_until_close_keep(self, timeout):
         deadline = time.monotonic() + timeout
         while not self.eof:

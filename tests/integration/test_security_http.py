@@ -304,19 +304,9 @@ class Deadlines(RelayTestCase):
             c.request("GET", "/first")
             self.assertEqual(c.read_response().status, 200)
             c.send(b"GET /slowloris HTTP/1.1\r\nHost: x\r\n")
-            t0 = time.monotonic()
-            closed = False
-            while time.monotonic() - t0 < 5:
-                try:
-                    c.send(b"X")
-                except OSError:
-                    closed = True
-                    break
-                if c.wait_closed(0.1):
-                    closed = True
-                    break
-            self.assertTrue(closed, "a second head trickled byte by byte was never cut off")
-            self.assertLess(time.monotonic() - t0, 3.5)
+            took = c.trickle_until_closed(5)
+            self.assertIsNotNone(took, "a second head trickled byte by byte was never cut off")
+            self.assertLess(took, 3.5)
 
     def test_pipelined_second_head_is_timed(self):
         relay = self.start_relay(RELAY_HEADER_TIMEOUT=0.5, RELAY_KEEPALIVE_TIMEOUT=30)
@@ -382,18 +372,23 @@ class Deadlines(RelayTestCase):
             self.assertEqual(r.status, 200, r)
             self.assertEqual(r.json()["body_sha256"], sha256(body))
 
-    def test_upstream_trickling_its_head_times_out(self):
+    def trickling_upstream(self, first, each):
+        """The upstream sends first, then each every 0.1 s for as long as the test runs;
+        the relay (header timeout 1 s, idle timeout far off) in front of it."""
         stop = threading.Event()
         self.addCleanup(stop.set)
 
         def handler(conn, req):
-            conn.send(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            conn.send(first)
             while not stop.is_set():
-                if not conn.send(b"a"):
+                if not conn.send(each):
                     return
                 time.sleep(0.1)
         self.upstream.handler = handler
-        relay = self.start_relay(RELAY_HEADER_TIMEOUT=1, RELAY_IDLE_TIMEOUT=30)
+        return self.start_relay(RELAY_HEADER_TIMEOUT=1, RELAY_IDLE_TIMEOUT=30)
+
+    def test_upstream_trickling_its_head_times_out(self):
+        relay = self.trickling_upstream(b"HTTP/1.1 200 OK\r\nX-Slow: ", b"a")
         with Client(relay.port, timeout=6) as c:
             t0 = time.monotonic()
             c.request("GET", "/trickle")
@@ -404,17 +399,7 @@ class Deadlines(RelayTestCase):
         self.assertTrue(conn.peer_closed.wait(3))
 
     def test_upstream_trickling_interim_then_final_head_times_out(self):
-        stop = threading.Event()
-        self.addCleanup(stop.set)
-
-        def handler(conn, req):
-            conn.send(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n")
-            while not stop.is_set():
-                if not conn.send(b"X-A: b\r\n"):
-                    return
-                time.sleep(0.1)
-        self.upstream.handler = handler
-        relay = self.start_relay(RELAY_HEADER_TIMEOUT=1, RELAY_IDLE_TIMEOUT=30)
+        relay = self.trickling_upstream(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n", b"X-A: b\r\n")
         with Client(relay.port, timeout=6) as c:
             t0 = time.monotonic()
             c.request("GET", "/trickle")
