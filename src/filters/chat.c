@@ -9,10 +9,10 @@
  * text through the choice's parser, then a tool call the upstream parsed and
  * the finish; each piece goes to the choice's writer (chat_delta.h), which
  * decides where it lands. The writer's content, reasoning and tool_calls
- * become edits of the document: a value replaced, a member removed with one
- * separator, members inserted (into the slot of a removed one, else after the
- * container's '{'), entries appended to tool_calls, finish_reason set to
- * "tool_calls" once a call was made.
+ * become edits of the document (chat_edit.c): a value replaced, a member
+ * removed with one separator, members inserted (into the slot of a removed
+ * one, else after the container's '{'), entries appended to tool_calls,
+ * finish_reason set to "tool_calls" once a call was made.
  *
  * SSE (the chain hands over whole events): one event out per event in, in
  * order; text held back by a parser is released by a later event, the
@@ -33,6 +33,7 @@
 #include <sys/random.h>
 
 #include "chat_delta.h"
+#include "chat_internal.h"
 #include "choices.h"
 #include "exchange.h"
 #include "log.h"
@@ -48,64 +49,6 @@
 #define CHAT_MAX_CHOICES 128
 /* The member the varying string of a template is: content, or a key. */
 #define CHAT_VARY_CONTENT (-1)
-
-typedef struct chat_choice_s {
-  long index;
-  int finished;
-  union {
-    relay_replacer_t r; /* RELAY_CHAT_RULES with rules */
-    relay_harmony_t h;  /* RELAY_CHAT_HARMONY */
-  } src;
-  relay_delta_state_t st;
-  int rules_in; /* the rules' replacer is in a reasoning state (for the stats) */
-} chat_choice_t;
-
-typedef struct chat_edit_s {
-  size_t start, end;   /* bytes of the original replaced by the edit */
-  size_t off, len;     /* the new bytes, in chat->edits_buf */
-} chat_edit_t;
-
-typedef struct relay_chat_s {
-  relay_filter_t base;
-  const relay_chat_opts_t *opts;
-  relay_delta_cfg_t cfg;
-  int sse;
-  int text_hook_failed; /* the on_text hook failed once: not called again */
-  chat_choice_t *choices; /* sorted by index, at most CHAT_MAX_CHOICES */
-  size_t nchoices, cap;
-  int capped_logged;
-  int odd_logged; /* a reasoning member that is not a string was logged */
-  /* The members the picker locates: the upstream's reasoning members and,
-   * in field mode, the output fields (their text is joined, not doubled). */
-  const char *keys[RELAY_CHAT_MAX_KEYS];
-  size_t nkeys;
-  unsigned key_in, key_out; /* bit k: keys[k] is read as reasoning / written */
-  /* Scratch, reused for every event so the steady state does not allocate. */
-  relay_buf_t decoded, text, out, edits_buf, payload;
-  relay_delta_out_t o;
-  chat_edit_t *edits;
-  size_t nedits, edits_cap;
-  relay_buf_t last_chunk; /* the last data payload, a template for flush events */
-  int template_ok; /* last_chunk and found[0] describe a one-choice chunk ... */
-  int vary;        /* ... whose only changing part is this string member */
-  /* Choices of the current document; grown on demand (n is nearly always 1)
-   * so that an idle stream stays small. */
-  relay_chat_choice_t *found;
-  size_t found_cap;
-  /* The choice being run, for the parsers' callbacks. */
-  chat_choice_t *cur;
-  const char *cur_json;
-  const relay_chat_choice_t *cur_f;
-  int finishing; /* 0, 1 at the choice's finish_reason, 2 at the end of the stream */
-  /* Tool call ids: unique per response, from a seed drawn at the first call. */
-  uint64_t seed;
-  int seeded;
-  uint64_t ncalls;
-  /* Output could not be made exactly (out of memory, or the client write
-   * failed). A stream: nothing more goes out and the response is cut,
-   * visibly. A JSON body: it goes out as it came. */
-  int broken;
-} relay_chat_t;
 
 /* The request, for log lines. */
 static const char *chat_name(const relay_chat_t *chat) { return chat->base.ex ? chat->base.ex->log_path : "-"; }
@@ -153,27 +96,6 @@ static chat_choice_t *chat_choice(relay_chat_t *chat, long index, int *capped) {
   chat->choices[lo] = c;
   chat->nchoices++;
   return &chat->choices[lo];
-}
-
-/* Appends that remember a failure: a builder runs to its end and its caller
- * looks at chat->broken once, instead of every call checking. */
-static void chat_put(relay_chat_t *chat, relay_buf_t *b, const void *p, size_t n) {
-  if (n && relay_buf_append(b, p, n)) chat->broken = 1;
-}
-
-static void chat_put_str(relay_chat_t *chat, relay_buf_t *b, const char *s) { chat_put(chat, b, s, strlen(s)); }
-
-static void put_json_string(relay_chat_t *chat, relay_buf_t *b, const char *s, size_t len) {
-  chat_put(chat, b, "\"", 1);
-  if (relay_json_escape(b, s ? s : "", len)) chat->broken = 1;
-  chat_put(chat, b, "\"", 1);
-}
-
-/* "name": for a configured field name. */
-static void put_key(relay_chat_t *chat, relay_buf_t *b, const char *name) {
-  chat_put(chat, b, "\"", 1);
-  chat_put_str(chat, b, name);
-  chat_put(chat, b, "\":", 2);
 }
 
 /* ---- parsers' output into the choice's writer -------------------------- */
@@ -353,261 +275,6 @@ static int run_choice(relay_chat_t *chat, chat_choice_t *c, const char *json, co
   return 0;
 }
 
-/* ---- edits of the document --------------------------------------------- */
-
-static void edit_begin(relay_chat_t *chat) {
-  chat->nedits = 0;
-  relay_buf_reset(&chat->edits_buf);
-}
-
-/* Record that [start, end) becomes the bytes appended to edits_buf since off. */
-static void edit_add(relay_chat_t *chat, size_t start, size_t end, size_t off) {
-  if (chat->nedits == chat->edits_cap) {
-    size_t cap = chat->edits_cap ? chat->edits_cap * 2 : 16;
-    chat_edit_t *e = realloc(chat->edits, cap * sizeof *e);
-    if (!e) {
-      chat->broken = 1;
-      return;
-    }
-    chat->edits = e;
-    chat->edits_cap = cap;
-  }
-  chat_edit_t *e = &chat->edits[chat->nedits++];
-  e->start = start;
-  e->end = end;
-  e->off = off;
-  e->len = chat->edits_buf.len - off;
-}
-
-/* Edits never overlap; an insertion sorts before a removal that starts
- * where it is. */
-static int cmp_edit(const void *a, const void *b) {
-  const chat_edit_t *x = a, *y = b;
-  if (x->start != y->start) return x->start < y->start ? -1 : 1;
-  return x->end < y->end ? -1 : x->end > y->end;
-}
-
-/* A handful of edits per event: insertion sort, no qsort call. */
-static void sort_edits(chat_edit_t *e, size_t n) {
-  if (n > 16) {
-    qsort(e, n, sizeof e[0], cmp_edit);
-    return;
-  }
-  for (size_t i = 1; i < n; i++) {
-    chat_edit_t x = e[i];
-    size_t j = i;
-    while (j > 0 && cmp_edit(&e[j - 1], &x) > 0) {
-      e[j] = e[j - 1];
-      j--;
-    }
-    e[j] = x;
-  }
-}
-
-static void apply_edits(relay_chat_t *chat, const char *doc, size_t len, relay_buf_t *out) {
-  sort_edits(chat->edits, chat->nedits);
-  size_t pos = 0;
-  for (size_t i = 0; i < chat->nedits; i++) {
-    const chat_edit_t *e = &chat->edits[i];
-    chat_put(chat, out, doc + pos, e->start - pos);
-    chat_put(chat, out, chat->edits_buf.data + e->off, e->len);
-    pos = e->end;
-  }
-  chat_put(chat, out, doc + pos, len - pos);
-}
-
-/* What a choice's container gets from the writer's output, besides what
- * replaces values in place: members it lacks. */
-typedef struct chat_missing_s {
-  int content;
-  int field[2];
-  int tool_calls;
-} chat_missing_t;
-
-/* The members a container lacks, comma-separated, in the order reasoning,
- * content, tool_calls. Returns how many were written. */
-static int put_members(relay_chat_t *chat, relay_buf_t *b, const chat_missing_t *m) {
-  const relay_delta_out_t *o = &chat->o;
-  int members = 0;
-  for (int i = 0; i < 2; i++) {
-    if (!m->field[i]) continue;
-    if (members++) chat_put(chat, b, ",", 1);
-    put_key(chat, b, chat->opts->field[i]);
-    put_json_string(chat, b, o->reasoning.data, o->reasoning.len);
-  }
-  if (m->content) {
-    if (members++) chat_put(chat, b, ",", 1);
-    chat_put_str(chat, b, "\"content\":");
-    put_json_string(chat, b, o->content.data, o->content.len);
-  }
-  if (m->tool_calls) {
-    if (members++) chat_put(chat, b, ",", 1);
-    chat_put_str(chat, b, "\"tool_calls\":[");
-    chat_put(chat, b, o->calls.data, o->calls.len);
-    chat_put(chat, b, "]", 1);
-  }
-  return members;
-}
-
-/* Replace a value with a JSON string. */
-static void edit_string(relay_chat_t *chat, size_t start, size_t end, const relay_buf_t *text) {
-  size_t off = chat->edits_buf.len;
-  put_json_string(chat, &chat->edits_buf, text->data, text->len);
-  edit_add(chat, start, end, off);
-}
-
-/* The content member: replaced when the text changed (text left as it was
- * keeps its original encoding, \u003c included), set when it was null and
- * text came, else left. Returns 1 when the member is missing and needed. */
-static int edit_content(relay_chat_t *chat, const relay_chat_choice_t *f) {
-  const relay_buf_t *t = &chat->o.content;
-  if (!f->has_content) return t->len > 0;
-  if (f->content_is_string) {
-    int same = t->len == chat->decoded.len && (t->len == 0 || memcmp(t->data, chat->decoded.data, t->len) == 0);
-    if (!same) edit_string(chat, f->content_start, f->content_end, t);
-  } else if (t->len > 0) {
-    edit_string(chat, f->content_start, f->content_end, t);
-  }
-  return 0;
-}
-
-/* Which output field (0, 1) a key is, or -1. */
-static int output_field(const relay_chat_t *chat, size_t k) {
-  for (int i = 0; i < 2; i++)
-    if (chat->opts->field[i][0] && strcmp(chat->keys[k], chat->opts->field[i]) == 0) return i;
-  return -1;
-}
-
-/* The reasoning members: in field mode the configured ones get the text
- * (set in place, or missing and needed), the other reasoning members go;
- * in tags and strip mode every reasoning member goes (its text is in
- * content, or gone), null ones too (vLLM's "reasoning_content": null). A
- * member that is neither a string nor null stays as it came. Removed members
- * go into rm[] (document order is sorted out by the caller). */
-/* Does a string member already hold this text (then it keeps its bytes)? */
-static int same_text(relay_chat_t *chat, const char *json, const relay_chat_member_t *m, const relay_buf_t *t) {
-  if (m->type != RELAY_JSON_STRING) return 0;
-  relay_buf_reset(&chat->text);
-  if (relay_json_unescape(json + m->start + 1, m->end - m->start - 2, &chat->text) != 0) return 0;
-  return chat->text.len == t->len && (t->len == 0 || memcmp(chat->text.data, t->data, t->len) == 0);
-}
-
-static size_t edit_reasoning(relay_chat_t *chat, const relay_chat_choice_t *f, const char *json,
-                             chat_missing_t *miss, relay_json_span_t *rm) {
-  const relay_buf_t *r = &chat->o.reasoning;
-  int field = chat->opts->mode == RELAY_MODE_FIELD;
-  int have[2] = {0, 0};
-  size_t n = 0;
-  for (size_t k = 0; k < chat->nkeys; k++) {
-    const relay_chat_member_t *m = &f->reasoning[k];
-    if (!m->present) continue;
-    int out = field ? output_field(chat, k) : -1;
-    if (out >= 0) {
-      have[out] = 1;
-      if ((r->len > 0 || (m->type == RELAY_JSON_STRING && !m->empty)) && !same_text(chat, json, m, r))
-        edit_string(chat, m->start, m->end, r);
-    } else if ((chat->key_in & (1u << k)) &&
-               (m->type == RELAY_JSON_STRING || relay_json_is_null(json, &(relay_json_value_t){m->type, m->start, m->end, 0}))) {
-      rm[n].start = m->key_start;
-      rm[n].end = m->end;
-      n++;
-    }
-  }
-  for (int i = 0; i < 2 && field; i++) miss->field[i] = chat->opts->field[i][0] && !have[i] && r->len > 0;
-  return n;
-}
-
-/* New tool_calls entries: into the upstream's array (after its entries, or
- * replacing [] or null), else a new member. */
-static void edit_tool_calls(relay_chat_t *chat, const relay_chat_choice_t *f, const char *json,
-                            chat_missing_t *miss) {
-  const relay_delta_out_t *o = &chat->o;
-  if (o->entries == 0) return;
-  const relay_chat_member_t *m = &f->tool_calls;
-  if (!m->present) {
-    miss->tool_calls = 1;
-    return;
-  }
-  size_t off = chat->edits_buf.len;
-  if (m->type == RELAY_JSON_ARRAY && !m->empty) {
-    chat_put(chat, &chat->edits_buf, ",", 1);
-    chat_put(chat, &chat->edits_buf, o->calls.data, o->calls.len);
-    /* before the ']' and any space in front of it */
-    size_t at = m->end - 1;
-    while (at > m->start + 1 && (json[at - 1] == ' ' || json[at - 1] == '\n' || json[at - 1] == '\r' ||
-                                 json[at - 1] == '\t'))
-      at--;
-    edit_add(chat, at, at, off);
-    return;
-  }
-  chat_put(chat, &chat->edits_buf, "[", 1);
-  chat_put(chat, &chat->edits_buf, o->calls.data, o->calls.len);
-  chat_put(chat, &chat->edits_buf, "]", 1);
-  edit_add(chat, m->start, m->end, off);
-}
-
-/* Once the choice made a call, its finish_reason says so ("length" stays:
- * the call was cut). */
-static void edit_finish(relay_chat_t *chat, const chat_choice_t *c, const relay_chat_choice_t *f,
-                        const char *json) {
-  const relay_chat_member_t *m = &f->finish;
-  if (!f->finished || c->st.calls == 0 || m->type != RELAY_JSON_STRING) return;
-  size_t n = m->end - m->start;
-  if ((n == 12 && memcmp(json + m->start, "\"tool_calls\"", 12) == 0) ||
-      (n == 8 && memcmp(json + m->start, "\"length\"", 8) == 0))
-    return;
-  size_t off = chat->edits_buf.len;
-  chat_put_str(chat, &chat->edits_buf, "\"tool_calls\"");
-  edit_add(chat, m->start, m->end, off);
-}
-
-static int cmp_span(const void *a, const void *b) {
-  const relay_json_span_t *x = a, *y = b;
-  return x->start < y->start ? -1 : x->start > y->start;
-}
-
-/* After run_choice, the edits that give the choice its new container:
- * values replaced, members removed, the missing ones inserted (into the
- * first removed member's place, else right after the '{'). */
-static void edit_choice(relay_chat_t *chat, const chat_choice_t *c, const relay_chat_choice_t *f,
-                        const char *json) {
-  edit_finish(chat, c, f, json);
-  if (!f->has_container) return;
-  chat_missing_t miss = {0, {0, 0}, 0};
-  relay_json_span_t rm[RELAY_CHAT_MAX_KEYS], cut[RELAY_CHAT_MAX_KEYS];
-  miss.content = edit_content(chat, f);
-  size_t nrm = edit_reasoning(chat, f, json, &miss, rm);
-  edit_tool_calls(chat, f, json, &miss);
-  if (nrm > 1) qsort(rm, nrm, sizeof rm[0], cmp_span);
-  int inserting = miss.content || miss.field[0] || miss.field[1] || miss.tool_calls;
-  size_t first = 0;
-  if (inserting && nrm == 0 && !f->container_empty && miss.tool_calls) {
-    /* tool_calls last, as servers write them: before the '}' */
-    size_t off = chat->edits_buf.len;
-    chat_missing_t calls = {0, {0, 0}, 1};
-    chat_put(chat, &chat->edits_buf, ",", 1);
-    put_members(chat, &chat->edits_buf, &calls);
-    edit_add(chat, f->container_close, f->container_close, off);
-    miss.tool_calls = 0;
-    inserting = miss.content || miss.field[0] || miss.field[1];
-  }
-  if (inserting) {
-    size_t off = chat->edits_buf.len;
-    put_members(chat, &chat->edits_buf, &miss);
-    if (nrm > 0) {
-      edit_add(chat, rm[0].start, rm[0].end, off);
-      first = 1;
-    } else {
-      if (!f->container_empty) chat_put(chat, &chat->edits_buf, ",", 1);
-      edit_add(chat, f->container_open + 1, f->container_open + 1, off);
-    }
-  }
-  if (nrm > first) {
-    relay_json_member_cuts(json, rm + first, nrm - first, cut);
-    for (size_t i = 0; i < nrm - first; i++) edit_add(chat, cut[i].start, cut[i].end, chat->edits_buf.len);
-  }
-}
-
 /* relay_chat_find_choices with room that grows up to RELAY_CHAT_MAX_CHOICES_PER_DOC. */
 static int find_choices(relay_chat_t *chat, const char *doc, size_t len, const char *container) {
   for (;;) {
@@ -721,7 +388,7 @@ static void flush_event(relay_chat_t *chat, const chat_choice_t *c) {
                          chat->o.reasoning.len > 0 && chat->opts->field[1][0]},
                         chat->o.entries > 0};
   if (chat->opts->mode != RELAY_MODE_FIELD) all.field[0] = all.field[1] = 0;
-  put_members(chat, &choices, &all);
+  relay_chat__put_members(chat, &choices, &all);
   chat_put_str(chat, &choices, "},\"finish_reason\":null}]");
   relay_json_path_seg_t path = {"choices", 7, 0};
   if (!chat->broken && (!chat->last_chunk.len || relay_json_edit(chat->last_chunk.data, chat->last_chunk.len, &path,
@@ -802,7 +469,7 @@ static int rewrite_choices(relay_chat_t *chat, const char *doc, size_t len, int 
       continue; /* past the cap: this choice's bytes stay as they came */
     }
     if (run_choice(chat, c, doc, f) != 0) chat->broken = 1;
-    else edit_choice(chat, c, f, doc);
+    else relay_chat__edit_choice(chat, c, f, doc);
   }
   return n;
 }
@@ -844,7 +511,7 @@ static void rewrite_event(relay_chat_t *chat, const relay_sse_event_t *ev) {
   }
   chat->base.stats.events_rewritten++;
   relay_buf_reset(&chat->payload);
-  apply_edits(chat, ev->data, ev->data_len, &chat->payload);
+  relay_chat__apply_edits(chat, ev->data, ev->data_len, &chat->payload);
   if (!chat->broken) send_data_event(chat, ev, chat->payload.data, chat->payload.len, 1);
 }
 
@@ -890,7 +557,7 @@ static void rewrite_body(relay_chat_t *chat, const char *doc, size_t len) {
   }
   rewrite_choices(chat, doc, len, n, 1);
   relay_buf_reset(&chat->out);
-  if (!chat->broken) apply_edits(chat, doc, len, &chat->out);
+  if (!chat->broken) relay_chat__apply_edits(chat, doc, len, &chat->out);
   if (chat->broken) {
     chat->broken = 0;
     send_body(chat, doc, len);
