@@ -5,7 +5,8 @@
  * once, in order, into messages: system text and an assistant turn are held
  * ("pending") while the next items may still belong to them, so that
  * consecutive system messages merge, and reasoning + text + tool calls of
- * one assistant turn become one chat message.
+ * one assistant turn become one chat message. Tools, the map of their
+ * names and tool_choice are responses_tools.c's.
  */
 #include "responses_request.h"
 
@@ -16,36 +17,13 @@
 
 #include "jdoc.h"
 #include "relay/json_splice.h"
+#include "responses_request_internal.h"
 
 /* Between a namespace and a tool's name in the name offered upstream. */
 #define RQ_NS_SEP "__"
 /* Between text parts, and between merged system messages (encoded). */
 #define RQ_PART_SEP "\\n\\n"
 #define RQ_IMAGE_NOTE "[image omitted: the relay passes no images in tool output upstream]"
-
-typedef enum { RQ_PEND_NONE, RQ_PEND_SYSTEM, RQ_PEND_ASSISTANT } rq_pend_t;
-
-typedef struct rq_s {
-  relay_resp_req_t *r;
-  relay_jdoc_t d;
-  const char *rfield;  /* reasoning member upstream; "" drops reasoning */
-  const char *dev_role;
-  relay_buf_t msgs;    /* the messages array's members */
-  /* The message being held. */
-  rq_pend_t pend;
-  const char *sys_role;
-  relay_buf_t sys;     /* merged system text, encoded */
-  relay_buf_t content; /* assistant text, encoded */
-  int has_content;
-  relay_buf_t reasoning; /* assistant reasoning text, encoded */
-  size_t n_reasoning;    /* reasoning items in it */
-  relay_buf_t calls;     /* tool_calls members */
-  size_t n_calls;
-  /* Scratch. */
-  relay_buf_t tmp, text, parts;
-  char param[96];
-  char shown[64];
-} rq_t;
 
 /* Known top-level members: their value tokens, -1 when absent. */
 typedef struct rq_top_s {
@@ -81,8 +59,7 @@ void relay_resp_req_dispose(relay_resp_req_t *r) {
 /* ---- errors -------------------------------------------------------------- */
 
 /* Refuse the request: a 400 with a message a user can act on. */
-__attribute__((format(printf, 3, 4))) static int rq_fail(rq_t *q, const char *param, const char *fmt,
-                                                         ...) {
+int relay_resp_req__fail(rq_t *q, const char *param, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(q->r->err_message, sizeof q->r->err_message, fmt, ap);
@@ -95,7 +72,7 @@ __attribute__((format(printf, 3, 4))) static int rq_fail(rq_t *q, const char *pa
 /* A client's string, safe to quote in an error message: printable ASCII
  * only, shortened. The message is JSON-escaped later anyway; this keeps it
  * readable and valid UTF-8 whatever the client sent. */
-static const char *rq_show(rq_t *q, int tok) {
+const char *relay_resp_req__show(rq_t *q, int tok) {
   size_t k = 0;
   relay_buf_t dec;
   if (tok < 0 || !relay_jdoc_is_string(&q->d, tok)) return "(not a string)";
@@ -115,8 +92,7 @@ static const char *rq_show(rq_t *q, int tok) {
 }
 
 /* "input[3].content[1]" style paths for err_param. */
-static const char *rq_param(rq_t *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static const char *rq_param(rq_t *q, const char *fmt, ...) {
+const char *relay_resp_req__param(rq_t *q, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(q->param, sizeof q->param, fmt, ap);
@@ -124,36 +100,13 @@ static const char *rq_param(rq_t *q, const char *fmt, ...) {
   return q->param;
 }
 
-static int rq_note(rq_t *q, const char *what, int tok) {
+int relay_resp_req__note(rq_t *q, const char *what, int tok) {
   relay_buf_t *n = &q->r->notes;
   if ((n->len && relay_buf_append_str(n, "; ")) || relay_buf_append_str(n, what)) return RELAY_RESP_ENOMEM;
-  if (tok >= 0 && (relay_buf_append_str(n, " ") || relay_buf_append_str(n, rq_show(q, tok))))
+  if (tok >= 0 && (relay_buf_append_str(n, " ") || relay_buf_append_str(n, relay_resp_req__show(q, tok))))
     return RELAY_RESP_ENOMEM;
   if (relay_buf_reserve(n, 1)) return RELAY_RESP_ENOMEM;
   n->data[n->len] = 0; /* ready to print */
-  return 0;
-}
-
-/* ---- output helpers ------------------------------------------------------ */
-
-static int rq_put(relay_buf_t *b, const char *s) { return relay_buf_append_str(b, s) ? RELAY_RESP_ENOMEM : 0; }
-
-static int rq_put_raw(rq_t *q, relay_buf_t *b, int tok) {
-  size_t n;
-  const char *p = relay_jdoc_raw(&q->d, tok, &n);
-  return relay_buf_append(b, p, n) ? RELAY_RESP_ENOMEM : 0;
-}
-
-/* A string value as it came ("..." included), safe for strict readers. */
-static int rq_put_str(rq_t *q, relay_buf_t *b, int tok) {
-  if (relay_buf_append(b, "\"", 1) || relay_jdoc_copy_body(&q->d, tok, b) || relay_buf_append(b, "\"", 1))
-    return RELAY_RESP_ENOMEM;
-  return 0;
-}
-
-static int rq_put_escaped(relay_buf_t *b, const char *s, size_t n) {
-  if (relay_buf_append(b, "\"", 1) || relay_json_escape(b, s, n) || relay_buf_append(b, "\"", 1))
-    return RELAY_RESP_ENOMEM;
   return 0;
 }
 
@@ -241,9 +194,9 @@ static int rq_image_part(rq_t *q, int part, const char *param) {
   int url = relay_jdoc_get(d, part, "image_url"), detail = relay_jdoc_get(d, part, "detail");
   if (!relay_jdoc_is_string(d, url)) {
     if (!relay_jdoc_is_null(d, relay_jdoc_get(d, part, "file_id")))
-      return rq_fail(q, param, "input_image with file_id is not supported: the relay has no Files API; "
-                               "send the image as image_url (a URL or a data: URL)");
-    return rq_fail(q, param, "input_image needs image_url (a URL or a data: URL)");
+      return relay_resp_req__fail(q, param, "input_image with file_id is not supported: the relay has no Files API; "
+                                            "send the image as image_url (a URL or a data: URL)");
+    return relay_resp_req__fail(q, param, "input_image needs image_url (a URL or a data: URL)");
   }
   relay_buf_t *p = &q->parts;
   if ((p->len && rq_put(p, ",")) || rq_put(p, "{\"type\":\"image_url\",\"image_url\":{\"url\":") ||
@@ -263,24 +216,26 @@ static int rq_content(rq_t *q, int c, size_t item, int allow_images) {
   if (relay_jdoc_is_null(d, c)) return 0;
   if (relay_jdoc_is_string(d, c)) return rq_text_part(q, c, allow_images);
   if (!relay_jdoc_is_array(d, c))
-    return rq_fail(q, rq_param(q, "input[%zu].content", item), "message content must be a string or an array of parts");
+    return relay_resp_req__fail(q, relay_resp_req__param(q, "input[%zu].content", item),
+                                "message content must be a string or an array of parts");
   int p = c + 1;
   for (int k = 0; k < d->tok[c].size; k++, p = relay_jdoc_next(d, p)) {
-    const char *param = rq_param(q, "input[%zu].content[%d]", item, k);
+    const char *param = relay_resp_req__param(q, "input[%zu].content[%d]", item, k);
     int type = relay_jdoc_get(d, p, "type");
     if (!relay_jdoc_is_object(d, p) || !relay_jdoc_is_string(d, type))
-      return rq_fail(q, param, "a content part must be an object with a type");
+      return relay_resp_req__fail(q, param, "a content part must be an object with a type");
     if (relay_jdoc_str_is(d, type, "input_text") || relay_jdoc_str_is(d, type, "output_text") ||
         relay_jdoc_str_is(d, type, "text") || relay_jdoc_str_is(d, type, "refusal")) {
       int t = relay_jdoc_get(d, p, relay_jdoc_str_is(d, type, "refusal") ? "refusal" : "text");
-      if (!relay_jdoc_is_string(d, t)) return rq_fail(q, param, "a %s part needs a string text", rq_show(q, type));
+      if (!relay_jdoc_is_string(d, t))
+        return relay_resp_req__fail(q, param, "a %s part needs a string text", relay_resp_req__show(q, type));
       rc = rq_text_part(q, t, allow_images);
     } else if (relay_jdoc_str_is(d, type, "input_image")) {
-      if (!allow_images) return rq_fail(q, param, "input_image is only supported in user messages");
+      if (!allow_images) return relay_resp_req__fail(q, param, "input_image is only supported in user messages");
       rc = rq_image_part(q, p, param);
       images++;
     } else {
-      return rq_fail(q, param, "content part type %s is not supported", rq_show(q, type));
+      return relay_resp_req__fail(q, param, "content part type %s is not supported", relay_resp_req__show(q, type));
     }
     if (rc) return rc;
   }
@@ -292,13 +247,13 @@ static int rq_content(rq_t *q, int c, size_t item, int allow_images) {
 static int rq_message(rq_t *q, int it, size_t item) {
   relay_jdoc_t *d = &q->d;
   int role = relay_jdoc_get(d, it, "role"), rc;
-  const char *param = rq_param(q, "input[%zu].role", item);
-  if (!relay_jdoc_is_string(d, role)) return rq_fail(q, param, "a message needs a role");
+  const char *param = relay_resp_req__param(q, "input[%zu].role", item);
+  if (!relay_jdoc_is_string(d, role)) return relay_resp_req__fail(q, param, "a message needs a role");
   int user = relay_jdoc_str_is(d, role, "user"), assistant = relay_jdoc_str_is(d, role, "assistant");
   int dev = relay_jdoc_str_is(d, role, "developer"), sys = relay_jdoc_str_is(d, role, "system");
   if (!user && !assistant && !dev && !sys)
-    return rq_fail(q, param, "message role %s is not supported (user, assistant, system, developer)",
-                   rq_show(q, role));
+    return relay_resp_req__fail(q, param, "message role %s is not supported (user, assistant, system, developer)",
+                                relay_resp_req__show(q, role));
   int images = rq_content(q, relay_jdoc_get(d, it, "content"), item, user);
   if (images < 0) return images;
   if (user) {
@@ -332,18 +287,19 @@ static int rq_message(rq_t *q, int it, size_t item) {
 
 /* The decoded name offered upstream for name (+ namespace) tokens, into
  * q->tmp; checks the length limit. */
-static int rq_flat_name(rq_t *q, int ns, int name, const char *param) {
+int relay_resp_req__flat_name(rq_t *q, int ns, int name, const char *param) {
   q->tmp.len = 0;
-  if (!relay_jdoc_is_string(&q->d, name)) return rq_fail(q, param, "a tool name must be a string");
+  if (!relay_jdoc_is_string(&q->d, name)) return relay_resp_req__fail(q, param, "a tool name must be a string");
   if (relay_jdoc_is_string(&q->d, ns)) {
     if (relay_jdoc_decode(&q->d, ns, &q->tmp) || relay_buf_append_str(&q->tmp, RQ_NS_SEP))
       return RELAY_RESP_ENOMEM;
   }
   size_t before = q->tmp.len;
   if (relay_jdoc_decode(&q->d, name, &q->tmp)) return RELAY_RESP_ENOMEM;
-  if (q->tmp.len == before) return rq_fail(q, param, "a tool name must not be empty");
+  if (q->tmp.len == before) return relay_resp_req__fail(q, param, "a tool name must not be empty");
   if (q->tmp.len > RELAY_RESP_MAX_NAME)
-    return rq_fail(q, param, "tool name %s is longer than %d bytes", rq_show(q, name), RELAY_RESP_MAX_NAME);
+    return relay_resp_req__fail(q, param, "tool name %s is longer than %d bytes", relay_resp_req__show(q, name),
+                                RELAY_RESP_MAX_NAME);
   return 0;
 }
 
@@ -357,14 +313,16 @@ static int rq_tool_call(rq_t *q, int it, size_t item, int custom) {
   int payload = relay_jdoc_get(d, it, custom ? "input" : "arguments");
   int rc;
   if (!relay_jdoc_is_string(d, call_id))
-    return rq_fail(q, rq_param(q, "input[%zu].call_id", item), "a tool call needs a string call_id");
+    return relay_resp_req__fail(q, relay_resp_req__param(q, "input[%zu].call_id", item),
+                                "a tool call needs a string call_id");
   if (!relay_jdoc_is_string(d, payload))
-    return rq_fail(q, rq_param(q, "input[%zu].%s", item, custom ? "input" : "arguments"),
-                   "%s needs a string %s", custom ? "custom_tool_call" : "function_call",
-                   custom ? "input" : "arguments");
+    return relay_resp_req__fail(q, relay_resp_req__param(q, "input[%zu].%s", item, custom ? "input" : "arguments"),
+                                "%s needs a string %s", custom ? "custom_tool_call" : "function_call",
+                                custom ? "input" : "arguments");
   if (!relay_jdoc_is_null(d, ns) && !relay_jdoc_is_string(d, ns))
-    return rq_fail(q, rq_param(q, "input[%zu].namespace", item), "namespace must be a string");
-  if ((rc = rq_flat_name(q, ns, name, rq_param(q, "input[%zu].name", item)))) return rc;
+    return relay_resp_req__fail(q, relay_resp_req__param(q, "input[%zu].namespace", item),
+                                "namespace must be a string");
+  if ((rc = relay_resp_req__flat_name(q, ns, name, relay_resp_req__param(q, "input[%zu].name", item)))) return rc;
   if (q->pend != RQ_PEND_ASSISTANT && (rc = rq_start_assistant(q))) return rc;
   relay_buf_t *c = &q->calls;
   q->r->n_tool_calls++;
@@ -387,7 +345,8 @@ static int rq_tool_output(rq_t *q, int it, size_t item) {
   relay_jdoc_t *d = &q->d;
   int call_id = relay_jdoc_get(d, it, "call_id"), out = relay_jdoc_get(d, it, "output"), rc;
   if (!relay_jdoc_is_string(d, call_id))
-    return rq_fail(q, rq_param(q, "input[%zu].call_id", item), "a tool output needs a string call_id");
+    return relay_resp_req__fail(q, relay_resp_req__param(q, "input[%zu].call_id", item),
+                                "a tool output needs a string call_id");
   q->text.len = 0;
   if (relay_jdoc_is_string(d, out)) {
     if (relay_jdoc_copy_body(d, out, &q->text)) return RELAY_RESP_ENOMEM;
@@ -401,15 +360,17 @@ static int rq_tool_output(rq_t *q, int it, size_t item) {
            relay_jdoc_str_is(d, type, "text"))) {
         if (relay_jdoc_copy_body(d, t, &q->text)) return RELAY_RESP_ENOMEM;
       } else if (relay_jdoc_str_is(d, type, "input_image") || relay_jdoc_str_is(d, type, "input_file")) {
-        if (rq_put(&q->text, RQ_IMAGE_NOTE) || rq_note(q, "image or file in tool output replaced by a note", -1))
+        if (rq_put(&q->text, RQ_IMAGE_NOTE) ||
+            relay_resp_req__note(q, "image or file in tool output replaced by a note", -1))
           return RELAY_RESP_ENOMEM;
       } else {
-        return rq_fail(q, rq_param(q, "input[%zu].output[%d]", item, k), "tool output part type %s is not supported",
-                       rq_show(q, type));
+        return relay_resp_req__fail(q, relay_resp_req__param(q, "input[%zu].output[%d]", item, k),
+                                    "tool output part type %s is not supported", relay_resp_req__show(q, type));
       }
     }
   } else if (!relay_jdoc_is_null(d, out)) {
-    return rq_fail(q, rq_param(q, "input[%zu].output", item), "tool output must be a string or an array of parts");
+    return relay_resp_req__fail(q, relay_resp_req__param(q, "input[%zu].output", item),
+                                "tool output must be a string or an array of parts");
   }
   relay_buf_t *m = &q->msgs;
   if ((rc = rq_flush(q)) || (rc = rq_msg_open(q, "tool"))) return rc;
@@ -424,13 +385,14 @@ static int rq_reasoning_parts(rq_t *q, int arr, const char *type_name, size_t it
   relay_jdoc_t *d = &q->d;
   if (relay_jdoc_is_null(d, arr)) return 0;
   if (!relay_jdoc_is_array(d, arr))
-    return rq_fail(q, rq_param(q, "input[%zu].%s", item, member), "reasoning %s must be an array", member);
+    return relay_resp_req__fail(q, relay_resp_req__param(q, "input[%zu].%s", item, member),
+                                "reasoning %s must be an array", member);
   int p = arr + 1;
   for (int k = 0; k < d->tok[arr].size; k++, p = relay_jdoc_next(d, p)) {
     int type = relay_jdoc_get(d, p, "type"), t = relay_jdoc_get(d, p, "text");
     if (!relay_jdoc_str_is(d, type, type_name) || !relay_jdoc_is_string(d, t))
-      return rq_fail(q, rq_param(q, "input[%zu].%s[%d]", item, member, k), "a reasoning %s part must be {\"type\":\"%s\",\"text\":...}",
-                     member, type_name);
+      return relay_resp_req__fail(q, relay_resp_req__param(q, "input[%zu].%s[%d]", item, member, k),
+                                  "a reasoning %s part must be {\"type\":\"%s\",\"text\":...}", member, type_name);
     if (q->text.len && rq_put(&q->text, "\\n")) return RELAY_RESP_ENOMEM;
     if (relay_jdoc_copy_body(d, t, &q->text)) return RELAY_RESP_ENOMEM;
   }
@@ -464,12 +426,12 @@ static int rq_reasoning(rq_t *q, int it, size_t item) {
 static int rq_item(rq_t *q, int it, size_t item) {
   relay_jdoc_t *d = &q->d;
   if (!relay_jdoc_is_object(d, it))
-    return rq_fail(q, rq_param(q, "input[%zu]", item), "an input item must be an object");
+    return relay_resp_req__fail(q, relay_resp_req__param(q, "input[%zu]", item), "an input item must be an object");
   int type = relay_jdoc_get(d, it, "type");
   q->r->n_items++;
   if (type < 0 && relay_jdoc_get(d, it, "role") >= 0) return rq_message(q, it, item);
   if (!relay_jdoc_is_string(d, type))
-    return rq_fail(q, rq_param(q, "input[%zu].type", item), "an input item needs a type");
+    return relay_resp_req__fail(q, relay_resp_req__param(q, "input[%zu].type", item), "an input item needs a type");
   if (relay_jdoc_str_is(d, type, "message")) return rq_message(q, it, item);
   if (relay_jdoc_str_is(d, type, "function_call")) return rq_tool_call(q, it, item, 0);
   if (relay_jdoc_str_is(d, type, "custom_tool_call")) return rq_tool_call(q, it, item, 1);
@@ -477,9 +439,10 @@ static int rq_item(rq_t *q, int it, size_t item) {
     return rq_tool_output(q, it, item);
   if (relay_jdoc_str_is(d, type, "reasoning")) return rq_reasoning(q, it, item);
   if (relay_jdoc_str_is(d, type, "item_reference"))
-    return rq_fail(q, rq_param(q, "input[%zu].type", item),
-                   "item_reference is not supported: oss-relay is stateless; send the items themselves");
-  return rq_fail(q, rq_param(q, "input[%zu].type", item), "input item type %s is not supported", rq_show(q, type));
+    return relay_resp_req__fail(q, relay_resp_req__param(q, "input[%zu].type", item),
+                                "item_reference is not supported: oss-relay is stateless; send the items themselves");
+  return relay_resp_req__fail(q, relay_resp_req__param(q, "input[%zu].type", item),
+                              "input item type %s is not supported", relay_resp_req__show(q, type));
 }
 
 static int rq_input(rq_t *q, int input) {
@@ -492,198 +455,11 @@ static int rq_input(rq_t *q, int input) {
     return 0;
   }
   if (relay_jdoc_is_null(d, input)) return 0;
-  if (!relay_jdoc_is_array(d, input)) return rq_fail(q, "input", "input must be a string or an array of items");
+  if (!relay_jdoc_is_array(d, input))
+    return relay_resp_req__fail(q, "input", "input must be a string or an array of items");
   int it = input + 1;
   for (int k = 0; k < d->tok[input].size; k++, it = relay_jdoc_next(d, it))
     if ((rc = rq_item(q, it, (size_t)k))) return rc;
-  return 0;
-}
-
-/* ---- tools --------------------------------------------------------------- */
-
-/* Remember a tool offered upstream: its flattened name is in q->tmp. */
-static int rq_map_tool(rq_t *q, int ns, int name, relay_resp_tool_kind_t kind, const char *param) {
-  relay_resp_req_t *r = q->r;
-  if (r->ntools >= RELAY_RESP_MAX_TOOLS)
-    return rq_fail(q, param, "more than %d tools", RELAY_RESP_MAX_TOOLS);
-  if (r->ntools % 16 == 0) {
-    relay_resp_tool_t *t = realloc(r->tools, (r->ntools + 16) * sizeof *t);
-    if (!t) return RELAY_RESP_ENOMEM;
-    r->tools = t;
-  }
-  relay_resp_tool_t *t = &r->tools[r->ntools++];
-  memset(t, 0, sizeof *t);
-  t->kind = kind;
-  t->chat_off = r->names.len;
-  t->chat_len = q->tmp.len;
-  if (relay_buf_append(&r->names, q->tmp.data, q->tmp.len)) return RELAY_RESP_ENOMEM;
-  t->name_off = t->chat_off;
-  t->name_len = t->chat_len;
-  if (relay_jdoc_is_string(&q->d, ns)) {
-    t->ns_off = r->names.len;
-    if (relay_jdoc_decode(&q->d, ns, &r->names)) return RELAY_RESP_ENOMEM;
-    t->ns_len = r->names.len - t->ns_off;
-    t->name_off = r->names.len;
-    if (relay_jdoc_decode(&q->d, name, &r->names)) return RELAY_RESP_ENOMEM;
-    t->name_len = r->names.len - t->name_off;
-  }
-  return 0;
-}
-
-/* The parameters of a freeform tool: one string, described with the
- * tool's grammar so that the model can still follow it. */
-static int rq_custom_params(rq_t *q, relay_buf_t *b, int tool, const char *param) {
-  relay_jdoc_t *d = &q->d;
-  int fmt = relay_jdoc_get(d, tool, "format");
-  if (rq_put(b, ",\"parameters\":{\"type\":\"object\",\"properties\":{\"input\":{\"type\":\"string\","
-                "\"description\":\"The raw input text of this freeform tool (not JSON)."))
-    return RELAY_RESP_ENOMEM;
-  if (!relay_jdoc_is_null(d, fmt)) {
-    int ft = relay_jdoc_get(d, fmt, "type");
-    if (!relay_jdoc_is_object(d, fmt) || !relay_jdoc_is_string(d, ft))
-      return rq_fail(q, param, "a custom tool's format must be an object with a type");
-    if (relay_jdoc_str_is(d, ft, "grammar")) {
-      int syn = relay_jdoc_get(d, fmt, "syntax"), def = relay_jdoc_get(d, fmt, "definition");
-      if (!relay_jdoc_is_string(d, def)) return rq_fail(q, param, "a grammar format needs a string definition");
-      if (rq_put(b, " It must follow this ")) return RELAY_RESP_ENOMEM;
-      if (relay_jdoc_is_string(d, syn) && (relay_jdoc_copy_body(d, syn, b) || rq_put(b, " ")))
-        return RELAY_RESP_ENOMEM;
-      if (rq_put(b, "grammar:\\n") || relay_jdoc_copy_body(d, def, b)) return RELAY_RESP_ENOMEM;
-    } else if (!relay_jdoc_str_is(d, ft, "text")) {
-      return rq_fail(q, param, "custom tool format type %s is not supported", rq_show(q, ft));
-    }
-  }
-  return rq_put(b, "\"}},\"required\":[\"input\"],\"additionalProperties\":false}");
-}
-
-/* A function or custom tool (ns: its namespace token, or -1) as a chat
- * function tool. */
-static int rq_tool_fn(rq_t *q, relay_buf_t *b, int tool, int ns, int custom, const char *param) {
-  relay_jdoc_t *d = &q->d;
-  int name = relay_jdoc_get(d, tool, "name"), desc = relay_jdoc_get(d, tool, "description");
-  int params = relay_jdoc_get(d, tool, "parameters"), strict = relay_jdoc_get(d, tool, "strict");
-  int rc = rq_flat_name(q, ns, name, param);
-  if (rc) return rc;
-  if (!relay_jdoc_is_null(d, desc) && !relay_jdoc_is_string(d, desc))
-    return rq_fail(q, param, "a tool description must be a string");
-  if (!custom && !relay_jdoc_is_null(d, params) && !relay_jdoc_is_object(d, params))
-    return rq_fail(q, param, "a function's parameters must be an object");
-  if (!custom && !relay_jdoc_is_null(d, strict) && !relay_jdoc_is_bool(d, strict))
-    return rq_fail(q, param, "strict must be a boolean");
-  if ((b->len && rq_put(b, ",")) || rq_put(b, "{\"type\":\"function\",\"function\":{\"name\":") ||
-      rq_put_escaped(b, q->tmp.data, q->tmp.len))
-    return RELAY_RESP_ENOMEM;
-  if (relay_jdoc_is_string(d, desc) && (rq_put(b, ",\"description\":") || rq_put_str(q, b, desc)))
-    return RELAY_RESP_ENOMEM;
-  if (custom) rc = rq_custom_params(q, b, tool, param);
-  else if (relay_jdoc_is_object(d, params)) rc = rq_put(b, ",\"parameters\":") || rq_put_raw(q, b, params);
-  else rc = rq_put(b, ",\"parameters\":{\"type\":\"object\",\"properties\":{}}");
-  if (rc) return rc < 0 ? rc : RELAY_RESP_ENOMEM;
-  if (!custom && relay_jdoc_is_bool(d, strict) && (rq_put(b, ",\"strict\":") || rq_put_raw(q, b, strict)))
-    return RELAY_RESP_ENOMEM;
-  if (rq_put(b, "}}")) return RELAY_RESP_ENOMEM;
-  return rq_map_tool(q, ns, name, custom ? RELAY_RESP_TOOL_CUSTOM : RELAY_RESP_TOOL_FUNCTION, param);
-}
-
-/* One entry of tools[] (ns >= 0: inside that namespace). Hosted and
- * unknown tool types are left out and noted. */
-static int rq_tool(rq_t *q, relay_buf_t *b, int tool, int ns, const char *param) {
-  relay_jdoc_t *d = &q->d;
-  int type = relay_jdoc_get(d, tool, "type");
-  if (!relay_jdoc_is_object(d, tool) || !relay_jdoc_is_string(d, type))
-    return rq_fail(q, param, "a tool must be an object with a type");
-  if (relay_jdoc_str_is(d, type, "function")) return rq_tool_fn(q, b, tool, ns, 0, param);
-  if (relay_jdoc_str_is(d, type, "custom")) return rq_tool_fn(q, b, tool, ns, 1, param);
-  if (relay_jdoc_str_is(d, type, "namespace")) {
-    int name = relay_jdoc_get(d, tool, "name"), list = relay_jdoc_get(d, tool, "tools");
-    if (ns >= 0) return rq_fail(q, param, "namespaces cannot be nested");
-    if (!relay_jdoc_is_string(d, name)) return rq_fail(q, param, "a namespace needs a string name");
-    if (!relay_jdoc_is_array(d, list)) return rq_fail(q, param, "a namespace needs a tools array");
-    char inner[96];
-    int t = list + 1, rc;
-    for (int k = 0; k < d->tok[list].size; k++, t = relay_jdoc_next(d, t)) {
-      snprintf(inner, sizeof inner, "%s.tools[%d]", param, k);
-      if ((rc = rq_tool(q, b, t, name, inner))) return rc;
-    }
-    return 0;
-  }
-  q->r->n_dropped_tools++;
-  return rq_note(q, "dropped tool", type);
-}
-
-static int rq_tools(rq_t *q, int tools, relay_buf_t *b) {
-  relay_jdoc_t *d = &q->d;
-  if (relay_jdoc_is_null(d, tools)) return 0;
-  if (!relay_jdoc_is_array(d, tools)) return rq_fail(q, "tools", "tools must be an array");
-  int t = tools + 1, rc;
-  for (int k = 0; k < d->tok[tools].size; k++, t = relay_jdoc_next(d, t))
-    if ((rc = rq_tool(q, b, t, -1, rq_param(q, "tools[%d]", k)))) return rc;
-  return 0;
-}
-
-typedef struct rq_sort_s {
-  const char *name;
-  size_t len;
-  relay_resp_tool_t tool;
-} rq_sort_t;
-
-static int rq_name_cmp(const char *a, size_t al, const char *b, size_t bl) {
-  int c = memcmp(a, b, al < bl ? al : bl);
-  return c ? c : (al > bl) - (al < bl);
-}
-
-static int rq_sort_cmp(const void *pa, const void *pb) {
-  const rq_sort_t *a = pa, *b = pb;
-  return rq_name_cmp(a->name, a->len, b->name, b->len);
-}
-
-/* Sort the map by upstream name for relay_resp_req_tool(); two tools with
- * one upstream name could not be told apart, so that is refused. */
-static int rq_sort_tools(rq_t *q) {
-  relay_resp_req_t *r = q->r;
-  if (r->ntools < 2) return 0;
-  rq_sort_t *s = malloc(r->ntools * sizeof *s);
-  if (!s) return RELAY_RESP_ENOMEM;
-  for (size_t i = 0; i < r->ntools; i++) {
-    s[i].name = r->names.data + r->tools[i].chat_off;
-    s[i].len = r->tools[i].chat_len;
-    s[i].tool = r->tools[i];
-  }
-  qsort(s, r->ntools, sizeof *s, rq_sort_cmp);
-  int rc = 0;
-  for (size_t i = 0; i < r->ntools; i++) {
-    r->tools[i] = s[i].tool;
-    if (i && rc == 0 && rq_sort_cmp(&s[i - 1], &s[i]) == 0)
-      rc = rq_fail(q, "tools", "tool name %.*s is offered twice", (int)(s[i].len > 64 ? 64 : s[i].len), s[i].name);
-  }
-  free(s);
-  return rc;
-}
-
-/* tool_choice in the chat form; the request's own form is kept to echo. */
-static int rq_tool_choice(rq_t *q, int tc, relay_buf_t *b) {
-  relay_jdoc_t *d = &q->d;
-  if (relay_jdoc_is_null(d, tc)) return 0;
-  if (rq_put_raw(q, &q->r->tool_choice, tc)) return RELAY_RESP_ENOMEM;
-  if (relay_jdoc_is_string(d, tc)) {
-    if (!relay_jdoc_str_is(d, tc, "auto") && !relay_jdoc_str_is(d, tc, "none") && !relay_jdoc_str_is(d, tc, "required"))
-      return rq_fail(q, "tool_choice", "tool_choice %s is not supported (auto, none, required)", rq_show(q, tc));
-    return rq_put_raw(q, b, tc);
-  }
-  int type = relay_jdoc_get(d, tc, "type");
-  if (!relay_jdoc_is_object(d, tc) || !relay_jdoc_is_string(d, type))
-    return rq_fail(q, "tool_choice", "tool_choice must be a string or an object with a type");
-  if (!relay_jdoc_str_is(d, type, "function") && !relay_jdoc_str_is(d, type, "custom"))
-    return rq_fail(q, "tool_choice", "tool_choice type %s is not supported (function, custom; hosted tools are not offered upstream)",
-                   rq_show(q, type));
-  int ns = relay_jdoc_get(d, tc, "namespace");
-  if (!relay_jdoc_is_null(d, ns) && !relay_jdoc_is_string(d, ns))
-    return rq_fail(q, "tool_choice.namespace", "namespace must be a string");
-  int rc = rq_flat_name(q, ns, relay_jdoc_get(d, tc, "name"), "tool_choice.name");
-  if (rc) return rc;
-  if (rq_put(b, "{\"type\":\"function\",\"function\":{\"name\":") || rq_put_escaped(b, q->tmp.data, q->tmp.len) ||
-      rq_put(b, "}}"))
-    return RELAY_RESP_ENOMEM;
   return 0;
 }
 
@@ -715,7 +491,8 @@ static int rq_walk_top(rq_t *q, rq_top_t *t) {
     if (i < sizeof names / sizeof names[0]) continue;
     for (i = 0; i < sizeof ignored / sizeof ignored[0]; i++)
       if (relay_jdoc_str_is(d, k, ignored[i])) break;
-    if (i == sizeof ignored / sizeof ignored[0] && rq_note(q, "ignored member", k)) return RELAY_RESP_ENOMEM;
+    if (i == sizeof ignored / sizeof ignored[0] && relay_resp_req__note(q, "ignored member", k))
+      return RELAY_RESP_ENOMEM;
   }
   return 0;
 }
@@ -723,17 +500,19 @@ static int rq_walk_top(rq_t *q, rq_top_t *t) {
 static int rq_stateless(rq_t *q, const rq_top_t *t) {
   relay_jdoc_t *d = &q->d;
   if (!relay_jdoc_is_null(d, t->previous))
-    return rq_fail(q, "previous_response_id",
-                   "previous_response_id is not supported: oss-relay is stateless and stores no responses; "
-                   "send the whole conversation in input");
+    return relay_resp_req__fail(q, "previous_response_id",
+                                "previous_response_id is not supported: oss-relay is stateless and stores no "
+                                "responses; send the whole conversation in input");
   if (!relay_jdoc_is_null(d, t->conversation))
-    return rq_fail(q, "conversation",
-                   "conversation is not supported: oss-relay is stateless; send the whole conversation in input");
+    return relay_resp_req__fail(q, "conversation",
+                                "conversation is not supported: oss-relay is stateless; send the whole "
+                                "conversation in input");
   if (t->background >= 0 && !relay_jdoc_is_null(d, t->background) &&
       (!relay_jdoc_is_bool(d, t->background) || relay_jdoc_is_true(d, t->background)))
-    return rq_fail(q, "background", "background responses are not supported: oss-relay is stateless");
+    return relay_resp_req__fail(q, "background", "background responses are not supported: oss-relay is stateless");
   if (!relay_jdoc_is_null(d, t->prompt))
-    return rq_fail(q, "prompt", "stored prompts are not supported: oss-relay is stateless; send the text in input");
+    return relay_resp_req__fail(q, "prompt",
+                                "stored prompts are not supported: oss-relay is stateless; send the text in input");
   return 0;
 }
 
@@ -743,22 +522,22 @@ static int rq_scalars(rq_t *q, const rq_top_t *t, relay_buf_t *o) {
   relay_resp_req_t *r = q->r;
   int64_t n;
   if (!relay_jdoc_is_null(d, t->stream) && !relay_jdoc_is_bool(d, t->stream))
-    return rq_fail(q, "stream", "stream must be a boolean");
+    return relay_resp_req__fail(q, "stream", "stream must be a boolean");
   r->stream = relay_jdoc_is_true(d, t->stream);
   if (!relay_jdoc_is_null(d, t->parallel) && !relay_jdoc_is_bool(d, t->parallel))
-    return rq_fail(q, "parallel_tool_calls", "parallel_tool_calls must be a boolean");
+    return relay_resp_req__fail(q, "parallel_tool_calls", "parallel_tool_calls must be a boolean");
   if (!relay_jdoc_is_null(d, t->parallel)) r->parallel_tool_calls = relay_jdoc_is_true(d, t->parallel);
   if (!relay_jdoc_is_null(d, t->temperature) && !relay_jdoc_is_number(d, t->temperature))
-    return rq_fail(q, "temperature", "temperature must be a number");
+    return relay_resp_req__fail(q, "temperature", "temperature must be a number");
   if (!relay_jdoc_is_null(d, t->top_p) && !relay_jdoc_is_number(d, t->top_p))
-    return rq_fail(q, "top_p", "top_p must be a number");
+    return relay_resp_req__fail(q, "top_p", "top_p must be a number");
   if (!relay_jdoc_is_null(d, t->max_output) && (relay_jdoc_int(d, t->max_output, &n) || n < 1))
-    return rq_fail(q, "max_output_tokens", "max_output_tokens must be a positive integer");
+    return relay_resp_req__fail(q, "max_output_tokens", "max_output_tokens must be a positive integer");
   if (!relay_jdoc_is_null(d, t->reasoning) && !relay_jdoc_is_object(d, t->reasoning))
-    return rq_fail(q, "reasoning", "reasoning must be an object");
+    return relay_resp_req__fail(q, "reasoning", "reasoning must be an object");
   int effort = relay_jdoc_get(d, t->reasoning, "effort");
   if (!relay_jdoc_is_null(d, effort) && !relay_jdoc_is_string(d, effort))
-    return rq_fail(q, "reasoning.effort", "reasoning.effort must be a string");
+    return relay_resp_req__fail(q, "reasoning.effort", "reasoning.effort must be a string");
   if (!relay_jdoc_is_null(d, effort) && (rq_put(o, ",\"reasoning_effort\":") || rq_put_str(q, o, effort)))
     return RELAY_RESP_ENOMEM;
   if (!relay_jdoc_is_null(d, t->max_output) &&
@@ -777,20 +556,21 @@ static int rq_scalars(rq_t *q, const rq_top_t *t, relay_buf_t *o) {
 static int rq_text_format(rq_t *q, int text, relay_buf_t *o) {
   relay_jdoc_t *d = &q->d;
   if (relay_jdoc_is_null(d, text)) return 0;
-  if (!relay_jdoc_is_object(d, text)) return rq_fail(q, "text", "text must be an object");
+  if (!relay_jdoc_is_object(d, text)) return relay_resp_req__fail(q, "text", "text must be an object");
   int f = relay_jdoc_get(d, text, "format");
   if (relay_jdoc_is_null(d, f)) return 0;
   int type = relay_jdoc_get(d, f, "type");
   if (!relay_jdoc_is_object(d, f) || !relay_jdoc_is_string(d, type))
-    return rq_fail(q, "text.format", "text.format must be an object with a type");
+    return relay_resp_req__fail(q, "text.format", "text.format must be an object with a type");
   if (relay_jdoc_str_is(d, type, "text")) return 0;
   if (relay_jdoc_str_is(d, type, "json_object")) return rq_put(o, ",\"response_format\":{\"type\":\"json_object\"}");
   if (!relay_jdoc_str_is(d, type, "json_schema"))
-    return rq_fail(q, "text.format.type", "text.format type %s is not supported", rq_show(q, type));
+    return relay_resp_req__fail(q, "text.format.type", "text.format type %s is not supported",
+                                relay_resp_req__show(q, type));
   int name = relay_jdoc_get(d, f, "name"), schema = relay_jdoc_get(d, f, "schema");
   int desc = relay_jdoc_get(d, f, "description"), strict = relay_jdoc_get(d, f, "strict");
   if (!relay_jdoc_is_string(d, name) || !relay_jdoc_is_object(d, schema))
-    return rq_fail(q, "text.format", "a json_schema format needs a string name and an object schema");
+    return relay_resp_req__fail(q, "text.format", "a json_schema format needs a string name and an object schema");
   if (rq_put(o, ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":") ||
       rq_put_str(q, o, name) || rq_put(o, ",\"schema\":") || rq_put_raw(q, o, schema))
     return RELAY_RESP_ENOMEM;
@@ -813,7 +593,7 @@ static int rq_translate(rq_t *q, relay_buf_t *out) {
   relay_buf_init(&tail);
   if ((rc = rq_walk_top(q, &t)) || (rc = rq_stateless(q, &t))) goto done;
   if (!relay_jdoc_is_null(d, t.model) && !relay_jdoc_is_string(d, t.model)) {
-    rc = rq_fail(q, "model", "model must be a string");
+    rc = relay_resp_req__fail(q, "model", "model must be a string");
     goto done;
   }
   if (relay_jdoc_is_string(d, t.model) && relay_jdoc_copy_body(d, t.model, &r->model)) {
@@ -821,11 +601,12 @@ static int rq_translate(rq_t *q, relay_buf_t *out) {
     goto done;
   }
   if (!relay_jdoc_is_null(d, t.instructions) && !relay_jdoc_is_string(d, t.instructions)) {
-    rc = rq_fail(q, "instructions", "instructions must be a string");
+    rc = relay_resp_req__fail(q, "instructions", "instructions must be a string");
     goto done;
   }
   if ((rc = rq_scalars(q, &t, &tail)) || (rc = rq_text_format(q, t.text, &tail))) goto done;
-  if ((rc = rq_tools(q, t.tools, &tools)) || (rc = rq_sort_tools(q)) || (rc = rq_tool_choice(q, t.tool_choice, &choice)))
+  if ((rc = relay_resp_req__tools(q, t.tools, &tools)) || (rc = relay_resp_req__sort_tools(q)) ||
+      (rc = relay_resp_req__tool_choice(q, t.tool_choice, &choice)))
     goto done;
   size_t ilen = 0;
   if (relay_jdoc_is_string(d, t.instructions)) relay_jdoc_body(d, t.instructions, &ilen);
@@ -839,7 +620,7 @@ static int rq_translate(rq_t *q, relay_buf_t *out) {
   }
   if ((rc = rq_input(q, t.input)) || (rc = rq_flush(q))) goto done;
   if (!r->n_messages) {
-    rc = rq_fail(q, "input", "the request has no input");
+    rc = relay_resp_req__fail(q, "input", "the request has no input");
     goto done;
   }
   rc = RELAY_RESP_ENOMEM;
@@ -885,13 +666,13 @@ int relay_resp_req_translate(relay_resp_req_t *r, const relay_resp_req_opts_t *o
   int rc = relay_jdoc_parse(&q.d, body, len, RELAY_RESP_MAX_TOKENS);
   if (rc == RELAY_ENOMEM) rc = RELAY_RESP_ENOMEM;
   else if (rc == RELAY_ETOOMANY)
-    rc = rq_fail(&q, NULL, "the request body has more than %d JSON values", RELAY_RESP_MAX_TOKENS);
+    rc = relay_resp_req__fail(&q, NULL, "the request body has more than %d JSON values", RELAY_RESP_MAX_TOKENS);
   else if (rc == RELAY_ETOODEEP)
-    rc = rq_fail(&q, NULL, "the request body is nested more than %d deep", RELAY_JSON_MAX_NESTING);
+    rc = relay_resp_req__fail(&q, NULL, "the request body is nested more than %d deep", RELAY_JSON_MAX_NESTING);
   else if (rc)
-    rc = rq_fail(&q, NULL, "the request body is not valid JSON");
+    rc = relay_resp_req__fail(&q, NULL, "the request body is not valid JSON");
   else if (!relay_jdoc_is_object(&q.d, 0))
-    rc = rq_fail(&q, NULL, "the request body must be a JSON object");
+    rc = relay_resp_req__fail(&q, NULL, "the request body must be a JSON object");
   else
     rc = rq_translate(&q, out);
   if (rc) out->len = old;
