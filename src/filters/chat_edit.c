@@ -76,7 +76,7 @@ void relay_chat__apply_edits(relay_chat_t *chat, const char *doc, size_t len, re
   for (size_t i = 0; i < chat->nedits; i++) {
     const chat_edit_t *e = &chat->edits[i];
     chat_put(chat, out, doc + pos, e->start - pos);
-    chat_put(chat, out, chat->edits_buf.data + e->off, e->len);
+    if (e->len) chat_put(chat, out, chat->edits_buf.data + e->off, e->len); /* removals carry no text */
     pos = e->end;
   }
   chat_put(chat, out, doc + pos, len - pos);
