@@ -40,6 +40,9 @@ int relay_head_on_target(relay_head_t *h, const char *at, size_t len) {
 }
 
 static int relay_head_grow(relay_head_t *h) {
+  /* A field's name and value are offsets into bytes: bytes must exist even
+   * when every field so far is empty, so that no offset is taken from NULL. */
+  if (!h->bytes.data && relay_buf_reserve(&h->bytes, 1)) return RELAY_ENOMEM;
   if (h->n < h->cap) return 0;
   size_t cap = h->cap ? h->cap * 2 : 16;
   relay_header_t *p = realloc(h->hdrs, cap * sizeof *p);

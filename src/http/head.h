@@ -38,13 +38,12 @@ int relay_head_on_value(relay_head_t *h, const char *at, size_t len);
 /* Add a complete field (used for synthesized heads). */
 int relay_head_add(relay_head_t *h, const char *name, const char *value, size_t value_len);
 
-/* A head whose fields are all empty has stored no bytes (data is NULL): its
- * names and values are "" then, never an offset from NULL. */
+/* bytes is allocated whenever there is a field (relay_head_grow). */
 static inline const char *relay_head_name(const relay_head_t *h, size_t i) {
-  return h->bytes.data ? h->bytes.data + h->hdrs[i].name_off : "";
+  return h->bytes.data + h->hdrs[i].name_off;
 }
 static inline const char *relay_head_value(const relay_head_t *h, size_t i) {
-  return h->bytes.data ? h->bytes.data + h->hdrs[i].value_off : "";
+  return h->bytes.data + h->hdrs[i].value_off;
 }
 static inline const char *relay_head_target(const relay_head_t *h) {
   return h->bytes.data ? h->bytes.data + h->target_off : "";
