@@ -13,105 +13,13 @@
 
 #include "jdoc.h"
 #include "relay/json_splice.h"
+#include "relay/utf8.h"
 
 #define ENC_ENOMEM RELAY_RESP_ENC_ENOMEM
-
-/* ---- UTF-8 --------------------------------------------------------------- */
-
-static const char enc_fffd[] = "\xEF\xBF\xBD";
-
-/* The sequence at p (n bytes available), by the Unicode well-formedness
- * table (no overlongs, no surrogates, nothing past U+10FFFF). Returns its
- * length when complete and valid; 0 when the n bytes are a valid start of
- * one that needs more; -1 when invalid, with *adv the maximal valid prefix
- * (at least 1) to replace with one U+FFFD. */
-static int enc_utf8_seq(const unsigned char *p, size_t n, size_t *adv) {
-  unsigned char c = p[0];
-  int len;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) len = 2;
-  else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    *adv = 1;
-    return -1;
-  }
-  for (int k = 1; k < len; k++) {
-    if ((size_t)k >= n) return 0;
-    unsigned char b = p[k];
-    if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) {
-      *adv = (size_t)k;
-      return -1;
-    }
-  }
-  return len;
-}
-
-/* Append the valid UTF-8 of pend + s to out: invalid bytes become U+FFFD,
- * and an incomplete sequence at the end waits in pend for the next delta.
- * ASCII runs are copied whole. */
-static int enc_utf8_clean(relay_resp_item_t *it, const char *s, size_t n, relay_buf_t *out) {
-  const unsigned char *u = (const unsigned char *)s;
-  size_t i = 0, adv = 0;
-  if (it->pend_len) {
-    unsigned char tmp[8];
-    size_t have = it->pend_len, take = n < 4 ? n : 4;
-    memcpy(tmp, it->pend, have);
-    memcpy(tmp + have, u, take);
-    int r = enc_utf8_seq(tmp, have + take, &adv);
-    if (r == 0) {
-      memcpy(it->pend, tmp, have + take);
-      it->pend_len = have + take;
-      return 0;
-    }
-    it->pend_len = 0;
-    if (r > 0 ? relay_buf_append(out, tmp, (size_t)r) : relay_buf_append(out, enc_fffd, 3)) return ENC_ENOMEM;
-    i = (r > 0 ? (size_t)r : adv) - have;
-  }
-  while (i < n) {
-    size_t run = i;
-    while (run < n && u[run] < 0x80) run++;
-    if (run > i && relay_buf_append(out, s + i, run - i)) return ENC_ENOMEM;
-    i = run;
-    if (i >= n) break;
-    int r = enc_utf8_seq(u + i, n - i, &adv);
-    if (r == 0) {
-      memcpy(it->pend, u + i, n - i);
-      it->pend_len = n - i;
-      break;
-    }
-    if (r > 0 ? relay_buf_append(out, s + i, (size_t)r) : relay_buf_append(out, enc_fffd, 3)) return ENC_ENOMEM;
-    i += r > 0 ? (size_t)r : adv;
-  }
-  return 0;
-}
 
 /* ---- small writers ------------------------------------------------------- */
 
 static int enc_put(relay_buf_t *b, const char *s) { return relay_buf_append_str(b, s) ? ENC_ENOMEM : 0; }
-
-/* Whether s is valid UTF-8 through to its end. */
-static int enc_utf8_valid(const char *s, size_t n) {
-  const unsigned char *u = (const unsigned char *)s;
-  size_t adv;
-  for (size_t i = 0; i < n;) {
-    if (u[i] < 0x80) {
-      i++;
-      continue;
-    }
-    int r = enc_utf8_seq(u + i, n - i, &adv);
-    if (r <= 0) return 0;
-    i += (size_t)r;
-  }
-  return 1;
-}
 
 /* A JSON string. Item text is clean already; names, ids and messages from
  * the upstream (or the client) may not be: those are cleaned here, so that
@@ -119,15 +27,12 @@ static int enc_utf8_valid(const char *s, size_t n) {
 static int enc_str(relay_buf_t *b, const char *s, size_t n) {
   int rc = 0;
   if (relay_buf_append(b, "\"", 1)) return ENC_ENOMEM;
-  if (enc_utf8_valid(s, n)) {
+  if (relay_utf8_valid(s, n)) {
     rc = relay_json_escape(b, s, n);
   } else {
-    relay_resp_item_t tmp;
     relay_buf_t clean;
     relay_buf_init(&clean);
-    tmp.pend_len = 0;
-    rc = enc_utf8_clean(&tmp, s, n, &clean) || (tmp.pend_len && relay_buf_append(&clean, enc_fffd, 3)) ||
-         relay_json_escape(b, clean.data ? clean.data : "", clean.len);
+    rc = relay_utf8_clean_all(s, n, &clean) || relay_json_escape(b, clean.data ? clean.data : "", clean.len);
     relay_buf_dispose(&clean);
   }
   if (rc || relay_buf_append(b, "\"", 1)) return ENC_ENOMEM;
@@ -138,15 +43,12 @@ static int enc_str(relay_buf_t *b, const char *s, size_t n) {
  * ASCII, so cleaning the bytes cleans the text. */
 static int enc_body(relay_buf_t *b, const relay_buf_t *body) {
   const char *s = body->data ? body->data : "";
-  if (enc_utf8_valid(s, body->len))
+  if (relay_utf8_valid(s, body->len))
     return relay_buf_append(b, "\"", 1) || relay_buf_append(b, s, body->len) || relay_buf_append(b, "\"", 1) ? ENC_ENOMEM : 0;
-  relay_resp_item_t tmp;
   relay_buf_t clean;
   relay_buf_init(&clean);
-  tmp.pend_len = 0;
-  int rc = enc_utf8_clean(&tmp, s, body->len, &clean) || (tmp.pend_len && relay_buf_append(&clean, enc_fffd, 3)) ||
-           relay_buf_append(b, "\"", 1) || relay_buf_append(b, clean.data ? clean.data : "", clean.len) ||
-           relay_buf_append(b, "\"", 1);
+  int rc = relay_utf8_clean_all(s, body->len, &clean) || relay_buf_append(b, "\"", 1) ||
+           relay_buf_append(b, clean.data ? clean.data : "", clean.len) || relay_buf_append(b, "\"", 1);
   relay_buf_dispose(&clean);
   return rc ? ENC_ENOMEM : 0;
 }
@@ -327,7 +229,7 @@ static int enc_seal(relay_resp_enc_t *e, size_t i, const char *status) {
 static int enc_append(relay_resp_enc_t *e, size_t i, const char *s, size_t n, size_t *before) {
   relay_resp_item_t *it = &e->items[i];
   *before = it->text.len;
-  if (enc_utf8_clean(it, s, n, &it->text)) return ENC_ENOMEM;
+  if (relay_utf8_clean(&it->tail, s, n, &it->text)) return ENC_ENOMEM;
   e->text_bytes += it->text.len - *before;
   if (e->text_bytes > e->opts.max_output) {
     char m[128];
@@ -341,10 +243,8 @@ static int enc_append(relay_resp_enc_t *e, size_t i, const char *s, size_t n, si
 static int enc_flush_pend(relay_resp_enc_t *e, size_t i, size_t *before) {
   relay_resp_item_t *it = &e->items[i];
   *before = it->text.len;
-  if (!it->pend_len) return 0;
-  it->pend_len = 0;
-  if (relay_buf_append(&it->text, enc_fffd, 3)) return ENC_ENOMEM;
-  e->text_bytes += 3;
+  if (relay_utf8_finish(&it->tail, &it->text)) return ENC_ENOMEM;
+  e->text_bytes += it->text.len - *before;
   return 0;
 }
 
@@ -386,8 +286,8 @@ static int enc_custom_input(relay_resp_enc_t *e, relay_resp_item_t *it) {
       else {
         it->text.len = 0;
         size_t before;
-        it->pend_len = 0;
-        if (enc_utf8_clean(it, e->scratch.data ? e->scratch.data : "", e->scratch.len, &it->text) ||
+        it->tail.n = 0;
+        if (relay_utf8_clean(&it->tail, e->scratch.data ? e->scratch.data : "", e->scratch.len, &it->text) ||
             enc_flush_pend(e, (size_t)(it - e->items), &before))
           rc = ENC_ENOMEM;
       }

@@ -58,6 +58,7 @@
 
 #include "chat_chunk.h"
 #include "relay/buf.h"
+#include "relay/utf8.h"
 #include "responses_request.h"
 
 #define RELAY_RESP_ENC_ENOMEM -2
@@ -95,8 +96,7 @@ typedef struct relay_resp_item_s {
   relay_buf_t name;         /* the chat name, then the name reported */
   relay_buf_t call_id;
   relay_buf_t json;         /* the item as it goes in the final output */
-  unsigned char pend[4];    /* a UTF-8 sequence split at the end of a delta */
-  size_t pend_len;
+  relay_utf8_tail_t tail;   /* a UTF-8 sequence split at the end of a delta */
 } relay_resp_item_t;
 
 typedef struct relay_resp_enc_s {
