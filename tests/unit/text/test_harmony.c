@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "cuts.h"
 #include "harmony_ref.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -236,6 +237,7 @@ static void variant(variant_ctx_t *v, const size_t *cuts, size_t ncuts) {
   }
   sink_close(&s);
 }
+static void variant_cb(void *v, const size_t *cuts, size_t ncuts) { variant(v, cuts, ncuts); }
 
 #define PAIR_LIMIT 200
 
@@ -266,23 +268,7 @@ static void check_text(const char *name, const char *text, size_t len, const exp
   sink_close(&ref);
 
   variant_ctx_t v = {name, text, len, &want, 0};
-  size_t cuts[2];
-  for (size_t a = 0; a <= len; a++) {
-    cuts[0] = a;
-    variant(&v, cuts, 1);
-  }
-  if (len <= PAIR_LIMIT) {
-    for (size_t a = 1; a < len; a++)
-      for (size_t b = a + 1; b < len; b++) {
-        cuts[0] = a;
-        cuts[1] = b;
-        variant(&v, cuts, 2);
-      }
-  }
-  size_t *all = malloc((len ? len : 1) * sizeof *all);
-  for (size_t k = 0; k + 1 < len; k++) all[k] = k + 1;
-  variant(&v, all, len ? len - 1 : 0);
-  free(all);
+  for_each_cut(len, PAIR_LIMIT, variant_cb, &v);
   if (v.mismatches) fprintf(stderr, "case %s: %d cut variants differ\n", name, v.mismatches);
   CHECK(v.mismatches == 0);
   sink_close(&whole);

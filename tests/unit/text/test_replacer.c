@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "cuts.h"
 #include "harmony_rules.h"
 
 #define RULE(from, pat, repl, to) \
@@ -186,6 +187,7 @@ static void variant(variant_ctx_t *v, const size_t *cuts, size_t ncuts) {
   }
   sink_close(&s);
 }
+static void variant_cb(void *v, const size_t *cuts, size_t ncuts) { variant(v, cuts, ncuts); }
 
 #define PAIR_LIMIT 300
 
@@ -211,23 +213,7 @@ static void check_rules_text(const char *name, const relay_rule_t *rules, size_t
   if (expect_canon) CHECK_STR(whole.canon.data, whole.canon.len, expect_canon);
 
   variant_ctx_t v = {name, rs, text, len, expect, expect_len, &whole.canon, 0};
-  size_t cuts[2];
-  for (size_t a = 0; a <= len; a++) {
-    cuts[0] = a;
-    variant(&v, cuts, 1);
-  }
-  if (len <= PAIR_LIMIT) {
-    for (size_t a = 0; a <= len; a++)
-      for (size_t b = a; b <= len; b++) {
-        cuts[0] = a;
-        cuts[1] = b;
-        variant(&v, cuts, 2);
-      }
-  }
-  size_t *all = malloc((len ? len : 1) * sizeof *all);
-  for (size_t k = 0; k + 1 < len; k++) all[k] = k + 1;
-  variant(&v, all, len ? len - 1 : 0);
-  free(all);
+  for_each_cut(len, PAIR_LIMIT, variant_cb, &v);
   if (v.mismatches) fprintf(stderr, "case %s: %d cut variants differ\n", name, v.mismatches);
   CHECK(v.mismatches == 0);
 
